@@ -1,0 +1,1 @@
+"""Capture: fetch pages and their requisites and write them as WARC records."""

@@ -1,0 +1,131 @@
+"""Capture pages with their requisites into one open WARC file.
+
+Each page is fetched (following redirects, each hop recorded as its own
+exchange), described if it is HTML, and then every resource it needs to
+render is fetched too: stylesheets, scripts, images, and what the stylesheets
+import or reference. One fetch per URL per capture.
+
+A page that cannot be fetched at all is bad input and stops the capture (the
+caller discards the WARC). A requisite that cannot be fetched is noted in
+``errors`` and the capture goes on. An HTTP error answer (404, 500) is not a
+failure: archives keep error answers like any other response.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+from preserve.capture.fetch import Exchange, fetch
+from preserve.capture.links import css_links, html_requisites
+from preserve.capture.warc import WarcFile, warc_date
+from preserve.config import CaptureSettings
+from preserve.describe import EXTRACTOR, EXTRACTOR_VERSION, decode_html, describe
+from preserve.errors import BadInput, PreserveError
+
+MAX_REDIRECTS = 10
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+@dataclass(frozen=True)
+class Response:
+    """One response that went into the WARC."""
+
+    url: str
+    status: int
+    mime: str
+    bytes: int
+    role: str  # "page", "redirect" or "requisite"
+
+
+@dataclass
+class CrawlResult:
+    """What a capture wrote, and what it could not fetch."""
+
+    pages: int = 0
+    responses: list[Response] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(response.bytes for response in self.responses)
+
+
+def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFile) -> CrawlResult:
+    """Fetch each seed page and its requisites into ``warc``."""
+    result = CrawlResult()
+    seen: set[str] = set()
+    requisites: deque[str] = deque()
+    for seed in seeds:
+        page, response_id = _fetch_following(seed, settings, warc, result, seen, role="page")
+        result.pages += 1
+        requisites.extend(_links(page, response_id, warc))
+        page.close()
+    while requisites:
+        url = requisites.popleft()
+        if url in seen:
+            continue
+        try:
+            resource, response_id = _fetch_following(url, settings, warc, result, seen,
+                                                     role="requisite")
+        except PreserveError as exc:
+            result.errors.append(str(exc))
+            continue
+        requisites.extend(_links(resource, response_id, warc))
+        resource.close()
+    return result
+
+
+def description_document(exchange: Exchange, html: str) -> dict[str, Any]:
+    """The JSON of a page's ``metadata`` record."""
+    described = describe(html, exchange.url)
+    return {
+        "url": exchange.url,
+        "capture_time": warc_date(exchange.date),
+        **described.as_dict(),
+        "text_sha256": described.text_sha256,
+        "extractor": EXTRACTOR,
+        "extractor_version": EXTRACTOR_VERSION,
+    }
+
+
+def _fetch_following(url: str, settings: CaptureSettings, warc: WarcFile, result: CrawlResult,
+                     seen: set[str], role: str) -> tuple[Exchange, str]:
+    """Fetch url and follow redirects, writing every hop.
+
+    Returns the last exchange and its response record ID. A redirect to a URL
+    this capture already holds is not followed again.
+    """
+    for _hop in range(MAX_REDIRECTS + 1):
+        seen.add(url)
+        exchange = fetch(url, settings)
+        response_id = warc.write_exchange(exchange)
+        target = exchange.location
+        result.responses.append(Response(url, exchange.status, exchange.mime,
+                                         exchange.response_size, "redirect" if target else role))
+        if target is None:
+            return exchange, response_id
+        next_url = urldefrag(urljoin(url, target)).url
+        if next_url in seen:
+            return exchange, response_id
+        exchange.close()
+        url = next_url
+    raise BadInput(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _links(exchange: Exchange, response_id: str, warc: WarcFile) -> list[str]:
+    """Requisites of an HTML page (after writing its description) or of a stylesheet."""
+    if exchange.body is None:
+        return []
+    if exchange.mime == "text/css":
+        return css_links(exchange.body.decode("utf-8", errors="replace"), exchange.url)
+    if exchange.mime not in HTML_TYPES:
+        return []
+    html = decode_html(exchange.body, exchange.header("Content-Type"))
+    if 200 <= exchange.status < 300:
+        warc.write_metadata(exchange.url, exchange.date, response_id,
+                            description_document(exchange, html))
+    return html_requisites(html, exchange.url)

@@ -1,0 +1,105 @@
+"""Find the embedded resources of HTML pages and stylesheets.
+
+Page requisites are what a browser loads to show a page: stylesheets, scripts,
+images (``src`` and ``srcset``), media sources, icons, and everything a
+stylesheet pulls in with ``url()`` or ``@import``, in ``<style>`` elements and
+``style`` attributes too. Hyperlinks to other pages are not requisites.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urldefrag, urljoin
+
+# rel values of <link> whose href a browser loads to render the page.
+_REQUISITE_RELS = {"stylesheet", "icon", "shortcut", "apple-touch-icon", "preload",
+                   "modulepreload", "manifest", "mask-icon"}
+_SRC_TAGS = {"img", "script", "input", "source", "video", "audio", "track", "embed", "iframe",
+             "frame"}
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.IGNORECASE)
+_CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+
+
+def css_links(css: str, base: str) -> list[str]:
+    """Absolute URLs of everything a stylesheet imports or references."""
+    return _absolute(_css_references(css), base)
+
+
+def html_requisites(html: str, base: str) -> list[str]:
+    """Absolute URLs of the page requisites of an HTML document, in document order."""
+    parser = _RequisiteParser()
+    parser.feed(html)
+    parser.close()
+    if parser.base_href:
+        base = urljoin(base, parser.base_href)
+    return _absolute(parser.found, base)
+
+
+def _css_references(css: str) -> list[str]:
+    """The URLs a piece of CSS names, as written, imports first."""
+    css = _CSS_COMMENT.sub("", css)
+    return [next(group for group in match.groups() if group is not None)
+            for pattern in (_CSS_IMPORT, _CSS_URL) for match in pattern.finditer(css)]
+
+
+def _srcset(value: str) -> list[str]:
+    return [candidate.split()[0] for candidate in value.split(",") if candidate.split()]
+
+
+def _absolute(urls: list[str], base: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for raw in urls:
+        raw = raw.strip()
+        if not raw or raw.startswith(("data:", "javascript:", "about:", "#", "blob:")):
+            continue
+        url = urldefrag(urljoin(base, raw)).url
+        if url.startswith(("http://", "https://")):
+            seen.setdefault(url, None)
+    return list(seen)
+
+
+class _RequisiteParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self.base_href: str | None = None
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "base" and values.get("href") and self.base_href is None:
+            self.base_href = values["href"]
+        elif tag == "link":
+            rels = set(values.get("rel", "").lower().split())
+            if rels & _REQUISITE_RELS and values.get("href"):
+                self.found.append(values["href"])
+        elif tag in _SRC_TAGS:
+            is_image_button = tag != "input" or values.get("type", "").lower() == "image"
+            if is_image_button and values.get("src"):
+                self.found.append(values["src"])
+        elif tag == "object" and values.get("data"):
+            self.found.append(values["data"])
+        if tag == "video" and values.get("poster"):
+            self.found.append(values["poster"])
+        if values.get("srcset"):
+            self.found.extend(_srcset(values["srcset"]))
+        if tag == "body" and values.get("background"):
+            self.found.append(values["background"])
+        if values.get("style"):
+            self._add_css(values["style"])
+        if tag == "style":
+            self._in_style = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self._add_css(data)
+
+    def _add_css(self, css: str) -> None:
+        # Inline CSS is relative to the page: resolved later against the same base.
+        self.found.extend(_css_references(css))

@@ -1,0 +1,22 @@
+"""The catalog: an index of what storage holds, rebuilt from it if need be."""
+
+from preserve.catalog.engine import migrate, open_engine
+from preserve.catalog.lookups import (
+    Snapshot,
+    StoredFile,
+    captures_of,
+    nearest_capture,
+    stored_files,
+)
+from preserve.catalog.records import record_warc_file
+
+__all__ = [
+    "Snapshot",
+    "StoredFile",
+    "captures_of",
+    "migrate",
+    "nearest_capture",
+    "open_engine",
+    "record_warc_file",
+    "stored_files",
+]

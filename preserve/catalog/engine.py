@@ -1,0 +1,74 @@
+"""Open the catalog database and bring its schema up to date.
+
+SQLite is the embedded default; the same code runs on PostgreSQL. On SQLite
+every transaction starts with ``BEGIN IMMEDIATE`` so two writers queue instead
+of both reading the ledger head and then colliding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from preserve.errors import CatalogError, ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def open_engine(url: str) -> Engine:
+    """An engine on the catalog database at url, migrated to the newest schema."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database URL {url!r} is not valid") from exc
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = _sqlite_engine(url, parsed.database)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except NoSuchModuleError as exc:
+        raise ConfigError(f"database URL {parsed!r}: no driver for this database") from exc
+    except ImportError as exc:
+        raise ConfigError(f"database URL {parsed!r}: driver not installed ({exc.name})") from exc
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Run every migration the database has not had yet."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise CatalogError(f"catalog {engine.url!r}: cannot open or migrate: {reason}") from exc
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

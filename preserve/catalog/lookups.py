@@ -1,0 +1,99 @@
+"""Read side of the catalog: captures of a URL, the nearest one, stored files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, select
+
+from preserve.catalog.schema import captures, copies, descriptions, warc_files
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One capture with where its record lives and what its page says."""
+
+    id: int
+    url: str
+    capture_time: datetime
+    collection: str
+    record_type: str
+    status: int | None
+    mime: str | None
+    payload_digest: str | None
+    warc_key: str
+    offset: int
+    length: int
+    title: str | None
+    publisher: str | None
+    author: str | None
+    published: str | None
+    language: str | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A catalogued WARC file and the locations holding a verified copy."""
+
+    id: int
+    key: str
+    collection: str
+    sha256: str
+    size: int
+    locations: tuple[str, ...]
+
+
+def _snapshots() -> Select[Any]:
+    return (
+        select(
+            captures.c.id, captures.c.url, captures.c.capture_time, captures.c.collection,
+            captures.c.record_type, captures.c.status, captures.c.mime,
+            captures.c.payload_digest, warc_files.c.key.label("warc_key"), captures.c.offset,
+            captures.c.length, descriptions.c.title, descriptions.c.publisher,
+            descriptions.c.author, descriptions.c.published, descriptions.c.language,
+            descriptions.c.text,
+        )
+        .join(warc_files, warc_files.c.id == captures.c.warc_file_id)
+        .outerjoin(descriptions, descriptions.c.capture_id == captures.c.id)
+    )
+
+
+def captures_of(connection: Connection, surt: str) -> list[Snapshot]:
+    """Every capture with this SURT key, oldest first."""
+    query = _snapshots().where(captures.c.surt == surt).order_by(
+        captures.c.capture_time, captures.c.id)
+    return [Snapshot(**row._mapping) for row in connection.execute(query)]
+
+
+def nearest_capture(connection: Connection, surt: str, at: datetime | None) -> Snapshot | None:
+    """The capture closest in time to ``at`` (the latest when ``at`` is None)."""
+    base = _snapshots().where(captures.c.surt == surt)
+    latest_first = (captures.c.capture_time.desc(), captures.c.id.desc())
+    if at is None:
+        row = connection.execute(base.order_by(*latest_first).limit(1)).first()
+        return Snapshot(**row._mapping) if row else None
+    before = connection.execute(
+        base.where(captures.c.capture_time <= at).order_by(*latest_first).limit(1)).first()
+    after = connection.execute(
+        base.where(captures.c.capture_time > at)
+        .order_by(captures.c.capture_time, captures.c.id).limit(1)).first()
+    candidates = [Snapshot(**row._mapping) for row in (before, after) if row is not None]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda snap: abs((snap.capture_time - at).total_seconds()))
+
+
+def stored_files(connection: Connection) -> list[StoredFile]:
+    """Every catalogued WARC file with its verified locations, in key order."""
+    locations: dict[int, list[str]] = {}
+    for file_id, location in connection.execute(
+        select(copies.c.warc_file_id, copies.c.location).order_by(copies.c.location)
+    ):
+        locations.setdefault(file_id, []).append(location)
+    rows = connection.execute(select(
+        warc_files.c.id, warc_files.c.key, warc_files.c.collection, warc_files.c.sha256,
+        warc_files.c.size).order_by(warc_files.c.key))
+    return [StoredFile(*row, locations=tuple(locations.get(row.id, ()))) for row in rows]

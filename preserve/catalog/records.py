@@ -1,0 +1,60 @@
+"""Write side of the catalog: record one stored WARC file and its index."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select
+
+from preserve.catalog.schema import captures, copies, descriptions, warc_files
+from preserve.index import WarcIndex
+
+
+def record_warc_file(connection: Connection, *, key: str, collection: str, sha256: str,
+                     size: int, source: str, created_at: datetime,
+                     verified: Mapping[str, datetime], index: WarcIndex) -> int:
+    """Insert the file, its verified copies, its captures and descriptions; return its id."""
+    file_id = int(connection.execute(insert(warc_files).values(
+        key=key, collection=collection, sha256=sha256, size=size, records=index.records,
+        source=source, created_at=created_at,
+    )).inserted_primary_key[0])
+    connection.execute(insert(copies), [
+        {"warc_file_id": file_id, "location": location, "verified_at": when}
+        for location, when in verified.items()
+    ])
+    if index.captures:
+        connection.execute(insert(captures), [
+            {"warc_file_id": file_id, "collection": collection, "url": entry.url,
+             "surt": entry.surt, "capture_time": entry.capture_time,
+             "record_type": entry.record_type, "record_id": entry.record_id,
+             "status": entry.status, "mime": entry.mime,
+             "payload_digest": entry.payload_digest, "offset": entry.offset,
+             "length": entry.length}
+            for entry in index.captures
+        ])
+    ids = dict(connection.execute(
+        select(captures.c.record_id, captures.c.id).where(captures.c.warc_file_id == file_id)
+    ).tuples().all())
+    rows = [_description_row(ids[entry.describes], entry.record_id, entry.offset, entry.length,
+                             entry.fields)
+            for entry in index.descriptions if entry.describes in ids]
+    if rows:
+        connection.execute(insert(descriptions), rows)
+    return file_id
+
+
+def _description_row(capture_id: int, record_id: str, offset: int, length: int,
+                     fields: Mapping[str, object]) -> dict[str, object]:
+    def text(name: str) -> str | None:
+        value = fields.get(name)
+        return None if value is None else str(value)
+
+    return {
+        "capture_id": capture_id, "record_id": record_id, "offset": offset, "length": length,
+        "title": text("title"), "publisher": text("publisher"), "author": text("author"),
+        "published": text("published"), "language": text("language"),
+        "text": text("text") or "", "text_sha256": text("text_sha256") or "",
+        "extractor": text("extractor") or "unknown",
+        "extractor_version": text("extractor_version") or "",
+    }

@@ -1,0 +1,115 @@
+"""The catalog's tables (SQLAlchemy Core). Migrations in ``migrations/`` build them.
+
+The catalog is an index: every row here can be rebuilt from the WARC files in
+storage. Times are stored as naive UTC and handed back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as naive UTC on every database, returned with tzinfo=UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("catalog times must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+warc_files = Table(
+    "warc_files", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(512), nullable=False, unique=True),
+    Column("collection", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+copies = Table(
+    "copies", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("warc_file_id", Integer, ForeignKey("warc_files.id"), nullable=False),
+    Column("location", String(100), nullable=False),
+    Column("verified_at", UTCDateTime, nullable=False),
+    UniqueConstraint("warc_file_id", "location", name="uq_copies_file_location"),
+)
+
+captures = Table(
+    "captures", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("warc_file_id", Integer, ForeignKey("warc_files.id"), nullable=False),
+    Column("collection", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("surt", Text, nullable=False),
+    Column("capture_time", UTCDateTime, nullable=False),
+    Column("record_type", String(20), nullable=False),
+    Column("record_id", String(100), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("mime", String(200), nullable=True),
+    Column("payload_digest", String(100), nullable=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Index("ix_captures_surt_time", "surt", "capture_time"),
+    Index("ix_captures_payload_digest", "payload_digest"),
+)
+
+descriptions = Table(
+    "descriptions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("capture_id", Integer, ForeignKey("captures.id"), nullable=False, unique=True),
+    Column("record_id", String(100), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("title", Text, nullable=True),
+    Column("publisher", Text, nullable=True),
+    Column("author", Text, nullable=True),
+    Column("published", String(40), nullable=True),
+    Column("language", String(40), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("text_sha256", String(64), nullable=False),
+    Column("extractor", String(100), nullable=False),
+    Column("extractor_version", String(40), nullable=False),
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("object", Text, nullable=False),
+    Column("digest", String(100), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,317 @@
+"""The ``preserve`` command: parse, call one function, print. No logic.
+
+Exit status: 0 done, 1 a check found problems (or an operation failed),
+2 bad usage or bad input. Errors are one line on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from preserve import __version__, demo, ledger, retrieve
+from preserve.catalog import Snapshot, open_engine
+from preserve.config import Settings, load_settings
+from preserve.describe import decode_html, describe
+from preserve.errors import BadInput, PreserveError
+from preserve.fingerprint import iter_chunks
+from preserve.fixity import run_fixity
+from preserve.jobs import CaptureReport, run_capture, stores_for
+from preserve.policy import load_policy
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to generate docs/cli.md)."""
+    parser = argparse.ArgumentParser(
+        prog="preserve",
+        description="Archival ingest and preservation: capture, describe, store, retrieve, "
+                    "audit.")
+    parser.add_argument("--version", action="version", version=f"preserve {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    capture = commands.add_parser("capture", help="capture pages and their resources now")
+    capture.add_argument("urls", nargs="+", metavar="URL")
+    capture.add_argument("--collection", help="collection to file the capture in "
+                         "(required unless --policy names one)")
+    capture.add_argument("--policy", type=Path, help="policy file whose collection, copies "
+                         "and capture limits apply")
+    capture.add_argument("--max-resource-bytes", type=int, metavar="N",
+                         help="refuse a body larger than N bytes (default 100 MiB)")
+    capture.add_argument("--timeout", type=float, metavar="SECONDS",
+                         help="network timeout per request (default 30)")
+    _json_flag(capture)
+
+    get = commands.add_parser("get", help="the capture of a URL nearest in time")
+    get.add_argument("url", metavar="URL")
+    get.add_argument("--at", type=_datetime_arg, metavar="DATETIME",
+                     help="ISO 8601 date/time or 14-digit timestamp (default: latest)")
+    form = get.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="metadata as JSON")
+    form.add_argument("--text", action="store_true", help="the extracted main text")
+    form.add_argument("--payload", action="store_true",
+                      help="the original response body, byte for byte")
+    form.add_argument("--record", action="store_true",
+                      help="the WARC record as stored (a one-record .warc.gz)")
+    get.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="write to FILE instead of standard output")
+
+    listing = commands.add_parser("list", help="every capture of a URL, oldest first")
+    listing.add_argument("url", metavar="URL")
+    _json_flag(listing)
+
+    describe_cmd = commands.add_parser("describe", help="extract text and metadata from HTML")
+    describe_cmd.add_argument("file", nargs="?", default="-", metavar="FILE",
+                              help="HTML file, or - for standard input (default)")
+    describe_cmd.add_argument("--url", help="the page's URL (helps resolve the publisher)")
+    _json_flag(describe_cmd, "always JSON; accepted for symmetry")
+
+    fixity = commands.add_parser("fixity", help="fixity audits")
+    fixity_commands = fixity.add_subparsers(dest="fixity_command", required=True,
+                                            metavar="COMMAND")
+    fixity_run = fixity_commands.add_parser(
+        "run", help="re-hash every stored copy against the catalog; exit 1 on any problem")
+    _json_flag(fixity_run)
+
+    ledger_cmd = commands.add_parser("ledger", help="the hash-chained event log")
+    ledger_commands = ledger_cmd.add_subparsers(dest="ledger_command", required=True,
+                                                metavar="COMMAND")
+    verify = ledger_commands.add_parser("verify", help="prove no entry was changed, removed "
+                                        "or reordered; exit 1 if one was")
+    _json_flag(verify)
+
+    demo_cmd = commands.add_parser("demo", help="offline walk-through: serve the bundled "
+                                   "reference page on loopback, archive, retrieve and audit it")
+    demo_cmd.set_defaults(json=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``preserve`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        handler = _HANDLERS[args.command]
+        return handler(args, settings)
+    except PreserveError as exc:
+        print(f"preserve: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("preserve: interrupted", file=sys.stderr)
+        return 130
+
+
+def _capture(args: argparse.Namespace, settings: Settings) -> int:
+    collection = args.collection
+    policy_name = "ad hoc (command line)"
+    copies: tuple[str, ...] = ()
+    if args.policy is not None:
+        policy = load_policy(args.policy)
+        collection = collection or policy.collection
+        policy_name = f"{policy.name} ({args.policy})"
+        copies = policy.preservation.copies
+        settings = settings.with_capture(**{
+            key: value for key, value in (
+                ("timeout_seconds", policy.capture.timeout_seconds),
+                ("max_resource_bytes", policy.capture.max_resource_bytes)) if value is not None})
+    if not collection:
+        raise BadInput("capture: --collection is required (or a --policy that names one)")
+    overrides = {key: value for key, value in (("timeout_seconds", args.timeout),
+                                               ("max_resource_bytes", args.max_resource_bytes))
+                 if value is not None}
+    for key, value in overrides.items():
+        if value <= 0:
+            raise BadInput(f"capture: --{key.replace('_seconds', '').replace('_', '-')} "
+                           "must be positive")
+    settings = settings.with_capture(**overrides)
+    engine = open_engine(settings.database_url)
+    report = run_capture(args.urls, collection=collection, settings=settings, engine=engine,
+                         policy=policy_name, copies=copies)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        _print_capture(report)
+    return 0
+
+
+def _get(args: argparse.Namespace, settings: Settings) -> int:
+    engine = open_engine(settings.database_url)
+    snapshot = retrieve.find_snapshot(engine, args.url, args.at)
+    if args.payload or args.record:
+        stores = {s.name: s for s in stores_for(settings, list(settings.locations))}
+        record = retrieve.read_record(engine, stores, snapshot)
+        chunks: Iterable[bytes] = (
+            [record] if args.record else iter_chunks(retrieve.read_payload(record).body))
+    elif args.text:
+        chunks = [((snapshot.text or "") + "\n").encode("utf-8")]
+    elif args.json:
+        chunks = [(_json(_snapshot_json(snapshot)) + "\n").encode("utf-8")]
+    else:
+        chunks = [_snapshot_summary(snapshot).encode("utf-8")]
+    out = _output(args.output)
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+    finally:
+        if args.output is not None:
+            out.close()
+    return 0
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    snapshots = retrieve.list_snapshots(open_engine(settings.database_url), args.url)
+    if not snapshots:
+        raise BadInput(f"{args.url}: no capture of this URL in the catalog")
+    if args.json:
+        _print_json({"url": args.url, "captures": [_snapshot_json(s) for s in snapshots]})
+        return 0
+    for snap in snapshots:
+        print(f"{snap.capture_time:%Y-%m-%d %H:%M:%S}Z  {snap.status or '-':>3}  "
+              f"{(snap.mime or '-'):<24} {snap.collection:<16} {snap.title or snap.url}")
+    return 0
+
+
+def _describe(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{args.file}: cannot read: {exc.strerror}") from exc
+    described = describe(decode_html(data), args.url)
+    _print_json({**described.as_dict(), "text_sha256": described.text_sha256})
+    return 0
+
+
+def _fixity(args: argparse.Namespace, settings: Settings) -> int:
+    engine = open_engine(settings.database_url)
+    stores = {s.name: s for s in stores_for(settings, list(settings.locations))}
+    show = not args.json and sys.stderr.isatty()
+
+    def progress(number: int, total: int, stored: Any) -> None:
+        if show:
+            print(f"\rchecked {number}/{total} objects", end="", file=sys.stderr, flush=True)
+
+    result = run_fixity(engine, stores, progress)
+    if show and result.objects:
+        print(file=sys.stderr)
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        print(f"fixity: {result.objects} objects, {result.copies} copies, "
+              f"{result.bytes} bytes checked: "
+              + ("all hold" if result.passed else f"{len(result.findings)} problems"))
+        for finding in result.findings:
+            print(f"  {finding}")
+    return 0 if result.passed else 1
+
+
+def _ledger(args: argparse.Namespace, settings: Settings) -> int:
+    engine = open_engine(settings.database_url)
+    with engine.connect() as connection:
+        check = ledger.verify(connection)
+    if args.json:
+        _print_json({"passed": check.passed, "entries": check.entries,
+                     "problems": check.problems})
+    else:
+        print(f"ledger: {check.entries} entries: "
+              + ("the chain holds" if check.passed else "; ".join(check.problems)))
+    return 0 if check.passed else 1
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    return demo.walkthrough(settings, print)
+
+
+_HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
+             "fixity": _fixity, "ledger": _ledger, "demo": _demo}
+
+
+def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def _datetime_arg(value: str) -> datetime:
+    text = value.strip()
+    try:
+        if text.isdigit() and 4 <= len(text) <= 14:
+            padded = text + "0101000000"[len(text) - 4:] if len(text) < 14 else text
+            moment = datetime.strptime(padded[:14], "%Y%m%d%H%M%S")
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date/time (use ISO 8601 or a 14-digit timestamp)") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _snapshot_json(snap: Snapshot) -> dict[str, Any]:
+    data = asdict(snap)
+    return {
+        "id": data["id"], "url": snap.url,
+        "capture_time": snap.capture_time.isoformat().replace("+00:00", "Z"),
+        "collection": snap.collection, "status": snap.status, "mime": snap.mime,
+        "publisher": snap.publisher, "title": snap.title, "author": snap.author,
+        "published": snap.published, "language": snap.language, "text": snap.text,
+        "payload_digest": snap.payload_digest, "record_type": snap.record_type,
+        "warc": {"key": snap.warc_key, "offset": snap.offset, "length": snap.length},
+    }
+
+
+def _snapshot_summary(snap: Snapshot) -> str:
+    lines = [
+        f"url        {snap.url}",
+        f"captured   {snap.capture_time.isoformat().replace('+00:00', 'Z')}  "
+        f"({snap.collection})",
+        f"status     {snap.status or '-'}  {snap.mime or ''}",
+    ]
+    for name in ("title", "publisher", "author", "published", "language"):
+        if value := getattr(snap, name):
+            lines.append(f"{name:<10} {value}")
+    lines.append(f"digest     {snap.payload_digest}")
+    lines.append(f"warc       {snap.warc_key} offset {snap.offset} length {snap.length}")
+    if snap.text:
+        excerpt = " ".join(snap.text.split())[:200]
+        lines.append(f"text       {len(snap.text)} characters: {excerpt}...")
+    return "\n".join(lines) + "\n"
+
+
+def _print_capture(report: CaptureReport) -> None:
+    resources = sum(1 for r in report.responses if r.role == "requisite")
+    print(f"captured {report.pages} page{'s' if report.pages != 1 else ''} and {resources} "
+          f"resources into collection {report.collection!r}: {report.records} WARC records, "
+          f"{report.bytes} bytes")
+    for response in report.responses:
+        if response.role != "requisite" or response.status >= 400:
+            note = "  (archived as answered)" if response.status >= 400 else ""
+            print(f"  {response.role:<9} {response.status}  {response.url}{note}")
+    for warc in report.warcs:
+        print(f"stored {warc['key']}\n  sha256 {warc['sha256']}  {warc['size']} bytes  "
+              f"verified in: {', '.join(warc['locations'])}")
+    for error in report.errors:
+        print(f"  not captured: {error}")
+
+
+def _output(path: Path | None) -> IO[bytes]:
+    if path is None:
+        return sys.stdout.buffer
+    try:
+        return path.open("wb")
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write: {exc.strerror}") from exc
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def _print_json(data: Any) -> None:
+    print(_json(data))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

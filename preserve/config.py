@@ -1,0 +1,211 @@
+"""Service settings: home folder, catalog database, storage locations, capture limits.
+
+Settings come from ``preserve.yaml`` (path from ``PRESERVE_CONFIG``, else
+``$PRESERVE_HOME/preserve.yaml``) and ``PRESERVE_*`` environment variables,
+which win over the file. This is the only module that reads the environment;
+everything else is handed a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from preserve import __version__
+from preserve.errors import ConfigError
+
+DEFAULT_HOME = "preserve-data"
+DEFAULT_LOCATION = "local"
+DEFAULT_MAX_RESOURCE_BYTES = 100 * 1024 * 1024
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_USER_AGENT = f"preserve/{__version__} (archival capture)"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+# Keys of preserve.yaml that this version reads; anything else is an error,
+# so a typo never silently falls back to a default.
+_TOP_KEYS = {"database", "policies", "storage", "capture", "operator"}
+_STORAGE_KEYS = {"locations", "default_copies"}
+_CAPTURE_KEYS = {"allow_private_addresses", "timeout_seconds", "max_resource_bytes", "user_agent"}
+_LOCATION_KEYS = {"type", "path"}
+
+
+@dataclass(frozen=True)
+class Location:
+    """A named storage location. This version knows the filesystem type."""
+
+    name: str
+    type: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """Limits and switches that apply to every capture."""
+
+    allow_private_addresses: bool = False
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES
+    user_agent: str = DEFAULT_USER_AGENT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know about where it lives and what it may do."""
+
+    home: Path
+    database_url: str
+    policies_dir: Path
+    locations: Mapping[str, Location]
+    default_copies: tuple[str, ...]
+    operator: str
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for WARC files being written; they leave it sealed or not at all."""
+        return self.home / "work"
+
+    def with_capture(self, **changes: Any) -> Settings:
+        """A copy with some capture settings changed (used by the CLI and the demo)."""
+        return replace(self, capture=replace(self.capture, **changes))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment and the optional preserve.yaml."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("PRESERVE_HOME") or DEFAULT_HOME).expanduser().absolute()
+    config_path = Path(env["PRESERVE_CONFIG"]) if env.get("PRESERVE_CONFIG") else None
+    if config_path is None and (home / "preserve.yaml").is_file():
+        config_path = home / "preserve.yaml"
+    data = _read_yaml(config_path) if config_path else {}
+    where = str(config_path) if config_path else "settings"
+    _check_keys(data, _TOP_KEYS, where, "")
+
+    storage = _section(data, "storage", _STORAGE_KEYS, where)
+    capture = _section(data, "capture", _CAPTURE_KEYS, where)
+
+    locations = _locations(storage.get("locations"), home, where)
+    copies = storage.get("default_copies", [DEFAULT_LOCATION])
+    if not isinstance(copies, list) or not copies or not all(isinstance(c, str) for c in copies):
+        raise ConfigError(f"{where}: storage.default_copies must be a non-empty list of names")
+    for name in copies:
+        if name not in locations:
+            raise ConfigError(f"{where}: storage.default_copies names unknown location {name!r}")
+
+    allow_private = _bool(capture.get("allow_private_addresses", False), where,
+                          "capture.allow_private_addresses")
+    if "PRESERVE_ALLOW_PRIVATE_ADDRESSES" in env:
+        allow_private = _bool(env["PRESERVE_ALLOW_PRIVATE_ADDRESSES"], "environment",
+                              "PRESERVE_ALLOW_PRIVATE_ADDRESSES")
+
+    capture_settings = CaptureSettings(
+        allow_private_addresses=allow_private,
+        timeout_seconds=_positive(capture.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
+                                  where, "capture.timeout_seconds"),
+        max_resource_bytes=int(_positive(
+            capture.get("max_resource_bytes", DEFAULT_MAX_RESOURCE_BYTES),
+            where, "capture.max_resource_bytes")),
+        user_agent=str(capture.get("user_agent", DEFAULT_USER_AGENT)),
+    )
+    database_url = (env.get("PRESERVE_DATABASE_URL") or data.get("database")
+                    or f"sqlite:///{home / 'catalog.db'}")
+    policies = Path(env.get("PRESERVE_POLICIES") or data.get("policies") or "policies")
+    operator = env.get("PRESERVE_OPERATOR") or data.get("operator") or _login_name()
+    return Settings(
+        home=home,
+        database_url=str(database_url),
+        policies_dir=policies,
+        locations=locations,
+        default_copies=tuple(copies),
+        operator=str(operator),
+        capture=capture_settings,
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read settings file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{line} not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: settings must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str, prefix: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(allowed))})"
+        )
+
+
+def _section(data: Mapping[str, Any], name: str, allowed: set[str], where: str) -> dict[str, Any]:
+    value = data.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {name} must be a mapping")
+    _check_keys(value, allowed, where, f"{name}.")
+    return value
+
+
+def _locations(raw: Any, home: Path, where: str) -> dict[str, Location]:
+    if raw is None:
+        return {DEFAULT_LOCATION: Location(DEFAULT_LOCATION, "filesystem", home / "objects")}
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{where}: storage.locations must be a mapping of named locations")
+    locations = {}
+    for name, spec in raw.items():
+        key = f"storage.locations.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping")
+        kind = spec.get("type")
+        if kind != "filesystem":
+            raise ConfigError(
+                f"{where}: {key}.type {kind!r} is not supported by this version "
+                "(supported: filesystem)"
+            )
+        _check_keys(spec, _LOCATION_KEYS, where, f"{key}.")
+        if not spec.get("path"):
+            raise ConfigError(f"{where}: {key}.path is required for a filesystem location")
+        locations[str(name)] = Location(str(name), kind, Path(spec["path"]).expanduser().absolute())
+    return locations
+
+
+def _bool(value: Any, where: str, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{where}: {key} must be true or false, not {value!r}")
+
+
+def _positive(value: Any, where: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}: {key} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

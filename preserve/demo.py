@@ -1,0 +1,144 @@
+"""The offline walk-through behind ``make run`` (an interface, like the CLI), and its site.
+
+:class:`LoopbackSite` serves a fixed set of routes on 127.0.0.1 (the bundled
+reference news page with its stylesheets, script and images). Tests use the
+same server. Each answer is sent in one write with ``Connection: close``, so
+clients do not stall on delayed ACKs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+
+from preserve import retrieve
+from preserve.catalog import open_engine
+from preserve.config import Settings
+from preserve.fixity import run_fixity
+from preserve.jobs import run_capture, stores_for
+
+REFERENCE_PATH = "/post/bachelet-ends-term-as-un-rights-chief-by-blasting-china-s-uyghur-genocide"
+_TYPES = {".css": "text/css", ".js": "text/javascript", ".png": "image/png",
+          ".jpg": "image/jpeg", ".html": "text/html; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One answer the site gives."""
+
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def reference_site() -> dict[str, Route]:
+    """The bundled reference page at :data:`REFERENCE_PATH` and every file it uses."""
+    site = resources.files("preserve") / "demo_site"
+    routes = {REFERENCE_PATH: Route((site / "post.html").read_bytes())}
+    for folder in ("static", "media"):
+        for item in (site / folder).iterdir():
+            suffix = "." + item.name.rsplit(".", 1)[-1]
+            routes[f"/{folder}/{item.name}"] = Route(item.read_bytes(), _TYPES[suffix])
+    return routes
+
+
+class LoopbackSite:
+    """A threaded HTTP server on 127.0.0.1 answering from a route table; 404 otherwise."""
+
+    def __init__(self, routes: Mapping[str, Route]) -> None:
+        self.routes = dict(routes)
+        self.requests: list[str] = []
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def __enter__(self) -> LoopbackSite:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler_for(site: LoopbackSite) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "preserve-demo"
+
+        def do_GET(self) -> None:
+            site.requests.append(self.path)
+            route = site.routes.get(self.path) or Route(b"<h1>Not found</h1>", status=404)
+            head = [f"HTTP/1.1 {route.status} {self.responses.get(route.status, ('',))[0]}",
+                    f"Content-Type: {route.content_type}",
+                    f"Content-Length: {len(route.body)}",
+                    "Connection: close",
+                    *(f"{name}: {value}" for name, value in route.headers)]
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + route.body)
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def walkthrough(settings: Settings, say: Callable[[str], None]) -> int:
+    """Serve the reference page on loopback, archive it, describe, retrieve and audit it."""
+    say(f"preserve walk-through: home is {settings.home}")
+    say(f"catalog: {settings.database_url}\n")
+    # Our own site on 127.0.0.1: the private-address guard is lifted for this capture only.
+    local = settings.with_capture(allow_private_addresses=True)
+    engine = open_engine(settings.database_url)
+    with LoopbackSite(reference_site()) as site:
+        url = site.url(REFERENCE_PATH)
+        say(f"1. capture  serving the reference news page at {url}")
+        report = run_capture([url], collection="demo", settings=local, engine=engine,
+                             policy="demo walk-through")
+    warc = report.warcs[0]
+    say(f"   fetched {report.pages} page and {len(report.responses) - report.pages} "
+        f"resources ({report.bytes} bytes) into {report.records} WARC records")
+    say(f"   stored {warc['key']}")
+    say(f"   sha256 {warc['sha256']}, {warc['size']} bytes, verified in: "
+        f"{', '.join(warc['locations'])}\n")
+
+    snapshot = retrieve.find_snapshot(engine, url)
+    say("2. describe  the metadata record written beside the page:")
+    for name in ("title", "publisher", "author", "published", "language"):
+        say(f"   {name:<10} {getattr(snapshot, name)}")
+    text = snapshot.text or ""
+    say(f"   text       {len(text)} characters, begins: {text[:90]}...\n")
+
+    stores = {store.name: store for store in stores_for(settings, list(settings.locations))}
+    record = retrieve.read_record(engine, stores, snapshot)
+    payload = retrieve.read_payload(record)
+    body = payload.body.read()
+    served = site.routes[REFERENCE_PATH].body
+    say(f"3. retrieve  `preserve get {url} --payload`")
+    say(f"   {len(body)} bytes, {'identical to' if body == served else 'DIFFERENT from'} "
+        "what the server sent")
+    say(f"   WARC record: {snapshot.warc_key} offset {snapshot.offset} "
+        f"length {snapshot.length} (read by range)\n")
+
+    result = run_fixity(engine, stores)
+    say("4. fixity  `preserve fixity run` re-hashes every stored copy:")
+    say(f"   {result.objects} objects, {result.copies} copies, {result.bytes} bytes: "
+        + ("all hold" if result.passed else f"{len(result.findings)} problems"))
+    for finding in result.findings:
+        say(f"   {finding}")
+    say("\nTry: .venv/bin/preserve list " + url)
+    say("     .venv/bin/preserve get " + url + " --text")
+    return 0 if result.passed else 1

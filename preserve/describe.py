@@ -1,0 +1,160 @@
+"""HTML -> main text, title, publisher, author, published date and language.
+
+Main text and most metadata come from trafilatura, a maintained extraction
+library; this module only decides the publisher (JSON-LD ``publisher``, then
+``og:site_name``, then other page metadata, then the host name) and the
+language (the document's declared language), which trafilatura leaves open.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import trafilatura
+from lxml import html as lxml_html
+
+from preserve.fingerprint import sha256_text
+
+EXTRACTOR = "trafilatura"
+EXTRACTOR_VERSION: str = trafilatura.__version__
+
+# Page metadata naming a publisher, after JSON-LD and og:site_name, best first.
+_PUBLISHER_META = ("og:site_name", "publisher", "dc.publisher", "dcterms.publisher",
+                   "citation_publisher", "application-name")
+_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a page says about itself, and its main text."""
+
+    text: str
+    title: str | None
+    publisher: str | None
+    author: str | None
+    published: str | None
+    language: str | None
+
+    @property
+    def text_sha256(self) -> str:
+        """SHA-256 of the main text's UTF-8 bytes."""
+        return sha256_text(self.text)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The description as the JSON ``preserve describe`` prints."""
+        return asdict(self)
+
+
+def decode_html(data: bytes, content_type: str | None = None) -> str:
+    """Decode HTML bytes: the HTTP charset, else a ``<meta charset>``, else UTF-8."""
+    candidates = []
+    if content_type and "charset=" in content_type.lower():
+        candidates.append(content_type.lower().split("charset=")[1].split(";")[0].strip(" \"'"))
+    if match := _CHARSET.search(data[:4096]):
+        candidates.append(match.group(1).decode("ascii").lower())
+    candidates.append("utf-8")
+    for charset in candidates:
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def describe(html: str, url: str | None = None) -> Description:
+    """Extract the main text and metadata of one HTML document."""
+    document = trafilatura.bare_extraction(
+        html, url=url, with_metadata=True, include_comments=False, include_tables=True,
+    )
+    found = document.as_dict() if document is not None else {}
+    tree = _parse(html)
+    return Description(
+        text=(found.get("text") or "").strip(),
+        title=_clean(found.get("title")),
+        publisher=_publisher(tree, url),
+        author=_clean(found.get("author")),
+        published=_clean(found.get("date")),
+        language=_language(tree),
+    )
+
+
+def _parse(html: str) -> Any:
+    try:
+        return lxml_html.document_fromstring(html.encode("utf-8"))
+    except (ValueError, lxml_html.etree.ParserError):
+        return None
+
+
+def _clean(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def _publisher(tree: Any, url: str | None) -> str | None:
+    if tree is not None:
+        for name in _json_ld_publishers(tree):
+            return name
+        metas = _meta_values(tree)
+        for key in _PUBLISHER_META:
+            if value := metas.get(key):
+                return value
+    if url:
+        host = urlsplit(url).hostname or ""
+        return host.removeprefix("www.") or None
+    return None
+
+
+def _json_ld_publishers(tree: Any) -> Iterator[str]:
+    for script in tree.xpath('//script[@type="application/ld+json"]'):
+        try:
+            data = json.loads(script.text_content())
+        except ValueError:
+            continue
+        for node in _walk(data):
+            publisher = node.get("publisher")
+            for candidate in publisher if isinstance(publisher, list) else [publisher]:
+                name = candidate.get("name") if isinstance(candidate, dict) else candidate
+                if isinstance(name, str) and (cleaned := _clean(name)):
+                    yield cleaned
+
+
+def _walk(data: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(data, dict):
+        yield data
+        for value in data.values():
+            if isinstance(value, dict | list):
+                yield from _walk(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _walk(item)
+
+
+def _meta_values(tree: Any) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for meta in tree.xpath("//meta[@content]"):
+        key = (meta.get("property") or meta.get("name") or "").strip().lower()
+        content = _clean(meta.get("content"))
+        if key and content:
+            values.setdefault(key, content)
+    return values
+
+
+def _language(tree: Any) -> str | None:
+    if tree is None:
+        return None
+    declared = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
+    if not declared:
+        for meta in tree.xpath("//meta[@http-equiv][@content]"):
+            if meta.get("http-equiv", "").lower() == "content-language":
+                declared = meta.get("content").split(",")[0]
+                break
+    if not declared:
+        declared = _meta_values(tree).get("og:locale", "").replace("_", "-")
+    return (declared or "").strip() or None

@@ -1,0 +1,132 @@
+"""Read a WARC file into index entries: one per capture, one per description.
+
+This is how the catalog learns what a WARC holds, for captures and imports
+alike, and how it can be rebuilt from storage: everything here comes from the
+records themselves (their headers, offsets and lengths, and the JSON of our
+``metadata`` records), nothing from the process that wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import surt as surt_lib
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
+
+from preserve.errors import WarcError
+
+CAPTURE_TYPES = ("response", "revisit", "resource")
+DESCRIPTION_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CaptureEntry:
+    """Where one captured URL lives in a WARC file."""
+
+    url: str
+    surt: str
+    capture_time: datetime
+    record_type: str
+    record_id: str
+    status: int | None
+    mime: str | None
+    payload_digest: str | None
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class DescriptionEntry:
+    """A description (``metadata`` record) and the response record it describes."""
+
+    describes: str
+    record_id: str
+    offset: int
+    length: int
+    fields: dict[str, Any]
+
+
+@dataclass
+class WarcIndex:
+    """Everything the catalog needs from one WARC file."""
+
+    records: int = 0
+    captures: list[CaptureEntry] = field(default_factory=list)
+    descriptions: list[DescriptionEntry] = field(default_factory=list)
+
+
+def surt_key(url: str) -> str:
+    """The SURT key of a URL, as pywb and CDX indexes write it."""
+    try:
+        return str(surt_lib.surt(url))
+    except (ValueError, TypeError, UnicodeError):
+        return url
+
+
+def parse_warc_date(value: str) -> datetime:
+    """A WARC-Date (W3C-DTF, UTC) as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
+    """Index every record of a WARC stream. ``name`` is used in error messages."""
+    index = WarcIndex()
+    iterator = ArchiveIterator(stream)
+    try:
+        for record in iterator:
+            index.records += 1
+            kind = record.rec_type
+            headers = record.rec_headers
+            if kind == "metadata" and _is_description(record):
+                fields = _read_json(record, name)
+                if fields is not None:
+                    index.descriptions.append(DescriptionEntry(
+                        describes=headers.get_header("WARC-Concurrent-To"),
+                        record_id=headers.get_header("WARC-Record-ID"),
+                        offset=iterator.get_record_offset(),
+                        length=iterator.get_record_length(),
+                        fields=fields,
+                    ))
+                continue
+            if kind not in CAPTURE_TYPES:
+                continue
+            url = headers.get_header("WARC-Target-URI")
+            http = record.http_headers
+            status = http.get_statuscode() if http is not None and kind != "resource" else None
+            mime = (http.get_header("Content-Type") if http is not None and kind != "resource"
+                    else headers.get_header("Content-Type"))
+            index.captures.append(CaptureEntry(
+                url=url,
+                surt=surt_key(url),
+                capture_time=parse_warc_date(headers.get_header("WARC-Date")),
+                record_type=kind,
+                record_id=headers.get_header("WARC-Record-ID"),
+                status=int(status) if status and str(status).isdigit() else None,
+                mime=mime.split(";")[0].strip().lower() if mime else None,
+                payload_digest=headers.get_header("WARC-Payload-Digest"),
+                offset=iterator.get_record_offset(),
+                length=iterator.get_record_length(),
+            ))
+    except (ArchiveLoadFailed, ValueError, EOFError, OSError) as exc:
+        raise WarcError(f"{name}: cannot read WARC record {index.records}: {exc}") from exc
+    return index
+
+
+def _is_description(record: Any) -> bool:
+    content_type = record.rec_headers.get_header("Content-Type") or ""
+    return (content_type.startswith("application/json")
+            and bool(record.rec_headers.get_header("WARC-Concurrent-To")))
+
+
+def _read_json(record: Any, name: str) -> dict[str, Any] | None:
+    data = record.content_stream().read(DESCRIPTION_LIMIT)
+    try:
+        fields = json.loads(data)
+    except ValueError as exc:
+        raise WarcError(f"{name}: metadata record {record.rec_headers.get_header('WARC-Record-ID')}"
+                        f" is not valid JSON") from exc
+    return fields if isinstance(fields, dict) and "extractor" in fields else None

@@ -1,0 +1,102 @@
+"""The append-only, hash-chained event log.
+
+Each entry is ``{seq, time, actor, event, object, digest, prev_hash, hash}``;
+``hash`` is the SHA-256 of the entry's other fields in canonical JSON, and
+``prev_hash`` is the previous entry's hash (64 zeros for the first). Changing,
+removing or reordering any entry breaks every hash after it, which
+:func:`verify` finds and names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, text
+
+from preserve.catalog.schema import ledger
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One event in the chain."""
+
+    seq: int
+    time: str
+    actor: str
+    event: str
+    object: str
+    digest: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class LedgerCheck:
+    """The result of walking the chain: passed, and what broke where."""
+
+    entries: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def entry_hash(seq: int, time: str, actor: str, event: str, object: str, digest: str,
+               prev_hash: str) -> str:
+    """SHA-256 of an entry's fields in canonical JSON."""
+    body = {"seq": seq, "time": time, "actor": actor, "event": event, "object": object,
+            "digest": digest, "prev_hash": prev_hash}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def append(connection: Connection, *, time: datetime, actor: str, event: str, object: str,
+           digest: str) -> LedgerEntry:
+    """Append one entry inside the caller's transaction."""
+    if connection.dialect.name == "postgresql":
+        # One appender at a time: the head read below must still be the head at insert.
+        connection.execute(text("LOCK TABLE ledger IN EXCLUSIVE MODE"))
+    head = connection.execute(
+        select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)
+    ).first()
+    seq = head.seq + 1 if head else 1
+    prev_hash = head.hash if head else GENESIS_HASH
+    stamp = time.isoformat()
+    entry = LedgerEntry(seq, stamp, actor, event, object, digest, prev_hash,
+                        entry_hash(seq, stamp, actor, event, object, digest, prev_hash))
+    connection.execute(insert(ledger).values(**asdict(entry)))
+    return entry
+
+
+def entries(connection: Connection) -> Iterator[LedgerEntry]:
+    """Every entry, in sequence order."""
+    for row in connection.execute(select(ledger).order_by(ledger.c.seq)):
+        yield LedgerEntry(**row._mapping)
+
+
+def verify(connection: Connection) -> LedgerCheck:
+    """Walk the chain; name the first entry that was changed, removed or reordered."""
+    check = LedgerCheck()
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    for entry in entries(connection):
+        check.entries += 1
+        if entry.seq != expected_seq:
+            check.problems.append(f"entry {expected_seq} is missing (next is {entry.seq})")
+        elif entry.prev_hash != prev_hash:
+            check.problems.append(f"entry {entry.seq} does not follow entry {entry.seq - 1}")
+        elif entry.hash != entry_hash(entry.seq, entry.time, entry.actor, entry.event,
+                                      entry.object, entry.digest, entry.prev_hash):
+            check.problems.append(f"entry {entry.seq} was altered: its hash does not match")
+        if check.problems:
+            break
+        prev_hash = entry.hash
+        expected_seq += 1
+    return check

@@ -1,0 +1,117 @@
+"""Catalog + storage -> a snapshot, its WARC record, its original payload.
+
+A record is read by its offset and length with a ranged read, never by
+scanning the file. Its block and payload digests are checked on the way out,
+so a damaged record is reported rather than served.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy import Engine, select
+from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import ChunkedDataReader
+from warcio.exceptions import ArchiveLoadFailed
+
+from preserve.catalog import Snapshot, captures_of, nearest_capture
+from preserve.catalog.schema import copies, warc_files
+from preserve.errors import NotFound, PreserveError, WarcError
+from preserve.fingerprint import iter_chunks
+from preserve.index import surt_key
+from preserve.storage import ObjectStore
+
+SPOOL_IN_MEMORY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Payload:
+    """The original response body and the headers that came with it."""
+
+    status: int | None
+    headers: list[tuple[str, str]]
+    body: IO[bytes]
+
+    @property
+    def content_type(self) -> str | None:
+        for name, value in self.headers:
+            if name.lower() == "content-type":
+                return value
+        return None
+
+
+def find_snapshot(engine: Engine, url: str, at: datetime | None = None) -> Snapshot:
+    """The capture of url nearest to ``at`` (default: the latest)."""
+    with engine.connect() as connection:
+        snapshot = nearest_capture(connection, surt_key(url), at)
+    if snapshot is None:
+        raise NotFound(f"{url}: no capture of this URL in the catalog")
+    return snapshot
+
+
+def list_snapshots(engine: Engine, url: str) -> list[Snapshot]:
+    """Every capture of url, oldest first."""
+    with engine.connect() as connection:
+        return captures_of(connection, surt_key(url))
+
+
+def read_record(engine: Engine, stores: Mapping[str, ObjectStore], snapshot: Snapshot) -> bytes:
+    """The stored bytes of the snapshot's WARC record (one gzip member), from the first good copy."""
+    with engine.connect() as connection:
+        locations = connection.execute(
+            select(copies.c.location).join(warc_files, warc_files.c.id == copies.c.warc_file_id)
+            .where(warc_files.c.key == snapshot.warc_key).order_by(copies.c.location)
+        ).scalars().all()
+    problems = []
+    for location in locations:
+        store = stores.get(location)
+        if store is None:
+            continue
+        try:
+            data = store.read_range(snapshot.warc_key, snapshot.offset, snapshot.length)
+            _check_record(data, snapshot)
+            return data
+        except PreserveError as exc:
+            problems.append(str(exc))
+    if not problems:
+        raise NotFound(f"{snapshot.warc_key}: no configured location holds a copy "
+                       f"(catalogued in: {', '.join(locations) or 'none'})")
+    raise WarcError("; ".join(problems))
+
+
+def read_payload(record: bytes) -> Payload:
+    """The response body of a record, transfer-encoding removed, content-encoding kept.
+
+    ``record`` comes from :func:`read_record`, which has already verified it.
+    """
+    body = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    parsed = next(iter(ArchiveIterator(io.BytesIO(record))))
+    http = parsed.http_headers
+    raw: Any = parsed.raw_stream
+    if http is not None and (http.get_header("Transfer-Encoding") or "").lower() == "chunked":
+        raw = ChunkedDataReader(raw, decomp_type=None)
+    for chunk in iter_chunks(raw):
+        body.write(chunk)
+    body.seek(0)
+    if http is None:
+        return Payload(None, [], body)
+    status = http.get_statuscode()
+    return Payload(int(status) if str(status).isdigit() else None, list(http.headers), body)
+
+
+def _check_record(data: bytes, snapshot: Snapshot) -> None:
+    """Raise :class:`WarcError` unless data is one whole record whose digests hold."""
+    where = f"{snapshot.warc_key} at offset {snapshot.offset}"
+    if len(data) != snapshot.length:
+        raise WarcError(f"{where}: record is truncated ({len(data)} of {snapshot.length} bytes)")
+    try:
+        record = next(iter(ArchiveIterator(io.BytesIO(data), check_digests="raise")))
+        for _chunk in iter_chunks(record.raw_stream):
+            pass  # reading to the end is what makes warcio check the digests
+    except (ArchiveLoadFailed, StopIteration, ValueError, OSError, EOFError) as exc:
+        raise WarcError(f"{where}: damaged record ({exc or 'unreadable'})") from exc

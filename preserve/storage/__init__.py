@@ -1,0 +1,17 @@
+"""Object storage: the protocol every backend keeps, and the backends."""
+
+from __future__ import annotations
+
+from preserve.config import Location
+from preserve.errors import ConfigError
+from preserve.storage.base import ObjectInfo, ObjectStore
+from preserve.storage.filesystem import FilesystemStore
+
+__all__ = ["FilesystemStore", "ObjectInfo", "ObjectStore", "open_store"]
+
+
+def open_store(location: Location) -> ObjectStore:
+    """The store for a configured location."""
+    if location.type == "filesystem":
+        return FilesystemStore(location.name, location.path)
+    raise ConfigError(f"storage location {location.name!r}: unsupported type {location.type!r}")

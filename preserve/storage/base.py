@@ -1,0 +1,50 @@
+"""The ObjectStore protocol: what every storage backend offers.
+
+Objects are immutable: a put names the SHA-256 the bytes must have, the store
+verifies it before the object becomes visible, and a key that already holds
+other bytes is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object without reading it."""
+
+    key: str
+    size: int
+
+
+class ObjectStore(Protocol):
+    """A named place that keeps objects by key."""
+
+    name: str
+
+    def put(self, key: str, stream: BinaryIO, sha256: str) -> ObjectInfo:
+        """Store the stream under key, verified against sha256; never overwrite other bytes."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable stream of the whole object."""
+        ...
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes starting at ``offset``, without reading the rest."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size of the object, or None when there is none under key."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with prefix."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object (deletion is a recorded, reasoned act; see the ledger)."""
+        ...

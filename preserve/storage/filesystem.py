@@ -1,0 +1,127 @@
+"""The embedded default store: objects as files under one folder.
+
+A put writes to a temporary file in the store's own ``.incoming`` folder (same
+filesystem), hashes while writing, fsyncs, reads the file back to verify its
+SHA-256, and only then links it to its key. Linking fails if the key exists, so
+an object is never overwritten, even by two writers racing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from preserve.errors import DigestMismatch, ObjectExists, ObjectMissing, StorageError
+from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
+from preserve.storage.base import ObjectInfo
+
+INCOMING = ".incoming"
+
+
+class FilesystemStore:
+    """An :class:`~preserve.storage.base.ObjectStore` on a local folder."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = root
+
+    def put(self, key: str, stream: BinaryIO, sha256: str) -> ObjectInfo:
+        """Store a stream under key after verifying it on disk."""
+        final = self._path(key)
+        if final.exists():
+            return self._same_or_refuse(key, final, sha256)
+        temp = self.root / INCOMING / f"{uuid.uuid4().hex}.part"
+        try:
+            try:
+                temp.parent.mkdir(parents=True, exist_ok=True)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                with temp.open("xb") as out:
+                    sent, size = sha256_chunks(_copy(stream, out))
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                raise StorageError(f"location {self.name!r}: cannot write {key!r}: {exc}") from exc
+            if sent != sha256:
+                raise DigestMismatch(self.name, key, sha256, sent)
+            on_disk, _ = sha256_file(temp)
+            if on_disk != sha256:
+                raise DigestMismatch(self.name, key, sha256, on_disk)
+            try:
+                os.link(temp, final)
+            except FileExistsError:
+                return self._same_or_refuse(key, final, sha256)
+            except OSError as exc:
+                raise StorageError(f"location {self.name!r}: cannot store {key!r}: {exc}") from exc
+            _fsync_dir(final.parent)
+        finally:
+            temp.unlink(missing_ok=True)
+        return ObjectInfo(key, size)
+
+    def open(self, key: str) -> BinaryIO:
+        """The whole object as a binary stream."""
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError as exc:
+            raise ObjectMissing(self.name, key) from exc
+        except OSError as exc:
+            raise StorageError(f"location {self.name!r}: cannot read {key!r}: {exc}") from exc
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Bytes ``offset`` to ``offset + length`` of the object."""
+        with self.open(key) as stream:
+            stream.seek(offset)
+            return stream.read(length)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size of the object under key, or None."""
+        try:
+            return ObjectInfo(key, self._path(key).stat().st_size)
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every stored object whose key starts with prefix, in key order."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and not key.startswith(INCOMING + "/") and key.startswith(prefix):
+                yield ObjectInfo(key, path.stat().st_size)
+
+    def delete(self, key: str) -> None:
+        """Remove the object under key."""
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError as exc:
+            raise ObjectMissing(self.name, key) from exc
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or key.startswith("/") or "\\" in key or any(
+            part in ("", ".", "..") for part in parts
+        ) or parts[0] == INCOMING:
+            raise StorageError(f"location {self.name!r}: invalid object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def _same_or_refuse(self, key: str, path: Path, sha256: str) -> ObjectInfo:
+        found, size = sha256_file(path)
+        if found != sha256:
+            raise ObjectExists(self.name, key)
+        return ObjectInfo(key, size)
+
+
+def _copy(stream: BinaryIO, out: BinaryIO) -> Iterator[bytes]:
+    for chunk in iter_chunks(stream):
+        out.write(chunk)
+        yield chunk
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
