@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+from sqlalchemy import Engine
 
 from preserve import __version__, demo, ledger, retrieve
 from preserve.catalog import Snapshot, open_engine
@@ -22,8 +25,9 @@ from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import iter_chunks
 from preserve.fixity import run_fixity
-from preserve.jobs import CaptureReport, run_capture, stores_for
+from preserve.jobs import CaptureReport, run_capture
 from preserve.policy import load_policy
+from preserve.storage import open_stores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+@contextmanager
+def _catalog(settings: Settings) -> Iterator[Engine]:
+    """The catalog engine for one command, closed when the command ends."""
+    engine = open_engine(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _capture(args: argparse.Namespace, settings: Settings) -> int:
     collection = args.collection
     policy_name = "ad hoc (command line)"
@@ -129,9 +143,9 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
             raise BadInput(f"capture: --{key.replace('_seconds', '').replace('_', '-')} "
                            "must be positive")
     settings = settings.with_capture(**overrides)
-    engine = open_engine(settings.database_url)
-    report = run_capture(args.urls, collection=collection, settings=settings, engine=engine,
-                         policy=policy_name, copies=copies)
+    with _catalog(settings) as engine:
+        report = run_capture(args.urls, collection=collection, settings=settings,
+                             engine=engine, policy=policy_name, copies=copies)
     if args.json:
         _print_json(report.as_dict())
     else:
@@ -140,11 +154,11 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _get(args: argparse.Namespace, settings: Settings) -> int:
-    engine = open_engine(settings.database_url)
-    snapshot = retrieve.find_snapshot(engine, args.url, args.at)
+    with _catalog(settings) as engine:
+        snapshot = retrieve.find_snapshot(engine, args.url, args.at)
+        if args.payload or args.record:
+            record = retrieve.read_record(engine, open_stores(settings.locations), snapshot)
     if args.payload or args.record:
-        stores = {s.name: s for s in stores_for(settings, list(settings.locations))}
-        record = retrieve.read_record(engine, stores, snapshot)
         chunks: Iterable[bytes] = (
             [record] if args.record else iter_chunks(retrieve.read_payload(record).body))
     elif args.text:
@@ -165,7 +179,8 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    snapshots = retrieve.list_snapshots(open_engine(settings.database_url), args.url)
+    with _catalog(settings) as engine:
+        snapshots = retrieve.list_snapshots(engine, args.url)
     if not snapshots:
         raise BadInput(f"{args.url}: no capture of this URL in the catalog")
     if args.json:
@@ -188,15 +203,14 @@ def _describe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fixity(args: argparse.Namespace, settings: Settings) -> int:
-    engine = open_engine(settings.database_url)
-    stores = {s.name: s for s in stores_for(settings, list(settings.locations))}
     show = not args.json and sys.stderr.isatty()
 
     def progress(number: int, total: int, stored: Any) -> None:
         if show:
             print(f"\rchecked {number}/{total} objects", end="", file=sys.stderr, flush=True)
 
-    result = run_fixity(engine, stores, progress)
+    with _catalog(settings) as engine:
+        result = run_fixity(engine, open_stores(settings.locations), progress)
     if show and result.objects:
         print(file=sys.stderr)
     if args.json:
@@ -211,8 +225,7 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ledger(args: argparse.Namespace, settings: Settings) -> int:
-    engine = open_engine(settings.database_url)
-    with engine.connect() as connection:
+    with _catalog(settings) as engine, engine.connect() as connection:
         check = ledger.verify(connection)
     if args.json:
         _print_json({"passed": check.passed, "entries": check.entries,

@@ -19,7 +19,8 @@ from preserve import retrieve
 from preserve.catalog import open_engine
 from preserve.config import Settings
 from preserve.fixity import run_fixity
-from preserve.jobs import run_capture, stores_for
+from preserve.jobs import run_capture
+from preserve.storage import open_stores
 
 REFERENCE_PATH = "/post/bachelet-ends-term-as-un-rights-chief-by-blasting-china-s-uyghur-genocide"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".png": "image/png",
@@ -122,7 +123,7 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> int:
     text = snapshot.text or ""
     say(f"   text       {len(text)} characters, begins: {text[:90]}...\n")
 
-    stores = {store.name: store for store in stores_for(settings, list(settings.locations))}
+    stores = open_stores(settings.locations)
     record = retrieve.read_record(engine, stores, snapshot)
     payload = retrieve.read_payload(record)
     body = payload.body.read()

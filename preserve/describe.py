@@ -71,7 +71,8 @@ def describe(html: str, url: str | None = None) -> Description:
     document = trafilatura.bare_extraction(
         html, url=url, with_metadata=True, include_comments=False, include_tables=True,
     )
-    found = document.as_dict() if document is not None else {}
+    found: dict[str, Any] = {} if document is None else (
+        document if isinstance(document, dict) else document.as_dict())
     tree = _parse(html)
     return Description(
         text=(found.get("text") or "").strip(),

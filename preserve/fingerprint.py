@@ -11,12 +11,12 @@ import base64
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 CHUNK_SIZE = 1024 * 1024
 
 
-def iter_chunks(stream: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+def iter_chunks(stream: IO[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Read a stream in chunks until it is exhausted."""
     while chunk := stream.read(size):
         yield chunk

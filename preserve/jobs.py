@@ -9,10 +9,10 @@ fails before sealing leaves nothing behind: the unfinished WARC is deleted.
 from __future__ import annotations
 
 import uuid
-from importlib.metadata import version
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Any
 
 from sqlalchemy import Engine

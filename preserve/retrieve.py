@@ -61,7 +61,7 @@ def list_snapshots(engine: Engine, url: str) -> list[Snapshot]:
 
 
 def read_record(engine: Engine, stores: Mapping[str, ObjectStore], snapshot: Snapshot) -> bytes:
-    """The stored bytes of the snapshot's WARC record (one gzip member), from the first good copy."""
+    """The stored bytes of the snapshot's WARC record (one gzip member), from a good copy."""
     with engine.connect() as connection:
         locations = connection.execute(
             select(copies.c.location).join(warc_files, warc_files.c.id == copies.c.warc_file_id)
@@ -89,7 +89,7 @@ def read_payload(record: bytes) -> Payload:
 
     ``record`` comes from :func:`read_record`, which has already verified it.
     """
-    body = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    body = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
     parsed = next(iter(ArchiveIterator(io.BytesIO(record))))
     http = parsed.http_headers
     raw: Any = parsed.raw_stream

@@ -15,10 +15,10 @@ def record_warc_file(connection: Connection, *, key: str, collection: str, sha25
                      size: int, source: str, created_at: datetime,
                      verified: Mapping[str, datetime], index: WarcIndex) -> int:
     """Insert the file, its verified copies, its captures and descriptions; return its id."""
-    file_id = int(connection.execute(insert(warc_files).values(
+    file_id: int = connection.execute(insert(warc_files).values(
         key=key, collection=collection, sha256=sha256, size=size, records=index.records,
         source=source, created_at=created_at,
-    )).inserted_primary_key[0])
+    ).returning(warc_files.c.id)).scalar_one()
     connection.execute(insert(copies), [
         {"warc_file_id": file_id, "location": location, "verified_at": when}
         for location, when in verified.items()
@@ -33,9 +33,8 @@ def record_warc_file(connection: Connection, *, key: str, collection: str, sha25
              "length": entry.length}
             for entry in index.captures
         ])
-    ids = dict(connection.execute(
-        select(captures.c.record_id, captures.c.id).where(captures.c.warc_file_id == file_id)
-    ).tuples().all())
+    ids: dict[str, int] = {record_id: capture_id for record_id, capture_id in connection.execute(
+        select(captures.c.record_id, captures.c.id).where(captures.c.warc_file_id == file_id))}
     rows = [_description_row(ids[entry.describes], entry.record_id, entry.offset, entry.length,
                              entry.fields)
             for entry in index.descriptions if entry.describes in ids]

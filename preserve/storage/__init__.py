@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from preserve.config import Location
 from preserve.errors import ConfigError
 from preserve.storage.base import ObjectInfo, ObjectStore
 from preserve.storage.filesystem import FilesystemStore
 
-__all__ = ["FilesystemStore", "ObjectInfo", "ObjectStore", "open_store"]
+__all__ = ["FilesystemStore", "ObjectInfo", "ObjectStore", "open_store", "open_stores"]
 
 
 def open_store(location: Location) -> ObjectStore:
@@ -15,3 +17,8 @@ def open_store(location: Location) -> ObjectStore:
     if location.type == "filesystem":
         return FilesystemStore(location.name, location.path)
     raise ConfigError(f"storage location {location.name!r}: unsupported type {location.type!r}")
+
+
+def open_stores(locations: Mapping[str, Location]) -> dict[str, ObjectStore]:
+    """A store for every configured location, by name (for reads and audits)."""
+    return {name: open_store(location) for name, location in locations.items()}

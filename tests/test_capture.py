@@ -1,0 +1,217 @@
+"""Capture the reference page from a loopback server, then check the WARC and the retrieval."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from preserve.demo import REFERENCE_PATH, LoopbackSite
+
+DATA = Path(__file__).parent / "data"
+EXPECTED = json.loads((DATA / "financial-district-bachelet.expected.json").read_text())
+WARCIO = Path(sys.executable).parent / "warcio"
+# Reached only through the stylesheet: url() in site.css and its @import.
+CSS_ONLY = ["/static/header-bg.png", "/static/print.css"]
+
+
+@pytest.fixture
+def captured(run: Any, site: LoopbackSite, home: Path) -> dict[str, Any]:
+    result = run("capture", site.url(REFERENCE_PATH), "--collection", "news", "--json")
+    assert result.status == 0, result.err
+    report: dict[str, Any] = json.loads(result.out)
+    report["url"] = site.url(REFERENCE_PATH)
+    report["path"] = home / "objects" / report["warcs"][0]["key"]
+    return report
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    found = []
+    with path.open("rb") as stream:
+        iterator = ArchiveIterator(stream)
+        for record in iterator:
+            body = record.content_stream().read()
+            found.append({"type": record.rec_type, "headers": dict(record.rec_headers.headers),
+                          "version": record.rec_headers.protocol, "body": body,
+                          "offset": iterator.get_record_offset(),
+                          "length": iterator.get_record_length()})
+    return found
+
+
+def test_capture_report_lists_the_stored_warc(captured: dict[str, Any]) -> None:
+    assert set(captured) >= {"job", "collection", "pages", "records", "revisits", "bytes",
+                             "warcs", "errors"}
+    assert captured["collection"] == "news"
+    assert captured["pages"] == 1
+    assert captured["errors"] == []
+    warc = captured["warcs"][0]
+    assert warc["key"].endswith(".warc.gz") and warc["locations"] == ["local"]
+    assert warc["size"] == captured["path"].stat().st_size
+    assert warc["sha256"] == hashlib.sha256(captured["path"].read_bytes()).hexdigest()
+
+
+def test_every_embedded_resource_is_captured(captured: dict[str, Any],
+                                             site: LoopbackSite) -> None:
+    for path in [*EXPECTED["embedded_resources"], *CSS_ONLY]:
+        assert path in site.requests, f"{path} was not fetched"
+    fetched = {r["url"] for r in captured["responses"]}
+    for path in [*EXPECTED["embedded_resources"], *CSS_ONLY]:
+        assert site.url(path) in fetched
+    # Hyperlinks are not requisites: the navigation's pages were not fetched.
+    assert "/all-the-news" not in site.requests
+    assert len(site.requests) == len(set(site.requests)), "a URL was fetched twice"
+
+
+def test_stored_warc_passes_warcio_check(captured: dict[str, Any]) -> None:
+    check = subprocess.run([str(WARCIO), "check", "-v", str(captured["path"])],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "digest pass" in check.stdout
+    assert "fail" not in check.stdout
+
+
+def test_warc_is_1_1_with_one_gzip_member_per_record(captured: dict[str, Any]) -> None:
+    found = records(captured["path"])
+    assert {r["version"] for r in found} == {"WARC/1.1"}
+    assert len(found) == captured["records"]
+    # Every record is its own gzip member: each offset starts a member that holds one record.
+    data = captured["path"].read_bytes()
+    for record in found:
+        member = gzip.decompress(data[record["offset"]:record["offset"] + record["length"]])
+        assert member.startswith(b"WARC/1.1\r\n")
+        assert member.count(b"WARC/1.1\r\n") == 1
+
+
+def test_record_types_and_links_between_them(captured: dict[str, Any]) -> None:
+    found = records(captured["path"])
+    assert found[0]["type"] == "warcinfo"
+    info = found[0]["body"].decode()
+    for field in ("software: preserve/", "format: WARC File Format 1.1", "isPartOf: news",
+                  "policy: ad hoc", "operator: ", "job: " + captured["job"]):
+        assert field in info
+    assert "WARC-Filename" in found[0]["headers"]
+    responses = {r["headers"]["WARC-Record-ID"]: r for r in found if r["type"] == "response"}
+    requests = [r for r in found if r["type"] == "request"]
+    assert len(requests) == len(responses) == len(captured["responses"])
+    for request in requests:
+        response = responses[request["headers"]["WARC-Concurrent-To"]]
+        assert response["headers"]["WARC-Target-URI"] == request["headers"]["WARC-Target-URI"]
+        assert response["headers"]["WARC-Date"] == request["headers"]["WARC-Date"]
+    for record in found[1:]:
+        assert record["headers"]["WARC-Block-Digest"].startswith("sha1:")
+    metadata = [r for r in found if r["type"] == "metadata"]
+    assert len(metadata) == 1
+    described = responses[metadata[0]["headers"]["WARC-Concurrent-To"]]
+    assert described["headers"]["WARC-Target-URI"] == captured["url"]
+    assert metadata[0]["headers"]["Content-Type"] == "application/json"
+
+
+def test_metadata_record_holds_the_description(captured: dict[str, Any]) -> None:
+    [metadata] = [r for r in records(captured["path"]) if r["type"] == "metadata"]
+    document = json.loads(metadata["body"])
+    assert set(document) == {"url", "capture_time", "publisher", "title", "author",
+                             "published", "language", "text", "text_sha256", "extractor",
+                             "extractor_version"}
+    assert document["url"] == captured["url"]
+    assert document["title"] == EXPECTED["title"]
+    assert document["publisher"] == EXPECTED["publisher"]
+    assert document["published"] == EXPECTED["published"]
+    assert document["language"] == EXPECTED["language"]
+    assert document["extractor"] == "trafilatura" and document["extractor_version"]
+    assert document["text_sha256"] == hashlib.sha256(document["text"].encode()).hexdigest()
+    assert document["capture_time"] == metadata["headers"]["WARC-Date"]
+
+
+def test_get_payload_is_byte_exact(run: Any, captured: dict[str, Any], site: LoopbackSite,
+                                   tmp_path: Path) -> None:
+    result = run("get", captured["url"], "--payload")
+    assert result.status == 0, result.err
+    assert result.out == (DATA / "financial-district-bachelet.html").read_bytes()
+    logo = run("get", site.url("/static/logo.png"), "--payload", "-o", tmp_path / "logo.png")
+    assert logo.status == 0 and logo.out == b""
+    assert (tmp_path / "logo.png").read_bytes() == site.routes["/static/logo.png"].body
+
+
+def test_get_record_is_the_stored_record_read_by_offset(run: Any,
+                                                        captured: dict[str, Any]) -> None:
+    meta = json.loads(run("get", captured["url"], "--json").out)
+    warc = meta["warc"]
+    data = captured["path"].read_bytes()
+    result = run("get", captured["url"], "--record")
+    assert result.status == 0, result.err
+    assert result.out == data[warc["offset"]:warc["offset"] + warc["length"]]
+    [record] = list(ArchiveIterator(io.BytesIO(result.out)))
+    assert record.rec_type == "response"
+    assert record.rec_headers.get_header("WARC-Target-URI") == captured["url"]
+
+
+def test_get_json_text_and_summary(run: Any, captured: dict[str, Any]) -> None:
+    meta = json.loads(run("get", captured["url"], "--json").out)
+    for key in ("url", "capture_time", "status", "mime", "publisher", "title", "author",
+                "published", "language", "text", "payload_digest", "warc"):
+        assert key in meta
+    assert meta["status"] == 200 and meta["mime"] == "text/html"
+    assert meta["payload_digest"].startswith("sha1:")
+    text = run("get", captured["url"], "--text").out.decode()
+    assert EXPECTED["text_must_include"][0] in text
+    summary = run("get", captured["url"]).out.decode()
+    assert EXPECTED["title"] in summary and "The Financial District" in summary
+
+
+def test_list_and_get_at_pick_the_nearest_capture(run: Any, site: LoopbackSite) -> None:
+    url = site.url(REFERENCE_PATH)
+    first = json.loads(run("capture", url, "--collection", "news", "--json").out)
+    second = json.loads(run("capture", url, "--collection", "news", "--json").out)
+    listed = json.loads(run("list", url, "--json").out)["captures"]
+    assert [c["warc"]["key"] for c in listed] == [first["warcs"][0]["key"],
+                                                  second["warcs"][0]["key"]]
+    early = listed[0]["capture_time"]
+    late = listed[1]["capture_time"]
+    assert json.loads(run("get", url, "--json").out)["capture_time"] == late
+    assert json.loads(run("get", url, "--at", early, "--json").out)["capture_time"] == early
+    assert json.loads(run("get", url, "--at", "2001-01-01", "--json").out
+                      )["capture_time"] == early
+    assert json.loads(run("get", url, "--at", "2999", "--json").out)["capture_time"] == late
+    plain = run("list", url).out.decode().splitlines()
+    assert len(plain) == 2 and EXPECTED["title"] in plain[0]
+
+
+@pytest.mark.parametrize(("path", "status"), [("/gone", 404), ("/broken", 500)])
+def test_error_answers_are_archived_and_reported(run: Any, site: LoopbackSite, path: str,
+                                                 status: int) -> None:
+    result = run("capture", site.url(path), "--collection", "news")
+    assert result.status == 0, result.err
+    assert f"{status}" in result.text and "archived as answered" in result.text
+    meta = json.loads(run("get", site.url(path), "--json").out)
+    assert meta["status"] == status
+    assert meta["title"] is None  # error pages are archived, not described
+    assert run("get", site.url(path), "--payload").out == site.routes[path].body
+
+
+def test_redirect_is_recorded_and_followed(run: Any, site: LoopbackSite) -> None:
+    report = json.loads(run("capture", site.url("/moved"), "--collection", "news",
+                            "--json").out)
+    roles = [(r["role"], r["status"]) for r in report["responses"][:2]]
+    assert roles == [("redirect", 301), ("page", 200)]
+    assert report["pages"] == 1
+    assert json.loads(run("get", site.url("/moved"), "--json").out)["status"] == 301
+    assert json.loads(run("get", site.url(REFERENCE_PATH), "--json").out
+                      )["title"] == EXPECTED["title"]
+
+
+def test_missing_requisite_is_an_error_not_a_failure(run: Any, site: LoopbackSite) -> None:
+    del site.routes["/media/sweetmat.jpg"]
+    report = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "news",
+                            "--json").out)
+    # The server answered 404: that answer is archived like any other.
+    statuses = {r["url"]: r["status"] for r in report["responses"]}
+    assert statuses[site.url("/media/sweetmat.jpg")] == 404
+    assert report["errors"] == []

@@ -1,0 +1,154 @@
+"""The catalog on SQLite and on the real PostgreSQL: schema, ingest, lookups, ledger."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, delete, insert, select, update
+
+from preserve import ledger
+from preserve.capture.warc import WarcFile
+from preserve.catalog import captures_of, nearest_capture, open_engine, record_warc_file
+from preserve.catalog.schema import captures, copies, descriptions, metadata, warc_files
+from preserve.catalog.schema import ledger as ledger_table
+from preserve.demo import REFERENCE_PATH, LoopbackSite
+from preserve.errors import CatalogError
+from preserve.index import CaptureEntry, WarcIndex, surt_key
+from preserve.ingest import ingest
+from preserve.storage import FilesystemStore
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    engine = open_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_migrations_build_exactly_the_schema(engine: Engine) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert differences == []
+
+
+def test_migrating_twice_is_harmless(database_url: str, engine: Engine) -> None:
+    open_engine(database_url).dispose()
+
+
+def test_capture_fills_every_table(run: Any, site: LoopbackSite, engine: Engine) -> None:
+    report = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "news",
+                            "--json").out)
+    with engine.connect() as connection:
+        [stored] = connection.execute(select(warc_files)).all()
+        assert stored.key == report["warcs"][0]["key"]
+        assert stored.sha256 == report["warcs"][0]["sha256"]
+        assert stored.size == report["warcs"][0]["size"]
+        assert stored.records == report["records"] and stored.source == "capture"
+        assert [row.location for row in connection.execute(select(copies))] == ["local"]
+        rows = connection.execute(select(captures)).all()
+        assert len(rows) == len(report["responses"])
+        page = next(row for row in rows if row.url == site.url(REFERENCE_PATH))
+        assert page.surt == surt_key(page.url) and page.surt.startswith("1,0,0,127:")
+        assert page.status == 200 and page.mime == "text/html"
+        assert page.capture_time.tzinfo is not None
+        assert page.payload_digest.startswith("sha1:")
+        [described] = connection.execute(select(descriptions)).all()
+        assert described.capture_id == page.id
+        assert described.publisher == "The Financial District"
+        entries = list(ledger.entries(connection))
+    assert [(e.seq, e.event, e.object) for e in entries] == [(1, "ingest", stored.key)]
+    assert entries[0].digest == f"sha256:{stored.sha256}"
+    assert entries[0].actor
+
+
+def synthetic(engine: Engine, url: str, times: list[datetime]) -> None:
+    entries = [CaptureEntry(url=url, surt=surt_key(url), capture_time=moment,
+                            record_type="response", record_id=f"<urn:uuid:{i}>", status=200,
+                            mime="text/html", payload_digest=None, offset=i * 100, length=100)
+               for i, moment in enumerate(times)]
+    with engine.begin() as connection:
+        record_warc_file(connection, key=f"k-{url}", collection="c", sha256="0" * 64, size=1,
+                         source="test", created_at=datetime.now(UTC),
+                         verified={"local": datetime.now(UTC)},
+                         index=WarcIndex(records=len(entries), captures=entries))
+
+
+def test_nearest_capture_in_time(engine: Engine) -> None:
+    base = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    times = [base, base + timedelta(days=10), base + timedelta(days=11)]
+    synthetic(engine, "http://example.com/a", times)
+    synthetic(engine, "http://example.com/other", [base + timedelta(days=5)])
+    key = surt_key("http://example.com/a")
+    with engine.connect() as connection:
+        def at(moment: datetime | None) -> datetime:
+            found = nearest_capture(connection, key, moment)
+            assert found is not None
+            return found.capture_time
+
+        assert at(None) == times[2]
+        assert at(base - timedelta(days=300)) == times[0]
+        assert at(base + timedelta(days=4)) == times[0]
+        assert at(base + timedelta(days=6)) == times[1]
+        assert at(base + timedelta(days=10, hours=13)) == times[2]
+        assert at(times[1]) == times[1]
+        assert [s.capture_time for s in captures_of(connection, key)] == times
+        assert nearest_capture(connection, surt_key("http://example.com/none"), None) is None
+        # SURT matching: scheme and www. do not split a URL's captures.
+        assert len(captures_of(connection, surt_key("https://www.example.com/a"))) == 3
+
+
+def test_ledger_detects_changes_removals_and_reordering(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for number in range(4):
+            ledger.append(connection, time=datetime.now(UTC), actor="test", event="ingest",
+                          object=f"object-{number}", digest=f"sha256:{number:064x}")
+    with engine.connect() as connection:
+        check = ledger.verify(connection)
+    assert check.passed and check.entries == 4
+
+    with engine.begin() as connection:
+        connection.execute(update(ledger_table).where(ledger_table.c.seq == 2)
+                           .values(digest="sha256:" + "f" * 64))
+        check = ledger.verify(connection)
+    assert not check.passed and check.problems == ["entry 2 was altered: its hash does not match"]
+
+
+def test_ledger_detects_a_removed_entry(run: Any, engine: Engine) -> None:
+    with engine.begin() as connection:
+        for number in range(3):
+            ledger.append(connection, time=datetime.now(UTC), actor="test", event="ingest",
+                          object=f"object-{number}", digest="sha256:" + "0" * 64)
+    assert run("ledger", "verify").status == 0
+    with engine.begin() as connection:
+        connection.execute(delete(ledger_table).where(ledger_table.c.seq == 2))
+    result = run("ledger", "verify", "--json")
+    assert result.status == 1
+    assert json.loads(result.out)["problems"] == ["entry 2 is missing (next is 3)"]
+    with engine.begin() as connection:
+        connection.execute(delete(ledger_table).where(ledger_table.c.seq == 3))
+        connection.execute(insert(ledger_table).values(
+            seq=2, time="2020-01-01T00:00:00+00:00", actor="x", event="ingest", object="forged",
+            digest="sha256:0", prev_hash="0" * 64, hash="0" * 64))
+    assert "entry 2 does not follow entry 1" in run("ledger", "verify").text
+
+
+def test_a_failed_catalog_write_leaves_no_object(engine: Engine, tmp_path: Path) -> None:
+    warc = WarcFile(tmp_path / "x.warc.gz", {"software": "test"})
+    sealed = warc.seal()
+    store = FilesystemStore("local", tmp_path / "objects")
+    with engine.begin() as connection:
+        connection.execute(insert(warc_files).values(
+            key="taken", collection="c", sha256="0" * 64, size=1, records=1, source="test",
+            created_at=datetime.now(UTC)))
+    with pytest.raises(CatalogError, match="cannot record taken"):
+        ingest(sealed, key="taken", collection="c", source="test", engine=engine,
+               stores=[store], actor="test")
+    assert list(store.list()) == []
+    with engine.connect() as connection:
+        assert list(ledger.entries(connection)) == []

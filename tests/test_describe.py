@@ -1,0 +1,101 @@
+"""Description: main text without page chrome, and the page's metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preserve.describe import decode_html, describe
+
+DATA = Path(__file__).parent / "data"
+EXPECTED = json.loads((DATA / "financial-district-bachelet.expected.json").read_text())
+PAGE_URL = ("https://www.thefinancialdistrict.example/post/"
+            "bachelet-ends-term-as-un-rights-chief-by-blasting-china-s-uyghur-genocide")
+
+
+@pytest.fixture(scope="module")
+def reference() -> Any:
+    html = decode_html((DATA / "financial-district-bachelet.html").read_bytes())
+    return describe(html, PAGE_URL)
+
+
+def test_reference_metadata(reference: Any) -> None:
+    assert reference.title == EXPECTED["title"]
+    assert reference.publisher == EXPECTED["publisher"]
+    assert reference.published == EXPECTED["published"]
+    assert reference.language == EXPECTED["language"]
+
+
+@pytest.mark.parametrize("paragraph", EXPECTED["text_must_include"])
+def test_every_paragraph_is_kept(reference: Any, paragraph: str) -> None:
+    assert paragraph in reference.text
+
+
+@pytest.mark.parametrize("chrome", EXPECTED["text_must_exclude"] + EXPECTED["text_should_exclude"])
+def test_page_chrome_is_dropped(reference: Any, chrome: str) -> None:
+    assert chrome.lower() not in reference.text.lower()
+
+
+def page(head: str, body: str = "<article><p>" + "Some words of the story. " * 20
+         + "</p></article>", lang: str = "") -> str:
+    return f"<html{lang}><head>{head}</head><body>{body}</body></html>"
+
+
+JSON_LD = ('<script type="application/ld+json">{"@context": "https://schema.org", "@graph": '
+           '[{"@type": "NewsArticle", "publisher": {"@type": "Organization", '
+           '"name": "From JSON-LD"}}]}</script>')
+OG = '<meta property="og:site_name" content="From Open Graph">'
+DC = '<meta name="DC.publisher" content="From Dublin Core">'
+
+
+@pytest.mark.parametrize(("head", "publisher"), [
+    (JSON_LD + OG + DC, "From JSON-LD"),
+    (OG + DC, "From Open Graph"),
+    (DC, "From Dublin Core"),
+    ('<meta name="application-name" content="From App Name">', "From App Name"),
+    ("", "news.example.org"),
+    ('<script type="application/ld+json">{not json</script>' + OG, "From Open Graph"),
+    ('<script type="application/ld+json">{"publisher": "Plain Name"}</script>', "Plain Name"),
+])
+def test_publisher_resolution_order(head: str, publisher: str) -> None:
+    assert describe(page(head), "https://www.news.example.org/a").publisher == publisher
+
+
+@pytest.mark.parametrize(("html", "language"), [
+    (page("", lang=' lang="de-AT"'), "de-AT"),
+    (page('<meta http-equiv="Content-Language" content="fr, en">'), "fr"),
+    (page('<meta property="og:locale" content="pt_BR">'), "pt-BR"),
+    (page(""), None),
+])
+def test_declared_language(html: str, language: str | None) -> None:
+    assert describe(html).language == language
+
+
+def test_decode_html_uses_the_declared_charset() -> None:
+    text = "Café crème"
+    latin = f'<meta charset="iso-8859-1"><p>{text}</p>'.encode("iso-8859-1")
+    assert text in decode_html(latin)
+    assert text in decode_html(f"<p>{text}</p>".encode("cp1252"), "text/html; charset=cp1252")
+    assert text in decode_html(f"<p>{text}</p>".encode()), "UTF-8 is the default"
+
+
+def test_describe_command_prints_json(run: Any) -> None:
+    result = run("describe", DATA / "financial-district-bachelet.html", "--url", PAGE_URL)
+    assert result.status == 0, result.err
+    document = json.loads(result.out)
+    assert set(document) == {"text", "title", "publisher", "author", "published", "language",
+                             "text_sha256"}
+    assert document["title"] == EXPECTED["title"]
+    assert EXPECTED["text_must_include"][-1] in document["text"]
+
+
+def test_describe_reads_standard_input(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+    html = (DATA / "financial-district-bachelet.html").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(html)))
+    document = json.loads(run("describe", "-").out)
+    assert document["publisher"] == EXPECTED["publisher"]
