@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -108,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("preserve: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`preserve get ... | head`): stop quietly, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 @contextmanager
@@ -124,11 +129,13 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
     collection = args.collection
     policy_name = "ad hoc (command line)"
     copies: tuple[str, ...] = ()
+    requisites = True
     if args.policy is not None:
         policy = load_policy(args.policy)
         collection = collection or policy.collection
         policy_name = f"{policy.name} ({args.policy})"
         copies = policy.preservation.copies
+        requisites = policy.capture.requisites
         settings = settings.with_capture(**{
             key: value for key, value in (
                 ("timeout_seconds", policy.capture.timeout_seconds),
@@ -145,7 +152,8 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_capture(**overrides)
     with _catalog(settings) as engine:
         report = run_capture(args.urls, collection=collection, settings=settings,
-                             engine=engine, policy=policy_name, copies=copies)
+                             engine=engine, policy=policy_name, copies=copies,
+                             requisites=requisites)
     if args.json:
         _print_json(report.as_dict())
     else:

@@ -22,6 +22,7 @@ from preserve.fixity import run_fixity
 from preserve.jobs import run_capture
 from preserve.storage import open_stores
 
+DEMO_PORT = 8737  # a fixed port, so the walk-through's URL is the same run after run
 REFERENCE_PATH = "/post/bachelet-ends-term-as-un-rights-chief-by-blasting-china-s-uyghur-genocide"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".png": "image/png",
           ".jpg": "image/jpeg", ".html": "text/html; charset=utf-8"}
@@ -51,11 +52,14 @@ def reference_site() -> dict[str, Route]:
 class LoopbackSite:
     """A threaded HTTP server on 127.0.0.1 answering from a route table; 404 otherwise."""
 
-    def __init__(self, routes: Mapping[str, Route]) -> None:
+    def __init__(self, routes: Mapping[str, Route], port: int = 0) -> None:
         self.routes = dict(routes)
         self.requests: list[str] = []
         handler = _handler_for(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError:  # the port is taken: any free one will do
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -104,7 +108,7 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> int:
     # Our own site on 127.0.0.1: the private-address guard is lifted for this capture only.
     local = settings.with_capture(allow_private_addresses=True)
     engine = open_engine(settings.database_url)
-    with LoopbackSite(reference_site()) as site:
+    with LoopbackSite(reference_site(), port=DEMO_PORT) as site:
         url = site.url(REFERENCE_PATH)
         say(f"1. capture  serving the reference news page at {url}")
         report = run_capture([url], collection="demo", settings=local, engine=engine,
@@ -113,6 +117,7 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> int:
     say(f"   fetched {report.pages} page and {len(report.responses) - report.pages} "
         f"resources ({report.bytes} bytes) into {report.records} WARC records")
     say(f"   stored {warc['key']}")
+    say(f"   (in {settings.locations[warc['locations'][0]].path}; `warcio check` accepts it)")
     say(f"   sha256 {warc['sha256']}, {warc['size']} bytes, verified in: "
         f"{', '.join(warc['locations'])}\n")
 
@@ -136,7 +141,7 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> int:
 
     result = run_fixity(engine, stores)
     say("4. fixity  `preserve fixity run` re-hashes every stored copy:")
-    say(f"   {result.objects} objects, {result.copies} copies, {result.bytes} bytes: "
+    say(f"   {result.objects} WARC files, {result.copies} copies, {result.bytes} bytes: "
         + ("all hold" if result.passed else f"{len(result.findings)} problems"))
     for finding in result.findings:
         say(f"   {finding}")

@@ -67,6 +67,7 @@ def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
 
 def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, engine: Engine,
                 policy: str = "ad hoc (command line)", copies: Sequence[str] = (),
+                requisites: bool = True,
                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CaptureReport:
     """Capture pages with their requisites; seal, store and catalogue the WARC."""
     check_collection(collection)
@@ -88,7 +89,7 @@ def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, eng
         "http-header-user-agent": settings.capture.user_agent,
     })
     try:
-        crawled = capture_pages(seeds, settings.capture, warc)
+        crawled = capture_pages(seeds, settings.capture, warc, requisites_too=requisites)
         sealed = warc.seal()
     except BaseException:
         warc.discard()

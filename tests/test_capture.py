@@ -215,3 +215,23 @@ def test_missing_requisite_is_an_error_not_a_failure(run: Any, site: LoopbackSit
     statuses = {r["url"]: r["status"] for r in report["responses"]}
     assert statuses[site.url("/media/sweetmat.jpg")] == 404
     assert report["errors"] == []
+
+
+def test_policy_supplies_collection_copies_and_limits(run: Any, site: LoopbackSite,
+                                                      tmp_path: Path, home: Path) -> None:
+    policy = tmp_path / "news.yaml"
+    policy.write_text("collection: from-policy\n"
+                      "capture: {requisites: false, max_resource_bytes: 50000}\n"
+                      "preservation: {copies: [local]}\n")
+    report = json.loads(run("capture", site.url(REFERENCE_PATH), "--policy", policy,
+                            "--json").out)
+    assert report["collection"] == "from-policy"
+    assert [r["role"] for r in report["responses"]] == ["page"]
+    warcinfo = records(home / "objects" / report["warcs"][0]["key"])[0]["body"].decode()
+    assert f"policy: news ({policy})" in warcinfo
+    policy.write_text("collection: from-policy\ncapture: {max_resource_bytes: 1000}\n")
+    refused = run("capture", site.url(REFERENCE_PATH), "--policy", policy)
+    assert refused.status == 2 and "limit of 1000 bytes" in refused.err
+    policy.write_text("collection: c\npreservation: {copies: [offsite]}\n")
+    unknown = run("capture", site.url(REFERENCE_PATH), "--policy", policy)
+    assert unknown.status == 2 and "'offsite' is not configured" in unknown.err

@@ -21,7 +21,7 @@ def test_walkthrough_archives_retrieves_and_audits(run: Any, home: Path) -> None
         assert expected in out, expected
     assert list((home / "objects" / "warcs" / "demo").rglob("*.warc.gz"))
     again = run("demo")
-    assert again.status == 0 and "2 objects, 2 copies" in again.text
+    assert again.status == 0 and "2 WARC files, 2 copies" in again.text
 
 
 def test_bundled_page_is_the_test_fixture() -> None:

@@ -54,15 +54,18 @@ class CrawlResult:
         return sum(response.bytes for response in self.responses)
 
 
-def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFile) -> CrawlResult:
-    """Fetch each seed page and its requisites into ``warc``."""
+def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFile,
+                  requisites_too: bool = True) -> CrawlResult:
+    """Fetch each seed page (and, unless told otherwise, its requisites) into ``warc``."""
     result = CrawlResult()
     seen: set[str] = set()
     requisites: deque[str] = deque()
     for seed in seeds:
         page, response_id = _fetch_following(seed, settings, warc, result, seen, role="page")
         result.pages += 1
-        requisites.extend(_links(page, response_id, warc))
+        found = _links(page, response_id, warc)
+        if requisites_too:
+            requisites.extend(found)
         page.close()
     while requisites:
         url = requisites.popleft()

@@ -1,0 +1,305 @@
+"""HTTP fetching and WARC writing keep exactly the bytes that crossed the socket.
+
+A raw-socket server on 127.0.0.1 sends fixed bytes, so every test knows the
+exact response (chunking, compression, odd header spacing included).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from preserve.capture.fetch import check_url, fetch
+from preserve.config import CaptureSettings
+from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
+
+WARCIO = Path(sys.executable).parent / "warcio"
+LOCAL = CaptureSettings(allow_private_addresses=True, timeout_seconds=5)
+
+
+class RawServer:
+    """Answers every connection on 127.0.0.1 with the same raw bytes (or never, if None)."""
+
+    def __init__(self, response: bytes | None) -> None:
+        self.response = response
+        self.requests: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                request += data
+            self.requests.append(request)
+            if self.response is None:
+                self._held.append(conn)  # never answer; closed when the server stops
+                continue
+            conn.sendall(self.response)
+            conn.shutdown(socket.SHUT_WR)
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[bytes | None], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(response: bytes | None) -> RawServer:
+        servers.append(RawServer(response))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def chunked(*pieces: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+CHUNKS = (b"Archived ", b"in three ", b"chunks.\n")
+CHUNKED = (b"HTTP/1.1 200 OK\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n"
+           b"Transfer-Encoding: chunked\r\n"
+           b"Connection: close\r\n"
+           b"\r\n" + chunked(*CHUNKS))
+
+PAGE = (b"<html><head><title>Compressed page</title></head>"
+        b"<body><p>The body of this page travelled gzip-compressed.</p></body></html>")
+ZIPPED = gzip.compress(PAGE, mtime=0)
+GZIPPED = (b"HTTP/1.1 200 OK\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n"
+           b"Content-Encoding: gzip\r\n"
+           b"Content-Length: %d\r\n"
+           b"Connection: close\r\n"
+           b"\r\n" % len(ZIPPED)) + ZIPPED
+
+ODD_BODY = b"<html><body><p>Odd headers.</p></body></html>"
+ODD = (b"HTTP/1.1 200 OK\r\n"
+       b"Content-Type:text/html\r\n"
+       b"X-Trailing-Spaces: kept   \r\n"
+       b"x-lower-CASE:\tvalue with tab\r\n"
+       b"Content-Length: %d\r\n"
+       b"Connection: close\r\n"
+       b"\r\n" % len(ODD_BODY)) + ODD_BODY
+
+
+def capture(run: Callable[..., Any], url: str) -> Path:
+    """Capture url through the CLI; the stored WARC's path."""
+    result = run("capture", url, "--collection", "t", "--json")
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    path = Path(os.environ["PRESERVE_HOME"]) / "objects" / report["warcs"][0]["key"]
+    assert path.is_file()
+    return path
+
+
+def blocks(path: Path, kind: str) -> list[bytes]:
+    """The blocks of the WARC's records of one type, as stored, HTTP headers unparsed."""
+    with path.open("rb") as stream:
+        return [record.raw_stream.read()
+                for record in ArchiveIterator(stream, no_record_parse=True)
+                if record.rec_type == kind]
+
+
+def warcio_check(path: Path) -> None:
+    checked = subprocess.run([str(WARCIO), "check", "-v", str(path)], capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "digest pass" in checked.stdout
+    assert "fail" not in checked.stdout.lower(), checked.stdout
+
+
+@pytest.mark.parametrize("raw", [CHUNKED, GZIPPED, ODD], ids=["chunked", "gzip", "odd-headers"])
+def test_the_warc_holds_the_response_byte_for_byte(
+        run: Callable[..., Any], raw_server: Callable[..., RawServer], raw: bytes) -> None:
+    server = raw_server(raw)
+
+    warc = capture(run, server.url("/doc"))
+
+    warcio_check(warc)
+    assert blocks(warc, "response") == [raw]
+    # And in the stored file as such, once its gzip members are undone.
+    assert raw in gzip.decompress(warc.read_bytes())
+
+
+def test_the_request_record_holds_the_bytes_sent(
+        run: Callable[..., Any], raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(CHUNKED)
+
+    warc = capture(run, server.url("/path?q=1"))
+
+    (request,) = blocks(warc, "request")
+    assert [request] == server.requests
+    assert request.startswith(b"GET /path?q=1 HTTP/1.1\r\n")
+    assert f"\r\nHost: 127.0.0.1:{server.port}\r\n".encode() in request
+    assert request.endswith(b"\r\n\r\n")
+
+
+def test_get_payload_of_a_chunked_response_is_dechunked(
+        run: Callable[..., Any], raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(CHUNKED)
+    capture(run, server.url("/doc"))
+
+    result = run("get", server.url("/doc"), "--payload")
+
+    assert result.status == 0, result.err
+    assert result.out == b"".join(CHUNKS)
+
+
+def test_get_payload_of_a_gzip_response_keeps_the_content_encoding(
+        run: Callable[..., Any], raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(GZIPPED)
+    capture(run, server.url("/doc"))
+
+    result = run("get", server.url("/doc"), "--payload")
+
+    assert result.status == 0, result.err
+    assert result.out == ZIPPED
+    assert gzip.decompress(result.out) == PAGE
+
+
+def test_a_gzip_page_is_described_from_its_decoded_body(
+        run: Callable[..., Any], raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(GZIPPED)
+    capture(run, server.url("/doc"))
+
+    result = run("get", server.url("/doc"), "--json")
+
+    assert result.status == 0, result.err
+    assert json.loads(result.out)["title"] == "Compressed page"
+
+
+def test_fetch_keeps_the_exchange(raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(ODD)
+
+    exchange = fetch(server.url("/odd"), LOCAL)
+    try:
+        assert exchange.response.read() == ODD
+        assert exchange.response_size == len(ODD)
+        assert exchange.header_size == len(ODD) - len(ODD_BODY)
+        assert exchange.request == server.requests[0]
+        assert (exchange.status, exchange.ip, exchange.mime) == (200, "127.0.0.1", "text/html")
+        assert exchange.body == ODD_BODY
+    finally:
+        exchange.close()
+
+
+def test_private_addresses_are_refused_unless_allowed(
+        raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(ODD)
+
+    with pytest.raises(AddressRefused, match=r"127\.0\.0\.1"):
+        fetch(server.url("/odd"), CaptureSettings(allow_private_addresses=False))
+
+    time.sleep(0.2)
+    assert server.requests == []  # refused before connecting
+
+
+@pytest.mark.parametrize("url", ["ftp://x/", "file:///etc/passwd", "http:///nohost",
+                                 "mailto:someone@example.com", "http://host:notaport/"])
+def test_check_url_refuses_what_cannot_be_captured(url: str) -> None:
+    with pytest.raises(UnsupportedURL):
+        check_url(url)
+
+
+def test_check_url_gives_scheme_host_and_port() -> None:
+    assert check_url("http://Example.COM/x") == ("http", "example.com", 80)
+    assert check_url("HTTPS://example.com/") == ("https", "example.com", 443)
+    assert check_url("http://127.0.0.1:8080/") == ("http", "127.0.0.1", 8080)
+
+
+def test_nothing_listening_is_connection_refused() -> None:
+    # A bound socket that does not listen keeps the port ours and refuses connections.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        with pytest.raises(FetchError, match="refused"):
+            fetch(f"http://127.0.0.1:{port}/", LOCAL)
+
+
+def test_a_body_over_the_limit_is_too_large(raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(ODD)
+    limit = CaptureSettings(allow_private_addresses=True, timeout_seconds=5,
+                            max_resource_bytes=len(ODD_BODY) - 1)
+
+    with pytest.raises(TooLarge, match=str(len(ODD_BODY) - 1)):
+        fetch(server.url("/odd"), limit)
+
+
+def test_a_body_at_the_limit_is_fetched(raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(CHUNKED)
+    size = len(b"".join(CHUNKS))
+    limit = CaptureSettings(allow_private_addresses=True, timeout_seconds=5,
+                            max_resource_bytes=size)
+
+    exchange = fetch(server.url("/doc"), limit)
+
+    assert exchange.response.read() == CHUNKED
+    exchange.close()
+
+
+def test_a_server_that_never_answers_times_out(raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(None)
+    settings = CaptureSettings(allow_private_addresses=True, timeout_seconds=0.5)
+
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="timed out"):
+        fetch(server.url("/slow"), settings)
+
+    assert time.monotonic() - started < 5
+    assert len(server.requests) == 1
+
+
+def test_a_capture_over_the_limit_fails_and_stores_nothing(
+        run: Callable[..., Any], raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(GZIPPED)
+
+    result = run("capture", server.url("/doc"), "--collection", "t",
+                 "--max-resource-bytes", "10")
+
+    assert result.status == 2
+    assert "max_resource_bytes" in result.err
+    home = Path(os.environ["PRESERVE_HOME"])
+    assert not any(path.is_file() for path in (home / "objects").rglob("*"))
+    assert not any((home / "work").glob("*.warc.gz"))
