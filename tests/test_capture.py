@@ -235,3 +235,16 @@ def test_policy_supplies_collection_copies_and_limits(run: Any, site: LoopbackSi
     policy.write_text("collection: c\npreservation: {copies: [offsite]}\n")
     unknown = run("capture", site.url(REFERENCE_PATH), "--policy", policy)
     assert unknown.status == 2 and "'offsite' is not configured" in unknown.err
+
+
+def test_large_body_is_streamed_whole(run: Any, site: LoopbackSite, home: Path) -> None:
+    # Regression: http.client closes a Connection: close socket before a large body
+    # is read; the recording socket must keep the descriptor open until the end.
+    import os
+
+    from preserve.demo import Route
+    body = os.urandom(5 * 1024 * 1024 + 3)
+    site.routes["/big.bin"] = Route(body, "application/octet-stream")
+    result = run("capture", site.url("/big.bin"), "--collection", "c", "--json")
+    assert result.status == 0, result.err
+    assert run("get", site.url("/big.bin"), "--payload").out == body

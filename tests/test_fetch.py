@@ -57,20 +57,26 @@ class RawServer:
                 continue
             except OSError:
                 return
-            conn.settimeout(5)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                request += data
-            self.requests.append(request)
-            if self.response is None:
-                self._held.append(conn)  # never answer; closed when the server stops
-                continue
-            conn.sendall(self.response)
-            conn.shutdown(socket.SHUT_WR)
-            conn.close()
+            try:
+                self._answer(conn)
+            except OSError:
+                conn.close()
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            data = conn.recv(65536)
+            if not data:
+                break
+            request += data
+        self.requests.append(request)
+        if self.response is None:
+            self._held.append(conn)  # never answer; closed when the server stops
+            return
+        conn.sendall(self.response)
+        conn.shutdown(socket.SHUT_WR)
+        conn.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -146,8 +152,10 @@ def warcio_check(path: Path) -> None:
     checked = subprocess.run([str(WARCIO), "check", "-v", str(path)], capture_output=True,
                              text=True, timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "digest pass" in checked.stdout
-    assert "fail" not in checked.stdout.lower(), checked.stdout
+    # Every record (warcinfo, request, response, any metadata) had its digests checked.
+    records = checked.stdout.count("WARC-Record-ID")
+    assert records >= 3, checked.stdout
+    assert checked.stdout.count("digest pass") == records, checked.stdout
 
 
 @pytest.mark.parametrize("raw", [CHUNKED, GZIPPED, ODD], ids=["chunked", "gzip", "odd-headers"])
@@ -176,27 +184,19 @@ def test_the_request_record_holds_the_bytes_sent(
     assert request.endswith(b"\r\n\r\n")
 
 
-def test_get_payload_of_a_chunked_response_is_dechunked(
-        run: Callable[..., Any], raw_server: Callable[..., RawServer]) -> None:
-    server = raw_server(CHUNKED)
+# Transfer-encoding is removed; content-encoding is kept, as the server sent it.
+@pytest.mark.parametrize(("raw", "payload"), [(CHUNKED, b"".join(CHUNKS)), (GZIPPED, ZIPPED)],
+                         ids=["chunked", "gzip"])
+def test_get_payload_gives_the_body_as_sent(
+        run: Callable[..., Any], raw_server: Callable[..., RawServer], raw: bytes,
+        payload: bytes) -> None:
+    server = raw_server(raw)
     capture(run, server.url("/doc"))
 
     result = run("get", server.url("/doc"), "--payload")
 
     assert result.status == 0, result.err
-    assert result.out == b"".join(CHUNKS)
-
-
-def test_get_payload_of_a_gzip_response_keeps_the_content_encoding(
-        run: Callable[..., Any], raw_server: Callable[..., RawServer]) -> None:
-    server = raw_server(GZIPPED)
-    capture(run, server.url("/doc"))
-
-    result = run("get", server.url("/doc"), "--payload")
-
-    assert result.status == 0, result.err
-    assert result.out == ZIPPED
-    assert gzip.decompress(result.out) == PAGE
+    assert result.out == payload
 
 
 def test_a_gzip_page_is_described_from_its_decoded_body(
@@ -260,23 +260,39 @@ def test_nothing_listening_is_connection_refused() -> None:
 
 def test_a_body_over_the_limit_is_too_large(raw_server: Callable[..., RawServer]) -> None:
     server = raw_server(ODD)
-    limit = CaptureSettings(allow_private_addresses=True, timeout_seconds=5,
-                            max_resource_bytes=len(ODD_BODY) - 1)
+
+    def limited(limit: int) -> CaptureSettings:
+        return CaptureSettings(allow_private_addresses=True, timeout_seconds=5,
+                               max_resource_bytes=limit)
 
     with pytest.raises(TooLarge, match=str(len(ODD_BODY) - 1)):
-        fetch(server.url("/odd"), limit)
-
-
-def test_a_body_at_the_limit_is_fetched(raw_server: Callable[..., RawServer]) -> None:
-    server = raw_server(CHUNKED)
-    size = len(b"".join(CHUNKS))
-    limit = CaptureSettings(allow_private_addresses=True, timeout_seconds=5,
-                            max_resource_bytes=size)
-
-    exchange = fetch(server.url("/doc"), limit)
-
-    assert exchange.response.read() == CHUNKED
+        fetch(server.url("/odd"), limited(len(ODD_BODY) - 1))
+    exchange = fetch(server.url("/odd"), limited(len(ODD_BODY)))  # exactly at the limit
+    assert exchange.response.read() == ODD
     exchange.close()
+
+
+@pytest.mark.xfail(reason="fetch._decode_content inflates gzip HTML without any bound: "
+                          "max_resource_bytes only limits the compressed size", strict=True,
+                   raises=AssertionError)
+def test_a_decoded_body_is_held_to_the_limit_too(raw_server: Callable[..., RawServer]) -> None:
+    # 5 MB of HTML that travels as a few kilobytes of gzip.
+    page = b"<html><body>" + b" " * 5_000_000 + b"</body></html>"
+    zipped = gzip.compress(page, mtime=0)
+    server = raw_server(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                        b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+                        % len(zipped) + zipped)
+    limit = 1_000_000
+    assert len(zipped) < limit
+    settings = CaptureSettings(allow_private_addresses=True, timeout_seconds=5,
+                               max_resource_bytes=limit)
+
+    try:
+        exchange = fetch(server.url("/bomb"), settings)
+    except TooLarge:
+        return
+    exchange.close()
+    assert exchange.body is None or len(exchange.body) <= limit
 
 
 def test_a_server_that_never_answers_times_out(raw_server: Callable[..., RawServer]) -> None:

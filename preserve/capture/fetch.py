@@ -214,20 +214,24 @@ def _describe_os_error(exc: BaseException) -> str:
 
 
 class _TeeReader(io.RawIOBase):
-    """Reads from a socket and copies every byte into a sink."""
+    """Reads from a socket's raw file and copies every byte into a sink."""
 
-    def __init__(self, sock: Any, sink: IO[bytes]) -> None:
-        self._sock = sock
+    def __init__(self, raw: Any, sink: IO[bytes]) -> None:
+        self._raw = raw
         self._sink = sink
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        count: int = self._sock.recv_into(buffer)
+        count: int | None = self._raw.readinto(buffer)
         if count:
             self._sink.write(memoryview(buffer)[:count])
-        return count
+        return count or 0
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 class _RecordingSocket:
@@ -243,7 +247,10 @@ class _RecordingSocket:
         self._sock.sendall(data)
 
     def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_TeeReader(self._sock, self._received))
+        # The socket's own raw file keeps the descriptor open until the response
+        # is read, even after http.client closes a Connection: close connection.
+        raw = self._sock.makefile("rb", buffering=0)
+        return io.BufferedReader(_TeeReader(raw, self._received))
 
     def close(self) -> None:
         self._sock.close()
