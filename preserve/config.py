@@ -140,7 +140,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{line} not valid YAML: {exc}") from exc
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise ConfigError(f"{path}:{line} not valid YAML: {problem}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -15,7 +15,7 @@ import yaml
 
 from preserve.errors import PolicyError
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SCOPES = ("page", "prefix", "host", "domain")
 
 _TOP = {"collection", "description", "targets", "capture", "preservation", "access"}
@@ -76,7 +76,7 @@ class Policy:
 
 def check_collection(name: str) -> str:
     """The collection name, or :class:`PolicyError` if it cannot name a collection."""
-    if not COLLECTION_NAME.match(name):
+    if not COLLECTION_NAME.fullmatch(name):
         raise PolicyError(
             f"collection {name!r} is not a valid name: use 1-100 letters, digits, "
             "'.', '_' or '-', starting with a letter or digit"

@@ -251,9 +251,6 @@ def test_cli_reports_a_bad_config_on_one_line_with_status_2(run: Callable[..., A
     assert "capture.timout_seconds" in result.err
 
 
-@pytest.mark.xfail(reason="config._read_yaml puts str(yaml error) in the message, which spans "
-                          "several lines; CLI errors are meant to be one line", strict=True,
-                   raises=AssertionError)
 def test_cli_reports_invalid_yaml_on_one_line(run: Callable[..., Any]) -> None:
     result, path = cli_error(run, "capture:\n  timeout_seconds: [1\n")
 

@@ -57,9 +57,6 @@ def test_srcset_of_img_and_picture_sources() -> None:
     ]
 
 
-@pytest.mark.xfail(reason="links._srcset splits srcset on every comma, so a URL with a comma "
-                          "(CDN transforms, data: placeholders) is cut in two", strict=True,
-                   raises=AssertionError)
 @pytest.mark.parametrize(("srcset", "expected"), [
     ("/img/w_300,c_fill/a.jpg 300w, /img/w_600,c_fill/a.jpg 600w",
      ["http://news.test/img/w_300,c_fill/a.jpg", "http://news.test/img/w_600,c_fill/a.jpg"]),

@@ -196,9 +196,6 @@ def test_check_collection_refuses_bad_names(name: str) -> None:
         check_collection(name)
 
 
-@pytest.mark.xfail(reason="policy.COLLECTION_NAME ends in '$', which also matches before a "
-                          "trailing newline, so 'news\\n' passes check_collection", strict=True,
-                   raises=pytest.fail.Exception)
 def test_check_collection_refuses_a_trailing_newline() -> None:
     with pytest.raises(PolicyError):
         check_collection("news\n")

@@ -181,23 +181,26 @@ def _read_body(url: str, response: http.client.HTTPResponse, limit: int) -> byte
             parts.append(chunk)
     if not keep:
         return None
-    return _decode_content(b"".join(parts), response.getheader("Content-Encoding"))
+    return _decode_content(b"".join(parts), response.getheader("Content-Encoding"), limit)
 
 
-def _decode_content(data: bytes, encoding: str | None) -> bytes | None:
+def _decode_content(data: bytes, encoding: str | None, limit: int) -> bytes | None:
+    """The body without its content coding, or None when it cannot be decoded within limit.
+
+    The limit applies to the decoded size too, so a small compressed body cannot
+    expand into an unbounded one (the raw bytes are archived either way).
+    """
     coding = (encoding or "identity").strip().lower()
-    try:
-        if coding in ("identity", ""):
-            return data
-        if coding in ("gzip", "x-gzip"):
-            return zlib.decompress(data, wbits=47)
-        if coding == "deflate":
-            try:
-                return zlib.decompress(data)
-            except zlib.error:
-                return zlib.decompress(data, wbits=-15)
-    except zlib.error:
-        return None
+    if coding in ("identity", ""):
+        return data
+    formats = {"gzip": [47], "x-gzip": [47], "deflate": [15, -15]}.get(coding, [])
+    for wbits in formats:
+        inflater = zlib.decompressobj(wbits=wbits)
+        try:
+            decoded = inflater.decompress(data, limit + 1)
+        except zlib.error:
+            continue
+        return decoded if len(decoded) <= limit else None
     return None
 
 

@@ -45,7 +45,26 @@ def _css_references(css: str) -> list[str]:
 
 
 def _srcset(value: str) -> list[str]:
-    return [candidate.split()[0] for candidate in value.split(",") if candidate.split()]
+    """URLs of a srcset, parsed as the HTML standard does: a URL may itself hold commas."""
+    urls = []
+    pos, end = 0, len(value)
+    while pos < end:
+        while pos < end and (value[pos].isspace() or value[pos] == ","):
+            pos += 1
+        start = pos
+        while pos < end and not value[pos].isspace():
+            pos += 1
+        url = value[start:pos]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:  # skip the descriptors, up to a comma outside parentheses
+            depth = 0
+            while pos < end and not (value[pos] == "," and depth == 0):
+                depth += {"(": 1, ")": -1 if depth else 0}.get(value[pos], 0)
+                pos += 1
+        if url:
+            urls.append(url)
+    return urls
 
 
 def _absolute(urls: list[str], base: str) -> list[str]:

@@ -31,7 +31,7 @@ class FilesystemStore:
     def put(self, key: str, stream: BinaryIO, sha256: str) -> ObjectInfo:
         """Store a stream under key after verifying it on disk."""
         final = self._path(key)
-        if final.exists():
+        if final.exists() or final.is_symlink():
             return self._same_or_refuse(key, final, sha256)
         temp = self.root / INCOMING / f"{uuid.uuid4().hex}.part"
         try:
@@ -62,9 +62,10 @@ class FilesystemStore:
 
     def open(self, key: str) -> BinaryIO:
         """The whole object as a binary stream."""
+        path = self._path(key)
         try:
-            return self._path(key).open("rb")
-        except FileNotFoundError as exc:
+            return path.open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise ObjectMissing(self.name, key) from exc
         except OSError as exc:
             raise StorageError(f"location {self.name!r}: cannot read {key!r}: {exc}") from exc
@@ -77,10 +78,13 @@ class FilesystemStore:
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size of the object under key, or None."""
+        path = self._path(key)
         try:
-            return ObjectInfo(key, self._path(key).stat().st_size)
-        except FileNotFoundError:
+            return ObjectInfo(key, path.stat().st_size) if path.is_file() else None
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            raise StorageError(f"location {self.name!r}: cannot look at {key!r}: {exc}") from exc
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every stored object whose key starts with prefix, in key order."""
@@ -93,10 +97,13 @@ class FilesystemStore:
 
     def delete(self, key: str) -> None:
         """Remove the object under key."""
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectMissing(self.name, key)
         try:
-            self._path(key).unlink()
-        except FileNotFoundError as exc:
-            raise ObjectMissing(self.name, key) from exc
+            path.unlink()
+        except OSError as exc:
+            raise StorageError(f"location {self.name!r}: cannot delete {key!r}: {exc}") from exc
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -107,7 +114,12 @@ class FilesystemStore:
         return self.root.joinpath(*parts)
 
     def _same_or_refuse(self, key: str, path: Path, sha256: str) -> ObjectInfo:
-        found, size = sha256_file(path)
+        if not path.is_file():
+            raise ObjectExists(self.name, key)
+        try:
+            found, size = sha256_file(path)
+        except OSError as exc:
+            raise StorageError(f"location {self.name!r}: cannot read {key!r}: {exc}") from exc
         if found != sha256:
             raise ObjectExists(self.name, key)
         return ObjectInfo(key, size)
