@@ -20,6 +20,7 @@ from typing import IO, Any
 from sqlalchemy import Engine
 
 from preserve import __version__, demo, ledger, retrieve
+from preserve.capture.crawl import Response
 from preserve.catalog import Snapshot, open_engine
 from preserve.config import Settings, load_settings
 from preserve.describe import decode_html, describe
@@ -150,10 +151,22 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
             raise BadInput(f"capture: --{key.replace('_seconds', '').replace('_', '-')} "
                            "must be positive")
     settings = settings.with_capture(**overrides)
+    fetched: list[int] = []
+
+    def progress(response: Response) -> None:
+        fetched.append(response.bytes)
+        print(f"\rfetched {len(fetched)} responses, {sum(fetched)} bytes", end="",
+              file=sys.stderr, flush=True)
+
+    show = sys.stderr.isatty() and not args.json
     with _catalog(settings) as engine:
-        report = run_capture(args.urls, collection=collection, settings=settings,
-                             engine=engine, policy=policy_name, copies=copies,
-                             requisites=requisites)
+        try:
+            report = run_capture(args.urls, collection=collection, settings=settings,
+                                 engine=engine, policy=policy_name, copies=copies,
+                                 requisites=requisites, progress=progress if show else None)
+        finally:
+            if fetched:
+                print(file=sys.stderr)
     if args.json:
         _print_json(report.as_dict())
     else:

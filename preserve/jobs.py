@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from preserve import __version__
-from preserve.capture.crawl import Response, capture_pages
+from preserve.capture.crawl import Progress, Response, capture_pages
 from preserve.capture.fetch import check_url
 from preserve.capture.warc import WarcFile
 from preserve.config import Settings
@@ -67,7 +67,7 @@ def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
 
 def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, engine: Engine,
                 policy: str = "ad hoc (command line)", copies: Sequence[str] = (),
-                requisites: bool = True,
+                requisites: bool = True, progress: Progress | None = None,
                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CaptureReport:
     """Capture pages with their requisites; seal, store and catalogue the WARC."""
     check_collection(collection)
@@ -89,7 +89,8 @@ def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, eng
         "http-header-user-agent": settings.capture.user_agent,
     })
     try:
-        crawled = capture_pages(seeds, settings.capture, warc, requisites_too=requisites)
+        crawled = capture_pages(seeds, settings.capture, warc, requisites_too=requisites,
+                                progress=progress)
         sealed = warc.seal()
     except BaseException:
         warc.discard()

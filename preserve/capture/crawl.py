@@ -14,7 +14,7 @@ failure: archives keep error answers like any other response.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urldefrag, urljoin
@@ -48,16 +48,28 @@ class CrawlResult:
     pages: int = 0
     responses: list[Response] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    progress: Progress | None = field(default=None, repr=False)
+
+    def add(self, response: Response) -> None:
+        self.responses.append(response)
+        if self.progress is not None:
+            self.progress(response)
 
     @property
     def bytes(self) -> int:
         return sum(response.bytes for response in self.responses)
 
 
+Progress = Callable[[Response], None]
+
+
 def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFile,
-                  requisites_too: bool = True) -> CrawlResult:
-    """Fetch each seed page (and, unless told otherwise, its requisites) into ``warc``."""
-    result = CrawlResult()
+                  requisites_too: bool = True, progress: Progress | None = None) -> CrawlResult:
+    """Fetch each seed page (and, unless told otherwise, its requisites) into ``warc``.
+
+    ``progress`` is called with every response as soon as it is in the WARC.
+    """
+    result = CrawlResult(progress=progress)
     seen: set[str] = set()
     requisites: deque[str] = deque()
     for seed in seeds:
@@ -107,8 +119,8 @@ def _fetch_following(url: str, settings: CaptureSettings, warc: WarcFile, result
         exchange = fetch(url, settings)
         response_id = warc.write_exchange(exchange)
         target = exchange.location
-        result.responses.append(Response(url, exchange.status, exchange.mime,
-                                         exchange.response_size, "redirect" if target else role))
+        result.add(Response(url, exchange.status, exchange.mime, exchange.response_size,
+                            "redirect" if target else role))
         if target is None:
             return exchange, response_id
         next_url = urldefrag(urljoin(url, target)).url
