@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -105,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = _HANDLERS[args.command]
         return handler(args, settings)
     except PreserveError as exc:
-        print(f"preserve: error: {exc}", file=sys.stderr)
+        # One line, whatever a wrapped library put into the message.
+        print(f"preserve: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         print("preserve: interrupted", file=sys.stderr)
@@ -147,7 +149,7 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
                                                ("max_resource_bytes", args.max_resource_bytes))
                  if value is not None}
     for key, value in overrides.items():
-        if value <= 0:
+        if not value > 0 or not math.isfinite(value):
             raise BadInput(f"capture: --{key.replace('_seconds', '').replace('_', '-')} "
                            "must be positive")
     settings = settings.with_capture(**overrides)

@@ -9,6 +9,7 @@ everything else is handed a :class:`Settings`.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from preserve import __version__
-from preserve.errors import ConfigError
+from preserve.errors import BadInput, ConfigError
 
 DEFAULT_HOME = "preserve-data"
 DEFAULT_LOCATION = "local"
@@ -130,18 +131,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, error: type[BadInput], what: str) -> Any:
+    """Safely load a YAML file; ``error`` names the file, and the line when YAML gives one."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read settings file: {exc.strerror}") from exc
+        raise error(f"{path}: cannot read {what}: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or "cannot be parsed"
-        raise ConfigError(f"{path}:{line} not valid YAML: {problem}") from exc
+        raise error(f"{where}: not valid YAML: {problem}") from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = read_yaml(path, ConfigError, "settings file")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -200,7 +206,8 @@ def _bool(value: Any, where: str, key: str) -> bool:
 
 
 def _positive(value: Any, where: str, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            or not math.isfinite(value)):
         raise ConfigError(f"{where}: {key} must be a positive number, not {value!r}")
     return float(value)
 

@@ -46,8 +46,3 @@ def sha256_text(text: str) -> str:
 def warc_digest_label(digest: hashlib._Hash) -> str:
     """A WARC digest header value: ``sha1:`` and the base32 of the digest."""
     return f"{digest.name}:{base64.b32encode(digest.digest()).decode('ascii')}"
-
-
-def sha1_label(data: bytes) -> str:
-    """The WARC digest label of a byte string."""
-    return warc_digest_label(hashlib.sha1(data))

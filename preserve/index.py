@@ -17,6 +17,7 @@ import surt as surt_lib
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
+from preserve.capture.fetch import media_type
 from preserve.errors import WarcError
 
 CAPTURE_TYPES = ("response", "revisit", "resource")
@@ -68,8 +69,9 @@ def surt_key(url: str) -> str:
 
 
 def parse_warc_date(value: str) -> datetime:
-    """A WARC-Date (W3C-DTF, UTC) as an aware datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    """A WARC-Date (W3C-DTF, UTC) as an aware datetime; a date without a zone is UTC too."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
@@ -97,8 +99,8 @@ def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
             url = headers.get_header("WARC-Target-URI")
             http = record.http_headers
             status = http.get_statuscode() if http is not None and kind != "resource" else None
-            mime = (http.get_header("Content-Type") if http is not None and kind != "resource"
-                    else headers.get_header("Content-Type"))
+            mime = media_type(http.get_header("Content-Type") if http is not None
+                              and kind != "resource" else headers.get_header("Content-Type"))
             index.captures.append(CaptureEntry(
                 url=url,
                 surt=surt_key(url),
@@ -106,7 +108,7 @@ def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
                 record_type=kind,
                 record_id=headers.get_header("WARC-Record-ID"),
                 status=int(status) if status and str(status).isdigit() else None,
-                mime=mime.split(";")[0].strip().lower() if mime else None,
+                mime=mime,
                 payload_digest=headers.get_header("WARC-Payload-Digest"),
                 offset=iterator.get_record_offset(),
                 length=iterator.get_record_length(),

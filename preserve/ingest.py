@@ -11,6 +11,7 @@ neither the store nor the catalog is left half-written.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from preserve import ledger
 from preserve.capture.warc import SealedWarc
-from preserve.catalog import record_warc_file
+from preserve.catalog import catalog_reason, record_warc_file
 from preserve.errors import CatalogError, PreserveError
 from preserve.index import index_warc
 from preserve.storage import ObjectStore
@@ -60,11 +61,12 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
                              verified=verified, index=index)
             ledger.append(connection, time=now(), actor=actor, event="ingest", object=key,
                           digest=f"sha256:{sealed.sha256}")
-    except (PreserveError, SQLAlchemyError) as exc:
+    except BaseException as exc:  # interrupted too: nothing stored stays uncatalogued
         for store in created:
-            store.delete(key)
+            with suppress(PreserveError):  # the first error is the one to report
+                store.delete(key)
         if isinstance(exc, SQLAlchemyError):
-            raise CatalogError(f"catalog: cannot record {key}: {exc}") from exc
+            raise CatalogError(f"catalog: cannot record {key}: {catalog_reason(exc)}") from exc
         raise
     return Ingested(key=key, sha256=sealed.sha256, size=sealed.size, records=index.records,
                     captures=len(index.captures), descriptions=len(index.descriptions),

@@ -19,13 +19,13 @@ from sqlalchemy import Engine
 
 from preserve import __version__
 from preserve.capture.crawl import Progress, Response, capture_pages
-from preserve.capture.fetch import check_url
+from preserve.capture.fetch import normalize_url
 from preserve.capture.warc import WarcFile
 from preserve.config import Settings
 from preserve.errors import ConfigError
 from preserve.ingest import Ingested, ingest
 from preserve.policy import check_collection
-from preserve.storage import ObjectStore, open_store
+from preserve.storage import ObjectStore, open_stores
 
 WARC_1_1 = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 
@@ -56,13 +56,13 @@ def warc_key(collection: str, job: str, moment: datetime) -> str:
 
 def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
     """The object stores of the named locations (the settings' defaults when none are named)."""
-    stores = []
-    for name in names or settings.default_copies:
+    wanted = list(names) or list(settings.default_copies)
+    for name in wanted:
         if name not in settings.locations:
             raise ConfigError(f"storage location {name!r} is not configured "
                               f"(configured: {', '.join(sorted(settings.locations))})")
-        stores.append(open_store(settings.locations[name]))
-    return stores
+    stores = open_stores(settings.locations)
+    return [stores[name] for name in wanted]
 
 
 def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, engine: Engine,
@@ -71,9 +71,7 @@ def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, eng
                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CaptureReport:
     """Capture pages with their requisites; seal, store and catalogue the WARC."""
     check_collection(collection)
-    seeds = list(dict.fromkeys(urls))
-    for url in seeds:
-        check_url(url)
+    seeds = list(dict.fromkeys(normalize_url(url) for url in urls))
     stores = stores_for(settings, copies)
     job = uuid.uuid4().hex
     key = warc_key(collection, job, now())

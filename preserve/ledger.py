@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, text
 
-from preserve.catalog.schema import ledger
+from preserve.catalog.schema import ledger, warc_files
 
 GENESIS_HASH = "0" * 64
 
@@ -82,12 +82,20 @@ def entries(connection: Connection) -> Iterator[LedgerEntry]:
 
 
 def verify(connection: Connection) -> LedgerCheck:
-    """Walk the chain; name the first entry that was changed, removed or reordered."""
+    """Prove the chain and the catalog: name what was changed, removed or reordered.
+
+    The chain is walked to its first broken entry. Then every catalogued WARC
+    file must have an ingest entry whose digest is the catalog's digest, so an
+    edited catalog row is found even when the chain itself is intact.
+    """
     check = LedgerCheck()
+    ingested: dict[str, str] = {}
     prev_hash = GENESIS_HASH
     expected_seq = 1
     for entry in entries(connection):
         check.entries += 1
+        if entry.event == "ingest":
+            ingested[entry.object] = entry.digest
         if entry.seq != expected_seq:
             check.problems.append(f"entry {expected_seq} is missing (next is {entry.seq})")
         elif entry.prev_hash != prev_hash:
@@ -96,7 +104,15 @@ def verify(connection: Connection) -> LedgerCheck:
                                       entry.object, entry.digest, entry.prev_hash):
             check.problems.append(f"entry {entry.seq} was altered: its hash does not match")
         if check.problems:
-            break
+            return check
         prev_hash = entry.hash
         expected_seq += 1
+    for key, sha256 in connection.execute(
+            select(warc_files.c.key, warc_files.c.sha256).order_by(warc_files.c.key)):
+        recorded = ingested.get(key)
+        if recorded is None:
+            check.problems.append(f"catalogued file {key} has no ingest entry in the ledger")
+        elif recorded != f"sha256:{sha256}":
+            check.problems.append(f"catalogued file {key} has sha256:{sha256}, "
+                                  f"the ledger recorded {recorded}")
     return check

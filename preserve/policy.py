@@ -6,13 +6,13 @@ a misspelt option never silently falls back to its default.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from preserve.config import read_yaml
 from preserve.errors import PolicyError
 
 COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -86,17 +86,7 @@ def check_collection(name: str) -> str:
 
 def load_policy(path: Path) -> Policy:
     """Read and validate one policy file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise PolicyError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    return parse_policy(data, path)
+    return parse_policy(read_yaml(path, PolicyError, "policy"), path)
 
 
 def parse_policy(data: Any, path: Path) -> Policy:
@@ -173,7 +163,8 @@ class _Reader:
     def number(self, data: dict[str, Any], key: str, default: float, minimum: float,
                maximum: float | None = None) -> float:
         value = data.get(key.rsplit(".", 1)[-1], default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value):
             raise self.fail(key, f"must be a number, not {value!r}")
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else (
@@ -182,9 +173,13 @@ class _Reader:
         return float(value)
 
     def optional_number(self, data: dict[str, Any], key: str) -> float | None:
+        """A positive number, or None when the key is absent."""
         if data.get(key.rsplit(".", 1)[-1]) is None:
             return None
-        return self.number(data, key, 0, minimum=0)
+        value = self.number(data, key, 0, minimum=0)
+        if value == 0:
+            raise self.fail(key, "must be more than 0")
+        return value
 
     def optional_int(self, data: dict[str, Any], key: str) -> int | None:
         value = data.get(key.rsplit(".", 1)[-1])

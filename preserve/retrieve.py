@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,14 +20,13 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 
+from preserve.capture.fetch import SPOOL_IN_MEMORY
 from preserve.catalog import Snapshot, captures_of, nearest_capture
 from preserve.catalog.schema import copies, warc_files
 from preserve.errors import NotFound, PreserveError, WarcError
 from preserve.fingerprint import iter_chunks
 from preserve.index import surt_key
 from preserve.storage import ObjectStore
-
-SPOOL_IN_MEMORY = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,6 @@ class Payload:
     status: int | None
     headers: list[tuple[str, str]]
     body: IO[bytes]
-
-    @property
-    def content_type(self) -> str | None:
-        for name, value in self.headers:
-            if name.lower() == "content-type":
-                return value
-        return None
 
 
 def find_snapshot(engine: Engine, url: str, at: datetime | None = None) -> Snapshot:
@@ -105,13 +98,31 @@ def read_payload(record: bytes) -> Payload:
 
 
 def _check_record(data: bytes, snapshot: Snapshot) -> None:
-    """Raise :class:`WarcError` unless data is one whole record whose digests hold."""
+    """Raise :class:`WarcError` unless data is exactly the catalogued record, digests holding.
+
+    Every record preserve writes carries block and payload digests; a record from
+    another tool without them is covered by the whole-file fixity check alone.
+
+    The gzip member is inflated here, not by warcio, because warcio falls back
+    to reading damaged gzip as plain bytes (and then as a digest-less ARC record).
+    """
     where = f"{snapshot.warc_key} at offset {snapshot.offset}"
     if len(data) != snapshot.length:
         raise WarcError(f"{where}: record is truncated ({len(data)} of {snapshot.length} bytes)")
+    inflater = zlib.decompressobj(wbits=31)
     try:
-        record = next(iter(ArchiveIterator(io.BytesIO(data), check_digests="raise")))
+        plain = inflater.decompress(data)
+    except zlib.error as exc:
+        raise WarcError(f"{where}: damaged record (gzip: {exc})") from exc
+    if not inflater.eof or inflater.unused_data:
+        raise WarcError(f"{where}: damaged record (not one whole gzip member)")
+    try:
+        record = next(iter(ArchiveIterator(io.BytesIO(plain), check_digests="raise")))
+        record_id = record.rec_headers.get_header("WARC-Record-ID")
         for _chunk in iter_chunks(record.raw_stream):
             pass  # reading to the end is what makes warcio check the digests
     except (ArchiveLoadFailed, StopIteration, ValueError, OSError, EOFError) as exc:
-        raise WarcError(f"{where}: damaged record ({exc or 'unreadable'})") from exc
+        reason = " ".join(str(exc).split())[:200] or "unreadable"
+        raise WarcError(f"{where}: damaged record ({reason})") from exc
+    if record.format != "warc" or record_id != snapshot.record_id:
+        raise WarcError(f"{where}: not the catalogued record {snapshot.record_id}")

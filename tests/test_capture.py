@@ -248,3 +248,55 @@ def test_large_body_is_streamed_whole(run: Any, site: LoopbackSite, home: Path) 
     result = run("capture", site.url("/big.bin"), "--collection", "c", "--json")
     assert result.status == 0, result.err
     assert run("get", site.url("/big.bin"), "--payload").out == body
+
+
+def test_international_urls_are_captured_as_a_browser_requests_them(
+        run: Any, site: LoopbackSite) -> None:
+    from preserve.demo import Route
+    page = '<html><body><p>Grüße</p><img src="/bilder/straße 1.png"></body></html>'
+    site.routes["/caf%C3%A9"] = Route(page.encode())
+    site.routes["/bilder/stra%C3%9Fe%201.png"] = Route(b"png", "image/png")
+    report = json.loads(run("capture", site.url("/café"), "--collection", "c", "--json").out)
+    assert report["errors"] == []
+    assert [r["url"] for r in report["responses"]] == [
+        site.url("/caf%C3%A9"), site.url("/bilder/stra%C3%9Fe%201.png")]
+    for spelling in ("/café", "/caf%C3%A9"):
+        assert run("get", site.url(spelling), "--payload").out == page.encode()
+
+
+def test_requisite_chains_and_counts_are_bounded(run: Any, site: LoopbackSite,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.capture import crawl
+    from preserve.demo import Route
+    # A stylesheet chain deeper than a browser page ever needs: 1 -> 2 -> 3 -> 4 -> 5.
+    for level in range(1, 6):
+        site.routes[f"/c{level}.css"] = Route(f'@import "/c{level + 1}.css";'.encode(),
+                                              "text/css")
+    site.routes["/deep"] = Route(b'<link rel="stylesheet" href="/c1.css">')
+    report = json.loads(run("capture", site.url("/deep"), "--collection", "c", "--json").out)
+    fetched = [r["url"] for r in report["responses"] if r["role"] == "requisite"]
+    assert fetched == [site.url(f"/c{level}.css") for level in (1, 2, 3)]
+    assert report["errors"] == [f"{site.url('/c4.css')}: not fetched, more than 3 requisites deep"]
+
+    images = "".join(f'<img src="/i{n}.png">' for n in range(20))
+    site.routes["/many"] = Route(f'<link rel="stylesheet" href="/c1.css">{images}'.encode())
+    monkeypatch.setattr(crawl, "MAX_REQUISITES", 10)
+    report = json.loads(run("capture", site.url("/many"), "--collection", "c", "--json").out)
+    assert len([r for r in report["responses"] if r["role"] == "requisite"]) == 10
+    assert report["errors"] == ["requisite limit of 10 reached: 12 more queued, not fetched"]
+
+
+def test_redirect_to_another_scheme_is_archived_and_ends_there(run: Any,
+                                                               site: LoopbackSite) -> None:
+    from preserve.demo import Route
+    site.routes["/to-ftp"] = Route(b"", status=302, headers=(("Location", "ftp://x/f"),))
+    result = run("capture", site.url("/to-ftp"), "--collection", "c", "--json")
+    assert result.status == 0, result.err
+    assert [(r["status"], r["role"]) for r in json.loads(result.out)["responses"]] == [
+        (302, "redirect")]
+
+
+def test_invalid_timeouts_are_bad_input(run: Any, site: LoopbackSite) -> None:
+    for value in ("nan", "inf", "0", "-1"):
+        result = run("capture", site.url(REFERENCE_PATH), "--collection", "c", "--timeout", value)
+        assert result.status == 2 and "--timeout must be positive" in result.err

@@ -152,3 +152,42 @@ def test_a_failed_catalog_write_leaves_no_object(engine: Engine, tmp_path: Path)
     assert list(store.list()) == []
     with engine.connect() as connection:
         assert list(ledger.entries(connection)) == []
+
+
+def test_ledger_verify_finds_an_edited_catalog_digest(run: Any, site: LoopbackSite,
+                                                      engine: Engine) -> None:
+    report = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "news",
+                            "--json").out)
+    key, sha256 = report["warcs"][0]["key"], report["warcs"][0]["sha256"]
+    assert run("ledger", "verify").status == 0
+    with engine.begin() as connection:
+        connection.execute(update(warc_files).values(sha256="a" * 64))
+    result = run("ledger", "verify", "--json")
+    assert result.status == 1
+    assert json.loads(result.out)["problems"] == [
+        f"catalogued file {key} has sha256:{'a' * 64}, the ledger recorded sha256:{sha256}"]
+    with engine.begin() as connection:
+        connection.execute(update(warc_files).values(sha256=sha256))
+        connection.execute(delete(ledger_table))
+    assert json.loads(run("ledger", "verify", "--json").out)["problems"] == [
+        f"catalogued file {key} has no ingest entry in the ledger"]
+
+
+def test_a_failed_copy_leaves_no_object_anywhere(run: Any, site: LoopbackSite, home: Path,
+                                                 tmp_path: Path, engine: Engine) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the second location's folder should be")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "preserve.yaml").write_text(
+        "storage:\n"
+        "  locations:\n"
+        f"    local: {{type: filesystem, path: {home / 'objects'}}}\n"
+        f"    mirror: {{type: filesystem, path: {blocker / 'objects'}}}\n"
+        "  default_copies: [local, mirror]\n")
+    result = run("capture", site.url(REFERENCE_PATH), "--collection", "news")
+    assert result.status == 1
+    assert "location 'mirror'" in result.err and len(result.err.strip().splitlines()) == 1
+    assert [p for p in (home / "objects").rglob("*") if p.is_file()] == []
+    with engine.connect() as connection:
+        assert connection.execute(select(warc_files)).all() == []
+        assert list(ledger.entries(connection)) == []

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from preserve.capture.fetch import check_url, fetch
+from preserve.capture.fetch import fetch, is_public_address, normalize_url
 from preserve.config import CaptureSettings
 from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
 
@@ -238,15 +238,39 @@ def test_private_addresses_are_refused_unless_allowed(
 
 @pytest.mark.parametrize("url", ["ftp://x/", "file:///etc/passwd", "http:///nohost",
                                  "mailto:someone@example.com", "http://host:notaport/"])
-def test_check_url_refuses_what_cannot_be_captured(url: str) -> None:
+def test_normalize_url_refuses_what_cannot_be_captured(url: str) -> None:
     with pytest.raises(UnsupportedURL):
-        check_url(url)
+        normalize_url(url)
 
 
-def test_check_url_gives_scheme_host_and_port() -> None:
-    assert check_url("http://Example.COM/x") == ("http", "example.com", 80)
-    assert check_url("HTTPS://example.com/") == ("https", "example.com", 443)
-    assert check_url("http://127.0.0.1:8080/") == ("http", "127.0.0.1", 8080)
+@pytest.mark.parametrize(("url", "normalized"), [
+    ("http://Example.COM/x", "http://example.com/x"),
+    ("HTTPS://example.com", "https://example.com/"),
+    ("http://127.0.0.1:8080/a#frag", "http://127.0.0.1:8080/a"),
+    ("http://user:secret@example.com/", "http://example.com/"),
+    ("http://example.com/café/a b.png?q=é&x=1", "http://example.com/caf%C3%A9/a%20b.png?q=%C3%A9&x=1"),
+    ("http://example.com/already%20encoded", "http://example.com/already%20encoded"),
+    ("http://bücher.example/", "http://xn--bcher-kva.example/"),
+    ("http://[::1]:81/", "http://[::1]:81/"),
+])
+def test_normalize_url_is_what_a_browser_sends(url: str, normalized: str) -> None:
+    assert normalize_url(url) == normalized
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
+    "100.64.0.1", "224.0.0.1", "::1", "::", "fe80::1", "fc00::1", "fec0::1", "ff0e::1",
+    "::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo whose client is 127.0.0.1
+])
+def test_non_public_addresses(address: str) -> None:
+    assert not is_public_address(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+                                     "64:ff9b::5db8:d70e", "::ffff:93.184.215.14"])
+def test_public_addresses(address: str) -> None:
+    assert is_public_address(address)
 
 
 def test_nothing_listening_is_connection_refused() -> None:
@@ -316,3 +340,33 @@ def test_a_capture_over_the_limit_fails_and_stores_nothing(
     home = Path(os.environ["PRESERVE_HOME"])
     assert not any(path.is_file() for path in (home / "objects").rglob("*"))
     assert not any((home / "work").glob("*.warc.gz"))
+
+
+def test_bytes_after_the_declared_length_are_not_archived(
+        raw_server: Callable[..., RawServer]) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    server = raw_server(answer + b"GARBAGE AFTER THE BODY")
+    exchange = fetch(server.url("/extra"), LOCAL)
+    assert exchange.response.read() == answer
+    assert exchange.response_size == len(answer)
+    exchange.close()
+
+
+def test_the_next_address_is_tried_when_the_first_does_not_answer(
+        raw_server: Callable[..., RawServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    # "localhost" resolves to ::1 and 127.0.0.1 here; the server listens on 127.0.0.1 only.
+    server = raw_server(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+    real = socket.getaddrinfo
+
+    def both(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        v4 = real("127.0.0.1", port, *args, **kwargs)
+        v6 = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0))]
+        return v6 + v4 if host == "dual.test" else real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    with socket.socket(socket.AF_INET6) as probe:  # make sure nothing listens on ::1 there
+        if probe.connect_ex(("::1", server.port)) == 0:
+            pytest.skip("something listens on [::1] at the same port")
+    exchange = fetch(f"http://dual.test:{server.port}/", LOCAL)
+    assert exchange.status == 204 and exchange.ip == "127.0.0.1"
+    exchange.close()

@@ -17,9 +17,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urljoin
 
-from preserve.capture.fetch import Exchange, fetch
+from preserve.capture.fetch import HTML_TYPES, Exchange, fetch, normalize_url
 from preserve.capture.links import css_links, html_requisites
 from preserve.capture.warc import WarcFile, warc_date
 from preserve.config import CaptureSettings
@@ -27,7 +27,11 @@ from preserve.describe import EXTRACTOR, EXTRACTOR_VERSION, decode_html, describ
 from preserve.errors import BadInput, PreserveError
 
 MAX_REDIRECTS = 10
-HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Requisites of requisites: a page's stylesheet (1), what it imports (2), and what
+# that references (3). Deeper chains, and more than MAX_REQUISITES fetches per
+# capture, are cut off and reported, so a hostile page cannot fill the disk.
+MAX_REQUISITE_DEPTH = 3
+MAX_REQUISITES = 1000
 
 
 @dataclass(frozen=True)
@@ -71,26 +75,48 @@ def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFil
     """
     result = CrawlResult(progress=progress)
     seen: set[str] = set()
-    requisites: deque[str] = deque()
+    requisites: deque[tuple[str, int]] = deque()
     for seed in seeds:
         page, response_id = _fetch_following(seed, settings, warc, result, seen, role="page")
         result.pages += 1
-        found = _links(page, response_id, warc)
+        try:
+            found = _links(page, response_id, warc)
+        finally:
+            page.close()
         if requisites_too:
-            requisites.extend(found)
-        page.close()
+            requisites.extend((url, 1) for url in found)
+    fetched = 0
     while requisites:
-        url = requisites.popleft()
+        url, depth = requisites.popleft()
+        try:
+            url = normalize_url(url)
+        except PreserveError as exc:
+            result.errors.append(str(exc))
+            continue
         if url in seen:
             continue
+        if fetched == MAX_REQUISITES:
+            left = len({u for u, _ in requisites} | {url})
+            result.errors.append(f"requisite limit of {MAX_REQUISITES} reached: "
+                                 f"{left} more queued, not fetched")
+            break
+        fetched += 1
         try:
             resource, response_id = _fetch_following(url, settings, warc, result, seen,
                                                      role="requisite")
         except PreserveError as exc:
             result.errors.append(str(exc))
             continue
-        requisites.extend(_links(resource, response_id, warc))
-        resource.close()
+        try:
+            found = _links(resource, response_id, warc)
+        finally:
+            resource.close()
+        if depth < MAX_REQUISITE_DEPTH:
+            requisites.extend((child, depth + 1) for child in found)
+        else:
+            result.errors.extend(
+                f"{child}: not fetched, more than {MAX_REQUISITE_DEPTH} requisites deep"
+                for child in found if child not in seen)
     return result
 
 
@@ -114,6 +140,7 @@ def _fetch_following(url: str, settings: CaptureSettings, warc: WarcFile, result
     Returns the last exchange and its response record ID. A redirect to a URL
     this capture already holds is not followed again.
     """
+    url = normalize_url(url)
     for _hop in range(MAX_REDIRECTS + 1):
         seen.add(url)
         exchange = fetch(url, settings)
@@ -123,7 +150,10 @@ def _fetch_following(url: str, settings: CaptureSettings, warc: WarcFile, result
                             "redirect" if target else role))
         if target is None:
             return exchange, response_id
-        next_url = urldefrag(urljoin(url, target)).url
+        try:
+            next_url = normalize_url(urljoin(url, target))
+        except PreserveError:
+            return exchange, response_id  # a redirect to ftp: or mailto: ends here, archived
         if next_url in seen:
             return exchange, response_id
         exchange.close()

@@ -23,14 +23,22 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from preserve.config import CaptureSettings
 from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
 
 SPOOL_IN_MEMORY = 1024 * 1024
 READ_SIZE = 64 * 1024
-PARSED_TYPES = ("text/html", "application/xhtml+xml", "text/css")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+PARSED_TYPES = (*HTML_TYPES, "text/css")
+# Characters a browser leaves as they are in a path or query; everything else,
+# non-ASCII included, is percent-encoded (UTF-8) before it goes on the wire.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+# IPv6 ranges that carry an IPv4 address in their last 32 bits.
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
@@ -52,16 +60,12 @@ class Exchange:
 
     def header(self, name: str) -> str | None:
         """The first value of a response header, case-insensitively."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return header_value(self.headers, name)
 
     @property
     def mime(self) -> str:
         """The media type of the response, without parameters."""
-        return (self.header("Content-Type") or "").split(";")[0].strip().lower()
+        return media_type(self.header("Content-Type")) or ""
 
     @property
     def location(self) -> str | None:
@@ -73,10 +77,26 @@ class Exchange:
         self.response.close()
 
 
-def check_url(url: str) -> tuple[str, str, int]:
-    """Scheme, host and port of a capturable URL, or :class:`UnsupportedURL`."""
+def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of a header in a list of (name, value) pairs, case-insensitively."""
+    wanted = name.lower()
+    return next((value for key, value in headers if key.lower() == wanted), None)
+
+
+def media_type(content_type: str | None) -> str | None:
+    """``text/html`` of ``Text/HTML; charset=utf-8``; None when there is none."""
+    value = (content_type or "").split(";")[0].strip().lower()
+    return value or None
+
+
+def normalize_url(url: str) -> str:
+    """The URL as a browser would request it, or :class:`UnsupportedURL`.
+
+    Scheme and host lower-cased, an international host in IDNA form, path and
+    query percent-encoded as UTF-8, no fragment and no user information.
+    """
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
         raise UnsupportedURL(f"{url}: not a valid URL ({exc})") from exc
@@ -86,35 +106,69 @@ def check_url(url: str) -> tuple[str, str, int]:
         raise UnsupportedURL(f"{url}: scheme {shown!r} is not supported (use http or https)")
     if not parts.hostname:
         raise UnsupportedURL(f"{url}: the URL has no host")
-    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+        host = f"[{address}]" if address.version == 6 else str(address)
+    except ValueError:
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise UnsupportedURL(f"{url}: {parts.hostname!r} is not a valid host name") from exc
+    netloc = host if port is None else f"{host}:{port}"
+    path = quote(parts.path or "/", safe=_PATH_SAFE)
+    query = quote(parts.query, safe=_QUERY_SAFE)
+    return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def resolve(url: str, host: str, port: int, allow_private: bool) -> str:
-    """The address to connect to, after checking every address the host has."""
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address, including any IPv4 address inside it."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:
+            return False
+        inner: list[ipaddress.IPv4Address] = []
+        if ip.ipv4_mapped:
+            inner.append(ip.ipv4_mapped)
+        if ip.sixtofour:
+            inner.append(ip.sixtofour)
+        if ip.teredo:
+            inner.extend(ip.teredo)
+        if ip in _IPV4_COMPATIBLE or any(ip in net for net in _NAT64):
+            inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return all(v4.is_global and not v4.is_multicast for v4 in inner)
+    return True
+
+
+def resolve(url: str, host: str, port: int, allow_private: bool) -> list[str]:
+    """The addresses to try, in order, after checking every address the host has."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"{url}: cannot resolve host {host!r}") from exc
-    addresses = [str(info[4][0]) for info in infos]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private:
         for address in addresses:
-            if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            if not is_public_address(address):
                 raise AddressRefused(
                     f"{url}: host {host!r} resolves to non-public address {address}; "
                     "set PRESERVE_ALLOW_PRIVATE_ADDRESSES=1 to capture private networks"
                 )
-    return addresses[0]
+    return addresses
 
 
 def fetch(url: str, settings: CaptureSettings) -> Exchange:
     """GET one URL and keep the exchange. Raises :class:`BadInput` subclasses."""
-    scheme, host, port = check_url(url)
-    ip = resolve(url, host, port, settings.allow_private_addresses)
+    url = normalize_url(url)
     parts = urlsplit(url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    scheme, host = parts.scheme, str(parts.hostname)
+    port = parts.port or (443 if scheme == "https" else 80)
+    addresses = resolve(url, host, port, settings.allow_private_addresses)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
     received = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
-    conn = _RecordingConnection(host, port, ip, scheme == "https", settings.timeout_seconds,
-                                received)
+    conn = _RecordingConnection(host, port, addresses, scheme == "https",
+                                settings.timeout_seconds, received)
     date = datetime.now(UTC)
     try:
         conn.putrequest("GET", target, skip_accept_encoding=True)
@@ -139,15 +193,27 @@ def fetch(url: str, settings: CaptureSettings) -> Exchange:
         raise
     finally:
         conn.close()
-    size = received.seek(0, io.SEEK_END)
     received.seek(0)
     header_size = http_header_length(received)
+    size = _trim_to_message(received, header_size, response)
     received.seek(0)
     return Exchange(
-        url=url, ip=ip, date=date, request=bytes(conn.sent), response=received,
+        url=url, ip=conn.connected_to, date=date, request=bytes(conn.sent), response=received,
         response_size=size, header_size=header_size, status=response.status,
         reason=response.reason, headers=list(response.getheaders()), body=body,
     )
+
+
+def _trim_to_message(received: IO[bytes], header_size: int,
+                     response: http.client.HTTPResponse) -> int:
+    """Drop bytes a server sent after a Content-Length body: they are not part of the answer."""
+    size = received.seek(0, io.SEEK_END)
+    chunked = "chunked" in (response.getheader("Transfer-Encoding") or "").lower()
+    length = (response.getheader("Content-Length") or "").strip()
+    if not chunked and length.isdigit() and size > header_size + int(length):
+        size = header_size + int(length)
+        received.truncate(size)
+    return size
 
 
 def http_header_length(stream: IO[bytes]) -> int:
@@ -168,8 +234,7 @@ def http_header_length(stream: IO[bytes]) -> int:
 
 def _read_body(url: str, response: http.client.HTTPResponse, limit: int) -> bytes | None:
     """Drain the body (the recording socket keeps the raw bytes); decode HTML and CSS."""
-    mime = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
-    keep = mime in PARSED_TYPES
+    keep = media_type(response.getheader("Content-Type")) in PARSED_TYPES
     parts: list[bytes] = []
     total = 0
     while chunk := response.read(READ_SIZE):
@@ -265,17 +330,30 @@ class _RecordingSocket:
 class _RecordingConnection(http.client.HTTPConnection):
     """An HTTP(S) connection to a checked address that records both directions."""
 
-    def __init__(self, host: str, port: int, ip: str, tls: bool, timeout: float,
+    def __init__(self, host: str, port: int, addresses: list[str], tls: bool, timeout: float,
                  received: IO[bytes]) -> None:
         super().__init__(host, port, timeout=timeout)
         self.default_port = 443 if tls else 80  # keeps :443 out of the Host header
         self.sent = bytearray()
-        self._ip = ip
+        self.connected_to = addresses[0]
+        self._addresses = addresses
         self._tls = tls
         self._received = received
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
+        # Only addresses that passed the guard are tried, first answer wins.
+        failure: OSError | None = None
+        for address in self._addresses:
+            try:
+                sock = socket.create_connection((address, self.port), self.timeout)
+            except OSError as exc:
+                failure = exc
+                continue
+            self.connected_to = address
+            break
+        else:
+            assert failure is not None
+            raise failure
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._tls:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)

@@ -28,6 +28,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from preserve.capture.fetch import Exchange
+from preserve.errors import WarcError
 from preserve.fingerprint import iter_chunks, warc_digest_label
 
 WARC_VERSION = "WARC/1.1"
@@ -61,8 +62,11 @@ class WarcFile:
     def __init__(self, path: Path, info: Mapping[str, str]) -> None:
         self.path = path
         self.records = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("xb")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("xb")
+        except OSError as exc:
+            raise WarcError(f"{path}: cannot create the WARC file: {exc.strerror}") from exc
         self._hashing = _HashingWriter(self._file)
         self._writer = WARCWriter(self._hashing, gzip=True, warc_version=WARC_VERSION)
         self._write(self._writer.create_warcinfo_record(path.name, dict(info)))
@@ -106,9 +110,12 @@ class WarcFile:
 
     def seal(self) -> SealedWarc:
         """Flush, fsync and close the file; return its path, SHA-256 and size."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            raise WarcError(f"{self.path}: cannot seal the WARC file: {exc.strerror}") from exc
         return SealedWarc(self.path, self._hashing.hexdigest(), self._hashing.size, self.records)
 
     def discard(self) -> None:
@@ -128,7 +135,10 @@ class WarcFile:
         stream.seek(0)
 
     def _write(self, record: ArcWarcRecord) -> None:
-        self._writer.write_record(record)
+        try:
+            self._writer.write_record(record)
+        except OSError as exc:
+            raise WarcError(f"{self.path}: cannot write record: {exc.strerror or exc}") from exc
         self.records += 1
 
 

@@ -1,6 +1,6 @@
 """The catalog: an index of what storage holds, rebuilt from it if need be."""
 
-from preserve.catalog.engine import migrate, open_engine
+from preserve.catalog.engine import catalog_reason, migrate, open_engine
 from preserve.catalog.lookups import (
     Snapshot,
     StoredFile,
@@ -14,6 +14,7 @@ __all__ = [
     "Snapshot",
     "StoredFile",
     "captures_of",
+    "catalog_reason",
     "migrate",
     "nearest_capture",
     "open_engine",

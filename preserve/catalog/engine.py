@@ -50,13 +50,23 @@ def migrate(engine: Engine) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise CatalogError(f"catalog {engine.url!r}: cannot open or migrate: {reason}") from exc
+        raise CatalogError(f"catalog {engine.url!r}: cannot open or migrate: "
+                           f"{catalog_reason(exc)}") from exc
+
+
+def catalog_reason(exc: SQLAlchemyError) -> str:
+    """The database's own complaint, on one line, without SQLAlchemy's SQL dump."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return reason[0] if reason else type(exc).__name__
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"database {database}: cannot create its folder: "
+                              f"{exc.strerror}") from exc
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
 
     @event.listens_for(engine, "connect")

@@ -20,6 +20,7 @@ class Snapshot:
     capture_time: datetime
     collection: str
     record_type: str
+    record_id: str
     status: int | None
     mime: str | None
     payload_digest: str | None
@@ -50,7 +51,7 @@ def _snapshots() -> Select[Any]:
     return (
         select(
             captures.c.id, captures.c.url, captures.c.capture_time, captures.c.collection,
-            captures.c.record_type, captures.c.status, captures.c.mime,
+            captures.c.record_type, captures.c.record_id, captures.c.status, captures.c.mime,
             captures.c.payload_digest, warc_files.c.key.label("warc_key"), captures.c.offset,
             captures.c.length, descriptions.c.title, descriptions.c.publisher,
             descriptions.c.author, descriptions.c.published, descriptions.c.language,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,7 +47,11 @@ class FilesystemStore:
                 raise StorageError(f"location {self.name!r}: cannot write {key!r}: {exc}") from exc
             if sent != sha256:
                 raise DigestMismatch(self.name, key, sha256, sent)
-            on_disk, _ = sha256_file(temp)
+            try:
+                on_disk, _ = sha256_file(temp)
+            except OSError as exc:
+                raise StorageError(f"location {self.name!r}: cannot read back {key!r}: {exc}"
+                                   ) from exc
             if on_disk != sha256:
                 raise DigestMismatch(self.name, key, sha256, on_disk)
             try:
@@ -55,9 +60,15 @@ class FilesystemStore:
                 return self._same_or_refuse(key, final, sha256)
             except OSError as exc:
                 raise StorageError(f"location {self.name!r}: cannot store {key!r}: {exc}") from exc
-            _fsync_dir(final.parent)
+            try:
+                _fsync_dir(final.parent)
+            except OSError as exc:
+                final.unlink(missing_ok=True)
+                raise StorageError(f"location {self.name!r}: cannot make {key!r} durable: {exc}"
+                                   ) from exc
         finally:
-            temp.unlink(missing_ok=True)
+            with suppress(OSError):  # no temp file, or no folder for one: nothing to remove
+                temp.unlink()
         return ObjectInfo(key, size)
 
     def open(self, key: str) -> BinaryIO:
