@@ -300,3 +300,20 @@ def test_invalid_timeouts_are_bad_input(run: Any, site: LoopbackSite) -> None:
     for value in ("nan", "inf", "0", "-1"):
         result = run("capture", site.url(REFERENCE_PATH), "--collection", "c", "--timeout", value)
         assert result.status == 2 and "--timeout must be positive" in result.err
+
+
+def test_an_extractor_failure_keeps_the_capture(run: Any, site: LoopbackSite,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import trafilatura
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(trafilatura, "bare_extraction", broken)
+    result = run("capture", site.url(REFERENCE_PATH), "--collection", "c", "--json")
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    assert report["errors"] == [f"{site.url(REFERENCE_PATH)}: not described "
+                                "(RecursionError: maximum recursion depth exceeded)"]
+    assert len(report["responses"]) == 11  # the page and every requisite still archived
+    assert json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)["title"] is None

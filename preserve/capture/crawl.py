@@ -80,7 +80,7 @@ def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFil
         page, response_id = _fetch_following(seed, settings, warc, result, seen, role="page")
         result.pages += 1
         try:
-            found = _links(page, response_id, warc)
+            found = _links(page, response_id, warc, result)
         finally:
             page.close()
         if requisites_too:
@@ -108,7 +108,7 @@ def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFil
             result.errors.append(str(exc))
             continue
         try:
-            found = _links(resource, response_id, warc)
+            found = _links(resource, response_id, warc, result)
         finally:
             resource.close()
         if depth < MAX_REQUISITE_DEPTH:
@@ -161,7 +161,8 @@ def _fetch_following(url: str, settings: CaptureSettings, warc: WarcFile, result
     raise BadInput(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
-def _links(exchange: Exchange, response_id: str, warc: WarcFile) -> list[str]:
+def _links(exchange: Exchange, response_id: str, warc: WarcFile,
+           result: CrawlResult) -> list[str]:
     """Requisites of an HTML page (after writing its description) or of a stylesheet."""
     if exchange.body is None:
         return []
@@ -171,6 +172,10 @@ def _links(exchange: Exchange, response_id: str, warc: WarcFile) -> list[str]:
         return []
     html = decode_html(exchange.body, exchange.header("Content-Type"))
     if 200 <= exchange.status < 300:
-        warc.write_metadata(exchange.url, exchange.date, response_id,
-                            description_document(exchange, html))
+        try:
+            document = description_document(exchange, html)
+        except Exception as exc:  # an extractor failing on odd HTML must not lose the capture
+            result.errors.append(f"{exchange.url}: not described ({type(exc).__name__}: {exc})")
+        else:
+            warc.write_metadata(exchange.url, exchange.date, response_id, document)
     return html_requisites(html, exchange.url)
