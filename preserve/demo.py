@@ -145,6 +145,8 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> int:
         + ("all hold" if result.passed else f"{len(result.findings)} problems"))
     for finding in result.findings:
         say(f"   {finding}")
-    say("\nTry: .venv/bin/preserve list " + url)
-    say("     .venv/bin/preserve get " + url + " --text")
+    say("\nTry these (in a clone, the command is .venv/bin/preserve):")
+    say(f"  preserve list {url}")
+    say(f"  preserve get {url} --text")
+    say(f"  preserve get {url} --record | warcio check /dev/stdin")
     return 0 if result.passed else 1
