@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     get = commands.add_parser("get", help="the capture of a URL nearest in time")
     get.add_argument("url", metavar="URL")
     get.add_argument("--at", type=_datetime_arg, metavar="DATETIME",
-                     help="ISO 8601 date/time or 14-digit timestamp (default: latest)")
+                     help="ISO 8601 date/time, or a 4-14 digit timestamp such as 20261127 "
+                          "(default: latest)")
     form = get.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="metadata as JSON")
     form.add_argument("--text", action="store_true", help="the extracted main text")
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo_cmd = commands.add_parser("demo", help="offline walk-through: serve the bundled "
                                    "reference page on loopback, archive, retrieve and audit it")
-    demo_cmd.set_defaults(json=False)
+    _json_flag(demo_cmd, "the walk-through's findings as JSON instead of the narration")
     return parser
 
 
@@ -177,6 +178,9 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _get(args: argparse.Namespace, settings: Settings) -> int:
+    if (args.payload or args.record) and args.output is None and sys.stdout.isatty():
+        raise BadInput("get: --payload and --record write bytes; send them to a file "
+                       "(-o FILE) or a pipe, not the terminal")
     with _catalog(settings) as engine:
         snapshot = retrieve.find_snapshot(engine, args.url, args.at)
         if args.payload or args.record:
@@ -204,8 +208,8 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine:
         snapshots = retrieve.list_snapshots(engine, args.url)
-    if not snapshots:
-        raise BadInput(f"{args.url}: no capture of this URL in the catalog")
+    if not snapshots and not args.json:
+        print(f"preserve: no capture of {args.url} in the catalog", file=sys.stderr)
     if args.json:
         _print_json({"url": args.url, "captures": [_snapshot_json(s) for s in snapshots]})
         return 0
@@ -216,6 +220,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _describe(args: argparse.Namespace, settings: Settings) -> int:
+    if args.file == "-" and sys.stdin.isatty():
+        print("preserve: reading HTML from standard input (end with Ctrl-D)", file=sys.stderr)
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
@@ -239,9 +245,7 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(result.as_dict())
     else:
-        print(f"fixity: {result.objects} objects, {result.copies} copies, "
-              f"{result.bytes} bytes checked: "
-              + ("all hold" if result.passed else f"{len(result.findings)} problems"))
+        print(f"fixity: {result.summary()}")
         for finding in result.findings:
             print(f"  {finding}")
     return 0 if result.passed else 1
@@ -260,7 +264,10 @@ def _ledger(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    return demo.walkthrough(settings, print)
+    status, summary = demo.walkthrough(settings, (lambda line: None) if args.json else print)
+    if args.json:
+        _print_json(summary)
+    return status
 
 
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
@@ -281,7 +288,7 @@ def _datetime_arg(value: str) -> datetime:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a date/time (use ISO 8601 or a 14-digit timestamp)") from exc
+            f"{value!r} is not a date/time (use ISO 8601 or a 4-14 digit timestamp)") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -17,10 +17,18 @@ failed, 2 for bad usage or bad input (one line on standard error, nothing writte
 
 def render() -> str:
     """The whole reference as Markdown."""
+    saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # stable wrapping, whatever the terminal
-    sections = [HEADER]
-    for path, parser in _walk(build_parser(), ["preserve"]):
-        sections.append(f"## `{' '.join(path)}`\n\n```\n{parser.format_help().rstrip()}\n```\n")
+    try:
+        sections = [HEADER]
+        for path, parser in _walk(build_parser(), ["preserve"]):
+            sections.append(
+                f"## `{' '.join(path)}`\n\n```\n{parser.format_help().rstrip()}\n```\n")
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
     return "\n".join(sections)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from preserve import retrieve
 from preserve.catalog import open_engine
 from preserve.config import Settings
-from preserve.fixity import run_fixity
+from preserve.fixity import check_record_digests, run_fixity
 from preserve.jobs import run_capture
 from preserve.storage import open_stores
 
@@ -101,52 +101,67 @@ def _handler_for(site: LoopbackSite) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def walkthrough(settings: Settings, say: Callable[[str], None]) -> int:
-    """Serve the reference page on loopback, archive it, describe, retrieve and audit it."""
+def walkthrough(settings: Settings, say: Callable[[str], None]) -> tuple[int, dict[str, Any]]:
+    """Serve the reference page on loopback, archive it, describe, retrieve and audit it.
+
+    Narrates each step through ``say``; returns the exit status and a summary
+    (the ``--json`` output). Every claim it prints is one it has just checked.
+    """
     say(f"preserve walk-through: home is {settings.home}")
     say(f"catalog: {settings.database_url}\n")
     # Our own site on 127.0.0.1: the private-address guard is lifted for this capture only.
     local = settings.with_capture(allow_private_addresses=True)
     engine = open_engine(settings.database_url)
-    with LoopbackSite(reference_site(), port=DEMO_PORT) as site:
-        url = site.url(REFERENCE_PATH)
-        say(f"1. capture  serving the reference news page at {url}")
-        report = run_capture([url], collection="demo", settings=local, engine=engine,
-                             policy="demo walk-through")
-    warc = report.warcs[0]
-    say(f"   fetched {report.pages} page and {len(report.responses) - report.pages} "
-        f"resources ({report.bytes} bytes) into {report.records} WARC records")
-    say(f"   stored {warc['key']}")
-    say(f"   (in {settings.locations[warc['locations'][0]].path}; `warcio check` accepts it)")
-    say(f"   sha256 {warc['sha256']}, {warc['size']} bytes, verified in: "
-        f"{', '.join(warc['locations'])}\n")
+    try:
+        with LoopbackSite(reference_site(), port=DEMO_PORT) as site:
+            url = site.url(REFERENCE_PATH)
+            say(f"1. capture  serving the reference news page at {url}")
+            report = run_capture([url], collection="demo", settings=local, engine=engine,
+                                 policy="demo walk-through")
+        warc = report.warcs[0]
+        stores = open_stores(settings.locations)
+        with stores[warc["locations"][0]].open(warc["key"]) as stream:
+            records = check_record_digests(stream, warc["key"])
+        say(f"   fetched {report.pages} page and {len(report.responses) - report.pages} "
+            f"resources, {report.bytes} bytes, into {report.records} WARC records")
+        say(f"   stored {warc['key']}")
+        say(f"   in {settings.locations[warc['locations'][0]].path}: {warc['size']} bytes "
+            f"(gzip per record), verified in: {', '.join(warc['locations'])}")
+        say(f"   sha256 {warc['sha256']}")
+        say("   record digests re-read as `warcio check` does: "
+            + ("all pass" if records.passed else "; ".join(records.problems)) + "\n")
 
-    snapshot = retrieve.find_snapshot(engine, url)
-    say("2. describe  the metadata record written beside the page:")
-    for name in ("title", "publisher", "author", "published", "language"):
-        say(f"   {name:<10} {getattr(snapshot, name)}")
-    text = snapshot.text or ""
-    say(f"   text       {len(text)} characters, begins: {text[:90]}...\n")
+        snapshot = retrieve.find_snapshot(engine, url)
+        say("2. describe  the metadata record written beside the page, as catalogued:")
+        for name in ("title", "publisher", "author", "published", "language"):
+            say(f"   {name:<10} {getattr(snapshot, name)}")
+        text = snapshot.text or ""
+        say(f"   text       {len(text)} characters, begins: {text[:90]}...\n")
 
-    stores = open_stores(settings.locations)
-    record = retrieve.read_record(engine, stores, snapshot)
-    payload = retrieve.read_payload(record)
-    body = payload.body.read()
-    served = site.routes[REFERENCE_PATH].body
-    say(f"3. retrieve  `preserve get {url} --payload`")
-    say(f"   {len(body)} bytes, {'identical to' if body == served else 'DIFFERENT from'} "
-        "what the server sent")
-    say(f"   WARC record: {snapshot.warc_key} offset {snapshot.offset} "
-        f"length {snapshot.length} (read by range)\n")
+        record = retrieve.read_record(engine, stores, snapshot)
+        body = retrieve.read_payload(record).body.read()
+        identical = body == site.routes[REFERENCE_PATH].body
+        say(f"3. retrieve  `preserve get {url} --payload`")
+        say(f"   {len(body)} bytes, {'identical to' if identical else 'DIFFERENT from'} "
+            "what the server sent")
+        say(f"   WARC record: {snapshot.warc_key} offset {snapshot.offset} "
+            f"length {snapshot.length} (read by range)\n")
 
-    result = run_fixity(engine, stores)
-    say("4. fixity  `preserve fixity run` re-hashes every stored copy:")
-    say(f"   {result.objects} WARC files, {result.copies} copies, {result.bytes} bytes: "
-        + ("all hold" if result.passed else f"{len(result.findings)} problems"))
-    for finding in result.findings:
-        say(f"   {finding}")
+        result = run_fixity(engine, stores)
+        say("4. fixity  `preserve fixity run` re-hashes every stored copy:")
+        say(f"   {result.summary()}")
+        for finding in result.findings:
+            say(f"   {finding}")
+    finally:
+        engine.dispose()
     say("\nTry these (in a clone, the command is .venv/bin/preserve):")
     say(f"  preserve list {url}")
     say(f"  preserve get {url} --text")
     say(f"  preserve get {url} --record | warcio check /dev/stdin")
-    return 0 if result.passed else 1
+    passed = records.passed and identical and result.passed
+    summary = {"passed": passed, "url": url, "capture": report.as_dict(),
+               "record_digests": {"records": records.records, "problems": records.problems},
+               "description": {name: getattr(snapshot, name) for name in
+                               ("title", "publisher", "author", "published", "language")},
+               "payload_identical": identical, "fixity": result.as_dict()}
+    return (0 if passed else 1), summary

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine
+from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
 
 from preserve.catalog import StoredFile, stored_files
 from preserve.errors import StorageError
@@ -51,6 +53,14 @@ class FixityResult:
     @property
     def passed(self) -> bool:
         return not self.findings
+
+    def summary(self) -> str:
+        """One line: what was checked, and whether it held."""
+        files = f"{self.objects} WARC file{'' if self.objects == 1 else 's'}"
+        copies = f"{self.copies} cop{'y' if self.copies == 1 else 'ies'}"
+        verdict = ("all hold" if self.passed else
+                   f"{len(self.findings)} problem{'' if len(self.findings) == 1 else 's'}")
+        return f"{files}, {copies}, {self.bytes} bytes checked: {verdict}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "objects": self.objects, "copies": self.copies,
@@ -96,3 +106,32 @@ def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,
     if digest != stored.sha256:
         return finding(CORRUPTED, f"sha256:{stored.sha256}", f"sha256:{digest}")
     return None
+
+
+@dataclass
+class RecordCheck:
+    """Every record of one WARC file re-read with its block and payload digests checked."""
+
+    records: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def check_record_digests(stream: IO[bytes], name: str) -> RecordCheck:
+    """What ``warcio check`` does: read every record, verify every digest it declares."""
+    check = RecordCheck()
+    iterator = ArchiveIterator(stream, check_digests=True)
+    try:
+        for record in iterator:
+            check.records += 1
+            for _chunk in iter_chunks(record.raw_stream):
+                pass
+            offset = iterator.get_record_offset()
+            for problem in record.digest_checker.problems:
+                check.problems.append(f"{name} offset {offset}: {problem}")
+    except (ArchiveLoadFailed, ValueError, EOFError, OSError) as exc:
+        check.problems.append(f"{name} after record {check.records}: unreadable ({exc})")
+    return check

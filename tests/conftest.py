@@ -7,11 +7,14 @@ PRESERVE_TEST_POSTGRES_URL). Without a server they skip with the reason; in CI
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -38,6 +41,20 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PRESERVE_HOME", str(home))
     monkeypatch.setenv("PRESERVE_ALLOW_PRIVATE_ADDRESSES", "1")
     return home
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may open a connection beyond this machine, even if the address guard broke."""
+    real = socket.create_connection
+
+    def guarded(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        host = str(address[0])
+        if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+            raise AssertionError(f"a test tried to connect to {host}, beyond loopback")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", guarded)
 
 
 @pytest.fixture

@@ -51,8 +51,12 @@ def test_unreachable_host(run: Any, home: Path) -> None:
     assert_nothing_written(home)
 
 
-def test_unknown_host_name(run: Any, home: Path) -> None:
-    # .invalid never resolves (RFC 2606).
+def test_unknown_host_name(run: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The answer a resolver gives for a name that does not exist, without asking one.
+    def no_such_name(host: str, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     url = "http://no-such-host.invalid/"
     assert_one_line_error(run("capture", url, "--collection", "c"), url, "cannot resolve")
     assert_nothing_written(home)
@@ -94,7 +98,7 @@ def test_the_setting_lifts_the_guard(run: Any, site: LoopbackSite,
     assert run("capture", site.url("/gone"), "--collection", "c").status == 0
 
 
-@pytest.mark.parametrize("name", ["../etc", "a b", "", "-dash"])
+@pytest.mark.parametrize("name", ["../etc", "a b", "-dash", "news\n", "x" * 101])
 def test_bad_collection_name(run: Any, site: LoopbackSite, home: Path, name: str) -> None:
     result = run("capture", site.url(REFERENCE_PATH), f"--collection={name}")
     assert_one_line_error(result)
@@ -117,7 +121,14 @@ def test_a_failing_second_page_writes_nothing(run: Any, site: LoopbackSite,
 
 def test_get_of_an_unknown_url(run: Any, home: Path) -> None:
     assert_one_line_error(run("get", "http://example.com/never"), "no capture")
-    assert_one_line_error(run("list", "http://example.com/never"), "no capture")
+    listed = run("list", "http://example.com/never")
+    assert listed.status == 0 and listed.out == b"" and "no capture" in listed.err
+    assert run("list", "http://example.com/never", "--json").text.count('"captures": []') == 1
+
+
+def test_url_without_a_scheme(run: Any, home: Path) -> None:
+    assert_one_line_error(run("capture", "example.com/page", "--collection", "c"),
+                          "no scheme (did you mean http://example.com/page?)")
 
 
 def test_get_with_a_bad_datetime(run: Any) -> None:

@@ -38,7 +38,11 @@ def test_migrations_build_exactly_the_schema(engine: Engine) -> None:
 
 
 def test_migrating_twice_is_harmless(database_url: str, engine: Engine) -> None:
-    open_engine(database_url).dispose()
+    again = open_engine(database_url)
+    with again.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    again.dispose()
 
 
 def test_capture_fills_every_table(run: Any, site: LoopbackSite, engine: Engine) -> None:
@@ -117,6 +121,19 @@ def test_ledger_detects_changes_removals_and_reordering(engine: Engine) -> None:
                            .values(digest="sha256:" + "f" * 64))
         check = ledger.verify(connection)
     assert not check.passed and check.problems == ["entry 2 was altered: its hash does not match"]
+
+
+def test_ledger_detects_reordered_entries(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for number in range(3):
+            ledger.append(connection, time=datetime.now(UTC), actor="test", event="ingest",
+                          object=f"object-{number}", digest="sha256:" + "0" * 64)
+        # Swap entries 2 and 3 (through a free number, the key being unique).
+        for old, new in ((2, 99), (3, 2), (99, 3)):
+            connection.execute(update(ledger_table).where(ledger_table.c.seq == old)
+                               .values(seq=new))
+        check = ledger.verify(connection)
+    assert check.problems == ["entry 2 does not follow entry 1"]
 
 
 def test_ledger_detects_a_removed_entry(run: Any, engine: Engine) -> None:

@@ -31,3 +31,33 @@ def test_bundled_page_is_the_test_fixture() -> None:
 
 def test_cli_reference_is_current() -> None:
     assert (ROOT / "docs" / "cli.md").read_text() == render(), "run `make docs`"
+
+
+def test_walkthrough_as_json(run: Any) -> None:
+    import json
+    result = run("demo", "--json")
+    assert result.status == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["passed"] is True and summary["payload_identical"] is True
+    assert summary["record_digests"] == {"records": 24, "problems": []}
+    assert summary["description"]["publisher"] == "The Financial District"
+    assert summary["fixity"]["findings"] == []
+
+
+def test_bytes_are_not_written_to_a_terminal(run: Any, home: Path) -> None:
+    import json
+    import os
+    import pty
+    import subprocess
+    import sys
+    url = json.loads(run("demo", "--json").out)["url"]
+    leader, follower = pty.openpty()
+    try:
+        preserve = Path(sys.executable).parent / "preserve"
+        done = subprocess.run([str(preserve), "get", url, "--payload"], stdout=follower,
+                              stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 2
+    assert "-o FILE" in done.stderr

@@ -108,3 +108,106 @@ def test_damaged_record_is_not_served(run: Any, stored: list[Path], site: Loopba
 def test_empty_catalog_passes(run: Any, database_url: str) -> None:
     status, result, _ = audit(run)
     assert status == 0 and result["objects"] == 0
+
+
+def test_an_extended_file_is_a_size_mismatch(run: Any, stored: list[Path], home: Path) -> None:
+    size = stored[0].stat().st_size
+    with stored[0].open("ab") as stream:
+        stream.write(b"appended")
+    status, result, _ = audit(run)
+    assert status == 1
+    [finding] = result["findings"]
+    assert (finding["kind"], finding["key"]) == ("size mismatch", key_of(stored[0], home))
+    assert finding["found"].startswith(f"{size + 8} bytes")
+
+
+def two_locations(home: Path) -> Path:
+    mirror = home.parent / "mirror"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "preserve.yaml").write_text(
+        "storage:\n  locations:\n"
+        f"    local: {{type: filesystem, path: {home / 'objects'}}}\n"
+        f"    mirror: {{type: filesystem, path: {mirror}}}\n"
+        "  default_copies: [local, mirror]\n")
+    return mirror
+
+
+def test_every_copy_is_checked_and_a_good_copy_serves(run: Any, site: LoopbackSite,
+                                                       home: Path, database_url: str) -> None:
+    mirror = two_locations(home)
+    report = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                            "--json").out)
+    key = report["warcs"][0]["key"]
+    assert report["warcs"][0]["locations"] == ["local", "mirror"]
+    assert (mirror / key).read_bytes() == (home / "objects" / key).read_bytes()
+    status, result, _ = audit(run)
+    assert status == 0 and result["copies"] == 2
+
+    (mirror / key).write_bytes(b"\0" * (mirror / key).stat().st_size)
+    status, result, _ = audit(run)
+    assert status == 1
+    assert [(f["kind"], f["location"]) for f in result["findings"]] == [("corrupted", "mirror")]
+
+    (home / "objects" / key).unlink()
+    status, result, _ = audit(run)
+    assert sorted((f["kind"], f["location"]) for f in result["findings"]) == [
+        ("corrupted", "mirror"), ("missing", "local")]
+    failed = run("get", site.url(REFERENCE_PATH), "--payload")
+    assert failed.status == 1 and "damaged record" in failed.err
+
+
+def test_get_falls_back_to_a_good_copy(run: Any, site: LoopbackSite, home: Path) -> None:
+    mirror = two_locations(home)
+    key = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                         "--json").out)["warcs"][0]["key"]
+    (home / "objects" / key).write_bytes(b"\0" * (home / "objects" / key).stat().st_size)
+    result = run("get", site.url(REFERENCE_PATH), "--payload")
+    assert result.status == 0
+    assert result.out == site.routes[REFERENCE_PATH].body
+    assert (mirror / key).exists()
+
+
+def test_a_catalogued_location_missing_from_settings_is_reported(
+        run: Any, site: LoopbackSite, home: Path) -> None:
+    two_locations(home)
+    run("capture", site.url(REFERENCE_PATH), "--collection", "c")
+    (home / "preserve.yaml").unlink()  # back to the single default location
+    status, result, _ = audit(run)
+    assert status == 1
+    assert [(f["kind"], f["location"]) for f in result["findings"]] == [
+        ("location not configured", "mirror")]
+
+
+def test_a_record_is_read_by_its_range_only(run: Any, site: LoopbackSite, home: Path) -> None:
+    from preserve import retrieve
+    from preserve.catalog import open_engine
+    from preserve.config import load_settings
+    from preserve.storage import FilesystemStore
+
+    class CountingStore(FilesystemStore):
+        """The filesystem store, noting which reads it was asked for."""
+
+        def __init__(self, root: Path) -> None:
+            super().__init__("local", root)
+            self.reads: list[tuple[str, int, int]] = []
+            self.opened: list[str] = []
+
+        def open(self, key: str) -> Any:
+            self.opened.append(key)
+            return super().open(key)
+
+        def read_range(self, key: str, offset: int, length: int) -> bytes:
+            self.reads.append((key, offset, length))
+            with super().open(key) as stream:
+                stream.seek(offset)
+                return stream.read(length)
+
+    run("capture", site.url(REFERENCE_PATH), "--collection", "c")
+    engine = open_engine(load_settings().database_url)
+    snapshot = retrieve.find_snapshot(engine, site.url(REFERENCE_PATH))
+    store = CountingStore(home / "objects")
+    record = retrieve.read_record(engine, {"local": store}, snapshot)
+    engine.dispose()
+    assert store.reads == [(snapshot.warc_key, snapshot.offset, snapshot.length)]
+    assert store.opened == []
+    assert len(record) == snapshot.length

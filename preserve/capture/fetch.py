@@ -101,9 +101,10 @@ def normalize_url(url: str) -> str:
     except ValueError as exc:
         raise UnsupportedURL(f"{url}: not a valid URL ({exc})") from exc
     scheme = parts.scheme.lower()
+    if not scheme:
+        raise UnsupportedURL(f"{url}: the URL has no scheme (did you mean http://{url}?)")
     if scheme not in ("http", "https"):
-        shown = scheme or "none"
-        raise UnsupportedURL(f"{url}: scheme {shown!r} is not supported (use http or https)")
+        raise UnsupportedURL(f"{url}: scheme {scheme!r} is not supported (use http or https)")
     if not parts.hostname:
         raise UnsupportedURL(f"{url}: the URL has no host")
     try:
