@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from preserve import ledger
 from preserve.capture.warc import SealedWarc
-from preserve.catalog import catalog_reason, record_warc_file
+from preserve.catalog import catalog_reason, record_warc_file, write_transaction
 from preserve.errors import CatalogError, PreserveError
 from preserve.index import index_warc
 from preserve.storage import ObjectStore
@@ -55,7 +55,7 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
             if not existed:
                 created.append(store)
             verified[store.name] = now()
-        with engine.begin() as connection:
+        with write_transaction(engine) as connection:
             record_warc_file(connection, key=key, collection=collection, sha256=sealed.sha256,
                              size=sealed.size, source=source, created_at=now(),
                              verified=verified, index=index)

@@ -208,3 +208,39 @@ def test_a_failed_copy_leaves_no_object_anywhere(run: Any, site: LoopbackSite, h
     with engine.connect() as connection:
         assert connection.execute(select(warc_files)).all() == []
         assert list(ledger.entries(connection)) == []
+
+
+def test_concurrent_captures_each_get_their_own_ledger_entry(site: LoopbackSite,
+                                                             database_url: str) -> None:
+    import threading
+
+    from preserve.config import load_settings
+    from preserve.jobs import run_capture
+
+    settings = load_settings()
+    failures: list[BaseException] = []
+
+    def capture() -> None:
+        engine = open_engine(database_url)
+        try:
+            for _ in range(3):
+                run_capture([site.url(REFERENCE_PATH)], collection="race", settings=settings,
+                            engine=engine)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=capture) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    engine = open_engine(database_url)
+    with engine.connect() as connection:
+        check = ledger.verify(connection)
+        files = connection.execute(select(warc_files)).all()
+    engine.dispose()
+    assert check.passed, check.problems
+    assert check.entries == len(files) == 9

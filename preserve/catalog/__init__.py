@@ -1,6 +1,6 @@
 """The catalog: an index of what storage holds, rebuilt from it if need be."""
 
-from preserve.catalog.engine import catalog_reason, migrate, open_engine
+from preserve.catalog.engine import catalog_reason, migrate, open_engine, write_transaction
 from preserve.catalog.lookups import (
     Snapshot,
     StoredFile,
@@ -20,4 +20,5 @@ __all__ = [
     "open_engine",
     "record_warc_file",
     "stored_files",
+    "write_transaction",
 ]

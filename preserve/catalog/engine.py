@@ -1,18 +1,20 @@
 """Open the catalog database and bring its schema up to date.
 
-SQLite is the embedded default; the same code runs on PostgreSQL. On SQLite
-every transaction starts with ``BEGIN IMMEDIATE`` so two writers queue instead
-of both reading the ledger head and then colliding.
+SQLite is the embedded default; the same code runs on PostgreSQL. On SQLite a
+:func:`write_transaction` starts with ``BEGIN IMMEDIATE``, so two writers queue
+instead of both reading the ledger head and then colliding; reads stay deferred
+and never wait for a writer (WAL).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -20,6 +22,7 @@ from preserve.errors import CatalogError, ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+MIGRATION_LOCK = 0x70726573  # "pres": the advisory lock key migrations hold on PostgreSQL
 
 
 def open_engine(url: str) -> Engine:
@@ -46,12 +49,22 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
+        with write_transaction(engine) as connection:
+            if connection.dialect.name == "postgresql":
+                # Services starting together on an empty database migrate one at a time;
+                # the others then find the schema current. (SQLite: BEGIN IMMEDIATE.)
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
         raise CatalogError(f"catalog {engine.url!r}: cannot open or migrate: "
                            f"{catalog_reason(exc)}") from exc
+
+
+def write_transaction(engine: Engine) -> AbstractContextManager[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at once."""
+    return engine.execution_options(preserve_write=True).begin()
 
 
 def catalog_reason(exc: SQLAlchemyError) -> str:
@@ -79,6 +92,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writes = connection.get_execution_options().get("preserve_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
