@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -48,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(required unless --policy names one)")
     capture.add_argument("--policy", type=Path, help="policy file whose collection, copies "
                          "and capture limits apply")
-    capture.add_argument("--max-resource-bytes", type=int, metavar="N",
+    capture.add_argument("--max-resource-bytes", type=_positive(int), metavar="N",
                          help="refuse a body larger than N bytes (default 100 MiB)")
-    capture.add_argument("--timeout", type=float, metavar="SECONDS",
+    capture.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
                          help="network timeout per request (default 30)")
     _json_flag(capture)
 
@@ -130,30 +130,14 @@ def _catalog(settings: Settings) -> Iterator[Engine]:
 
 
 def _capture(args: argparse.Namespace, settings: Settings) -> int:
-    collection = args.collection
-    policy_name = "ad hoc (command line)"
-    copies: tuple[str, ...] = ()
-    requisites = True
-    if args.policy is not None:
-        policy = load_policy(args.policy)
-        collection = collection or policy.collection
-        policy_name = f"{policy.name} ({args.policy})"
-        copies = policy.preservation.copies
-        requisites = policy.capture.requisites
-        settings = settings.with_capture(**{
-            key: value for key, value in (
-                ("timeout_seconds", policy.capture.timeout_seconds),
-                ("max_resource_bytes", policy.capture.max_resource_bytes)) if value is not None})
-    if not collection:
-        raise BadInput("capture: --collection is required (or a --policy that names one)")
-    overrides = {key: value for key, value in (("timeout_seconds", args.timeout),
-                                               ("max_resource_bytes", args.max_resource_bytes))
-                 if value is not None}
-    for key, value in overrides.items():
-        if not value > 0 or not math.isfinite(value):
-            raise BadInput(f"capture: --{key.replace('_seconds', '').replace('_', '-')} "
-                           "must be positive")
-    settings = settings.with_capture(**overrides)
+    policy = load_policy(args.policy) if args.policy is not None else None
+    # Limits: the command line, else the policy, else the settings.
+    limits = {"timeout_seconds": args.timeout, "max_resource_bytes": args.max_resource_bytes}
+    if policy is not None:
+        limits["timeout_seconds"] = limits["timeout_seconds"] or policy.capture.timeout_seconds
+        limits["max_resource_bytes"] = (limits["max_resource_bytes"]
+                                        or policy.capture.max_resource_bytes)
+    settings = settings.with_capture(**{k: v for k, v in limits.items() if v is not None})
     fetched: list[int] = []
 
     def progress(response: Response) -> None:
@@ -164,9 +148,9 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
     show = sys.stderr.isatty() and not args.json
     with _catalog(settings) as engine:
         try:
-            report = run_capture(args.urls, collection=collection, settings=settings,
-                                 engine=engine, policy=policy_name, copies=copies,
-                                 requisites=requisites, progress=progress if show else None)
+            report = run_capture(args.urls, collection=args.collection, policy=policy,
+                                 settings=settings, engine=engine,
+                                 progress=progress if show else None)
         finally:
             if fetched:
                 print(file=sys.stderr)
@@ -276,6 +260,19 @@ _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _descr
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:
     parser.add_argument("--json", action="store_true", help=help)
+
+
+def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
+    """An argparse type: a finite number above zero."""
+    def parse(value: str) -> float:
+        try:
+            number = kind(value)
+        except ValueError:
+            number = -1
+        if not number > 0 or not math.isfinite(number):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {value!r}")
+        return number
+    return parse
 
 
 def _datetime_arg(value: str) -> datetime:

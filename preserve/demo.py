@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from preserve import retrieve
@@ -20,9 +21,11 @@ from preserve.catalog import open_engine
 from preserve.config import Settings
 from preserve.fixity import check_record_digests, run_fixity
 from preserve.jobs import run_capture
+from preserve.policy import Policy
 from preserve.storage import open_stores
 
 DEMO_PORT = 8737  # a fixed port, so the walk-through's URL is the same run after run
+DEMO_POLICY = Policy(name="demo walk-through", path=Path(__file__), collection="demo")
 REFERENCE_PATH = "/post/bachelet-ends-term-as-un-rights-chief-by-blasting-china-s-uyghur-genocide"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".png": "image/png",
           ".jpg": "image/jpeg", ".html": "text/html; charset=utf-8"}
@@ -116,8 +119,7 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> tuple[int, di
         with LoopbackSite(reference_site(), port=DEMO_PORT) as site:
             url = site.url(REFERENCE_PATH)
             say(f"1. capture  serving the reference news page at {url}")
-            report = run_capture([url], collection="demo", settings=local, engine=engine,
-                                 policy="demo walk-through")
+            report = run_capture([url], settings=local, engine=engine, policy=DEMO_POLICY)
         warc = report.warcs[0]
         stores = open_stores(settings.locations)
         with stores[warc["locations"][0]].open(warc["key"]) as stream:

@@ -22,9 +22,9 @@ from preserve.capture.crawl import Progress, Response, capture_pages
 from preserve.capture.fetch import normalize_url
 from preserve.capture.warc import WarcFile
 from preserve.config import Settings
-from preserve.errors import ConfigError
+from preserve.errors import BadInput, ConfigError
 from preserve.ingest import Ingested, ingest
-from preserve.policy import check_collection
+from preserve.policy import Policy, check_collection
 from preserve.storage import ObjectStore, open_stores
 
 WARC_1_1 = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
@@ -65,11 +65,26 @@ def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
     return [stores[name] for name in wanted]
 
 
-def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, engine: Engine,
-                policy: str = "ad hoc (command line)", copies: Sequence[str] = (),
-                requisites: bool = True, progress: Progress | None = None,
+def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
+                collection: str | None = None, policy: Policy | None = None,
+                progress: Progress | None = None,
                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CaptureReport:
-    """Capture pages with their requisites; seal, store and catalogue the WARC."""
+    """Capture pages with their requisites; seal, store and catalogue the WARC.
+
+    A policy supplies the collection (unless one is given), the copies, whether
+    requisites are fetched, and capture limits not already set in ``settings``
+    overrides the caller made.
+    """
+    copies: Sequence[str] = ()
+    requisites = True
+    policy_name = "ad hoc (command line)"
+    if policy is not None:
+        collection = collection or policy.collection
+        copies = policy.preservation.copies
+        requisites = policy.capture.requisites
+        policy_name = f"{policy.name} ({policy.path})"
+    if not collection:
+        raise BadInput("capture: a collection is required (--collection, or a policy naming one)")
     check_collection(collection)
     seeds = list(dict.fromkeys(normalize_url(url) for url in urls))
     stores = stores_for(settings, copies)
@@ -81,7 +96,7 @@ def run_capture(urls: Sequence[str], *, collection: str, settings: Settings, eng
         "format": "WARC File Format 1.1",
         "conformsTo": WARC_1_1,
         "isPartOf": collection,
-        "policy": policy,
+        "policy": policy_name,
         "operator": settings.operator,
         "job": job,
         "http-header-user-agent": settings.capture.user_agent,
