@@ -22,13 +22,14 @@ from sqlalchemy import Engine
 
 from preserve import __version__, demo, ledger, retrieve
 from preserve.capture.crawl import Response
+from preserve.capture.scope import SCOPES
 from preserve.catalog import Snapshot, open_engine
 from preserve.config import Settings, load_settings
 from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import iter_chunks
 from preserve.fixity import run_fixity
-from preserve.jobs import CaptureReport, run_capture
+from preserve.jobs import CaptureOverrides, CaptureReport, run_capture
 from preserve.policy import load_policy
 from preserve.storage import open_stores
 
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     capture = commands.add_parser("capture", help="capture pages and their resources now")
-    capture.add_argument("urls", nargs="+", metavar="URL")
+    capture.add_argument("urls", nargs="*", metavar="URL",
+                         help="pages to start from (default: the --policy's targets)")
     capture.add_argument("--collection", help="collection to file the capture in "
                          "(required unless --policy names one)")
     capture.add_argument("--policy", type=Path, help="policy file whose collection, copies "
@@ -52,6 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="refuse a body larger than N bytes (default 100 MiB)")
     capture.add_argument("--timeout", type=_positive(float), metavar="SECONDS",
                          help="network timeout per request (default 30)")
+    capture.add_argument("--scope", choices=SCOPES,
+                         help="how far links may lead: the page only (default), its folder "
+                              "(prefix), its host, or its domain")
+    capture.add_argument("--depth", type=_whole, metavar="N",
+                         help="link hops from the start page (default 0)")
+    capture.add_argument("--max-pages", type=_positive(int), metavar="N",
+                         help="stop after N pages")
+    capture.add_argument("--include", action="append", default=[], metavar="REGEX",
+                         help="also crawl URLs matching REGEX (repeatable)")
+    capture.add_argument("--exclude", action="append", default=[], metavar="REGEX",
+                         help="never fetch URLs matching REGEX (repeatable)")
+    capture.add_argument("--delay", type=_count, metavar="SECONDS",
+                         help="pause between requests to one host (default 0, or the policy's)")
+    capture.add_argument("--ignore-robots", action="store_true",
+                         help="do not ask robots.txt (it is obeyed by default)")
+    capture.add_argument("--no-describe", action="store_true",
+                         help="write no metadata records (describe later)")
+    capture.add_argument("--warc-size", type=_positive(int), metavar="BYTES",
+                         help="start a new WARC file past this size (default 1 GiB)")
     _json_flag(capture)
 
     get = commands.add_parser("get", help="the capture of a URL nearest in time")
@@ -149,7 +170,12 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine:
         try:
             report = run_capture(args.urls, collection=args.collection, policy=policy,
-                                 settings=settings, engine=engine,
+                                 settings=settings, engine=engine, overrides=CaptureOverrides(
+                                     scope=args.scope, depth=args.depth,
+                                     max_pages=args.max_pages, include=tuple(args.include),
+                                     exclude=tuple(args.exclude), delay_seconds=args.delay,
+                                     obey_robots=False if args.ignore_robots else None,
+                                     describe=not args.no_describe, warc_size=args.warc_size),
                                  progress=progress if show else None)
         finally:
             if fetched:
@@ -167,8 +193,11 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
                        "(-o FILE) or a pipe, not the terminal")
     with _catalog(settings) as engine:
         snapshot = retrieve.find_snapshot(engine, args.url, args.at)
-        if args.payload or args.record:
-            record = retrieve.read_record(engine, open_stores(settings.locations), snapshot)
+        stores = open_stores(settings.locations)
+        if args.record:
+            record = retrieve.read_record(engine, stores, snapshot)
+        elif args.payload:
+            record = retrieve.payload_record(engine, stores, snapshot)
     if args.payload or args.record:
         chunks: Iterable[bytes] = (
             [record] if args.record else iter_chunks(retrieve.read_payload(record).body))
@@ -260,6 +289,24 @@ _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _descr
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:
     parser.add_argument("--json", action="store_true", help=help)
+
+
+def _whole(value: str) -> int:
+    """An argparse type: a whole number, zero or more."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _count(value: str) -> int | float:
+    """An argparse type: a finite number, zero or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not number >= 0 or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {value!r}")
+    return int(number) if number.is_integer() else number
 
 
 def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:

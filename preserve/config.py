@@ -25,6 +25,9 @@ DEFAULT_HOME = "preserve-data"
 DEFAULT_LOCATION = "local"
 DEFAULT_MAX_RESOURCE_BYTES = 100 * 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_WARC_SIZE = 1024 * 1024 * 1024  # roll over to a new WARC file past 1 GiB
+DEFAULT_RETRIES = 2  # after the first attempt: timeouts, connection errors, 429, 5xx
+DEFAULT_RETRY_BACKOFF_SECONDS = 1.0  # doubled at each retry, or Retry-After if longer
 DEFAULT_USER_AGENT = f"preserve/{__version__} (archival capture)"
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -34,7 +37,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 # so a typo never silently falls back to a default.
 _TOP_KEYS = {"database", "policies", "storage", "capture", "operator"}
 _STORAGE_KEYS = {"locations", "default_copies"}
-_CAPTURE_KEYS = {"allow_private_addresses", "timeout_seconds", "max_resource_bytes", "user_agent"}
+_CAPTURE_KEYS = {"allow_private_addresses", "timeout_seconds", "max_resource_bytes", "user_agent",
+                 "warc_size", "retries", "retry_backoff_seconds"}
 _LOCATION_KEYS = {"type", "path"}
 
 
@@ -55,6 +59,9 @@ class CaptureSettings:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES
     user_agent: str = DEFAULT_USER_AGENT
+    warc_size: int = DEFAULT_WARC_SIZE
+    retries: int = DEFAULT_RETRIES
+    retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             capture.get("max_resource_bytes", DEFAULT_MAX_RESOURCE_BYTES),
             where, "capture.max_resource_bytes")),
         user_agent=str(capture.get("user_agent", DEFAULT_USER_AGENT)),
+        warc_size=int(_positive(capture.get("warc_size", DEFAULT_WARC_SIZE), where,
+                                "capture.warc_size")),
+        retries=_whole(env.get("PRESERVE_RETRIES", capture.get("retries", DEFAULT_RETRIES)),
+                       where, "capture.retries"),
+        retry_backoff_seconds=_positive(
+            _number(env.get("PRESERVE_RETRY_BACKOFF_SECONDS",
+                            capture.get("retry_backoff_seconds",
+                                        DEFAULT_RETRY_BACKOFF_SECONDS))),
+            where, "capture.retry_backoff_seconds"),
     )
     database_url = (env.get("PRESERVE_DATABASE_URL") or data.get("database")
                     or f"sqlite:///{home / 'catalog.db'}")
@@ -210,6 +226,24 @@ def _positive(value: Any, where: str, key: str) -> float:
             or not math.isfinite(value)):
         raise ConfigError(f"{where}: {key} must be a positive number, not {value!r}")
     return float(value)
+
+
+def _number(value: Any) -> Any:
+    """Numbers from the environment arrive as text."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _whole(value: Any, where: str, key: str) -> int:
+    number = _number(value)
+    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0 or (
+            not float(number).is_integer()):
+        raise ConfigError(f"{where}: {key} must be a whole number, 0 or more, not {value!r}")
+    return int(number)
 
 
 def _login_name() -> str:

@@ -21,11 +21,13 @@ from preserve.catalog import open_engine
 from preserve.config import Settings
 from preserve.fixity import check_record_digests, run_fixity
 from preserve.jobs import run_capture
-from preserve.policy import Policy
+from preserve.policy import CaptureOptions, Policy
 from preserve.storage import open_stores
 
 DEMO_PORT = 8737  # a fixed port, so the walk-through's URL is the same run after run
-DEMO_POLICY = Policy(name="demo walk-through", path=Path(__file__), collection="demo")
+# Our own loopback server: no pause between requests is needed.
+DEMO_POLICY = Policy(name="demo walk-through", path=Path(__file__), collection="demo",
+                     capture=CaptureOptions(delay_seconds=0.0))
 REFERENCE_PATH = "/post/bachelet-ends-term-as-un-rights-chief-by-blasting-china-s-uyghur-genocide"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".png": "image/png",
           ".jpg": "image/jpeg", ".html": "text/html; charset=utf-8"}
@@ -124,8 +126,11 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> tuple[int, di
         stores = open_stores(settings.locations)
         with stores[warc["locations"][0]].open(warc["key"]) as stream:
             records = check_record_digests(stream, warc["key"])
-        say(f"   fetched {report.pages} page and {len(report.responses) - report.pages} "
-            f"resources, {report.bytes} bytes, into {report.records} WARC records")
+        say(f"   fetched {report.pages} page and {report.resources} resources (and robots.txt), "
+            f"{report.bytes} bytes, into {report.records} WARC records")
+        if report.revisits:
+            say(f"   {report.revisits} payloads were already preserved: written as revisit "
+                f"records, {report.bytes_saved} bytes not stored again")
         say(f"   stored {warc['key']}")
         say(f"   in {settings.locations[warc['locations'][0]].path}: {warc['size']} bytes "
             f"(gzip per record), verified in: {', '.join(warc['locations'])}")
@@ -140,7 +145,7 @@ def walkthrough(settings: Settings, say: Callable[[str], None]) -> tuple[int, di
         text = snapshot.text or ""
         say(f"   text       {len(text)} characters, begins: {text[:90]}...\n")
 
-        record = retrieve.read_record(engine, stores, snapshot)
+        record = retrieve.payload_record(engine, stores, snapshot)
         body = retrieve.read_payload(record).body.read()
         identical = body == site.routes[REFERENCE_PATH].body
         say(f"3. retrieve  `preserve get {url} --payload`")

@@ -46,3 +46,21 @@ def sha256_text(text: str) -> str:
 def warc_digest_label(digest: hashlib._Hash) -> str:
     """A WARC digest header value: ``sha1:`` and the base32 of the digest."""
     return f"{digest.name}:{base64.b32encode(digest.digest()).decode('ascii')}"
+
+
+def http_digests(stream: IO[bytes], header_size: int) -> tuple[str, str]:
+    """WARC block and payload digests of an HTTP message whose headers take header_size bytes.
+
+    The block is the whole message; the payload is what follows the headers.
+    """
+    stream.seek(0)
+    block = hashlib.sha1()
+    payload = hashlib.sha1()
+    seen = 0
+    for chunk in iter_chunks(stream):
+        block.update(chunk)
+        if seen + len(chunk) > header_size:
+            payload.update(chunk[max(0, header_size - seen):])
+        seen += len(chunk)
+    stream.seek(0)
+    return warc_digest_label(block), warc_digest_label(payload)

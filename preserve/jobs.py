@@ -1,13 +1,16 @@
 """Job functions: the work itself, whoever dispatches it (CLI now, scheduler and workers later).
 
-``run_capture`` is the capture pipeline end to end: fetch pages and requisites
-into a WARC in the work folder, describe HTML pages into metadata records,
-seal the file, and hand it to :func:`preserve.ingest.ingest`. A capture that
-fails before sealing leaves nothing behind: the unfinished WARC is deleted.
+``run_capture`` is the capture pipeline end to end: crawl pages and their
+requisites into WARC files in the work folder, describing HTML pages into
+metadata records; every file, once full or at the end, is sealed and handed to
+:func:`preserve.ingest.ingest`. A capture that fails leaves its open file
+behind nowhere: it is deleted, and only files already sealed are kept.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,10 +21,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from preserve import __version__
-from preserve.capture.crawl import Progress, Response, capture_pages
+from preserve.capture.crawl import CrawlOptions, Progress, Response, Seed, crawl
 from preserve.capture.fetch import normalize_url
-from preserve.capture.warc import WarcFile
-from preserve.config import Settings
+from preserve.capture.scope import Scope
+from preserve.capture.warc import Revisit, WarcFile, warc_date
+from preserve.catalog import original_capture
+from preserve.config import CaptureSettings, Settings
 from preserve.errors import BadInput, ConfigError
 from preserve.ingest import Ingested, ingest
 from preserve.policy import Policy, check_collection
@@ -37,10 +42,17 @@ class CaptureReport:
     job: str
     collection: str
     pages: int
+    resources: int
     records: int
     revisits: int
+    bytes_saved: int
     bytes: int
+    status_codes: dict[str, int]
+    robots_refusals: int
+    out_of_scope: int
+    duration_seconds: float
     warcs: list[dict[str, Any]]
+    log: str
     responses: list[Response] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -48,10 +60,26 @@ class CaptureReport:
         return asdict(self)
 
 
-def warc_key(collection: str, job: str, moment: datetime) -> str:
+@dataclass(frozen=True)
+class CaptureOverrides:
+    """What the command line said about a capture; None means it said nothing."""
+
+    scope: str | None = None
+    depth: int | None = None
+    max_pages: int | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    delay_seconds: float | None = None
+    obey_robots: bool | None = None
+    describe: bool = True
+    warc_size: int | None = None
+
+
+def warc_key(collection: str, job: str, moment: datetime, serial: int = 1) -> str:
     """Where a capture's WARC lives in every location."""
     stamp = moment.strftime("%Y%m%d%H%M%S%f")
-    return f"warcs/{collection}/{moment:%Y/%m}/{collection}-{stamp}-{job[:8]}.warc.gz"
+    return (f"warcs/{collection}/{moment:%Y/%m}/"
+            f"{collection}-{stamp}-{job[:8]}-{serial:05d}.warc.gz")
 
 
 def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
@@ -65,58 +93,164 @@ def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
     return [stores[name] for name in wanted]
 
 
+def plan_seeds(urls: Sequence[str], policy: Policy | None,
+               overrides: CaptureOverrides) -> list[Seed]:
+    """The crawl's seeds: the URLs given, else the policy's targets, each with its scope."""
+    if urls:
+        scope = Scope.build(overrides.scope or "page", overrides.depth or 0,
+                            overrides.max_pages, overrides.include, overrides.exclude)
+        return [Seed(url, scope) for url in dict.fromkeys(normalize_url(url) for url in urls)]
+    if policy is None or not policy.targets:
+        raise BadInput("capture: name a URL, or a policy with targets")
+    return [Seed(normalize_url(target.url), Scope.build(
+        overrides.scope or target.scope,
+        target.depth if overrides.depth is None else overrides.depth,
+        overrides.max_pages or target.max_pages,
+        (*target.include, *overrides.include), (*target.exclude, *overrides.exclude)))
+        for target in policy.targets]
+
+
+def crawl_options(settings: CaptureSettings, policy: Policy | None,
+                  overrides: CaptureOverrides) -> CrawlOptions:
+    """How the crawl behaves: the command line, else the policy, else the defaults."""
+    defaults = CrawlOptions()
+    from_policy = policy.capture if policy is not None else None
+    def pick(said: Any, policy_value: Any, default: Any) -> Any:
+        if said is not None:
+            return said
+        return policy_value if from_policy is not None else default
+    return CrawlOptions(
+        retries=settings.retries, backoff_seconds=settings.retry_backoff_seconds,
+        requisites=from_policy.requisites if from_policy else defaults.requisites,
+        describe=overrides.describe,
+        obey_robots=pick(overrides.obey_robots,
+                         from_policy.obey_robots if from_policy else None, defaults.obey_robots),
+        delay_seconds=pick(overrides.delay_seconds,
+                           from_policy.delay_seconds if from_policy else None,
+                           defaults.delay_seconds),
+    )
+
+
 def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
                 collection: str | None = None, policy: Policy | None = None,
+                overrides: CaptureOverrides = CaptureOverrides(),
                 progress: Progress | None = None,
                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CaptureReport:
-    """Capture pages with their requisites; seal, store and catalogue the WARC.
+    """Crawl, write, seal, store and catalogue; each WARC is ingested as soon as it is sealed.
 
-    A policy supplies the collection (unless one is given), the copies, whether
-    requisites are fetched, and capture limits not already set in ``settings``
-    overrides the caller made.
+    A policy supplies the collection (unless one is given), the targets (when
+    no URL is), the copies, and crawl behaviour the command line did not set.
+    If the crawl fails, the open WARC is discarded; files already sealed stay
+    preserved and catalogued.
     """
-    copies: Sequence[str] = ()
-    requisites = True
-    policy_name = "ad hoc (command line)"
     if policy is not None:
         collection = collection or policy.collection
-        copies = policy.preservation.copies
-        requisites = policy.capture.requisites
-        policy_name = f"{policy.name} ({policy.path})"
     if not collection:
         raise BadInput("capture: a collection is required (--collection, or a policy naming one)")
     check_collection(collection)
-    seeds = list(dict.fromkeys(normalize_url(url) for url in urls))
-    stores = stores_for(settings, copies)
+    seeds = plan_seeds(urls, policy, overrides)
+    options = crawl_options(settings.capture, policy, overrides)
+    stores = stores_for(settings, policy.preservation.copies if policy else ())
     job = uuid.uuid4().hex
-    key = warc_key(collection, job, now())
-    path = settings.work_dir / key.rsplit("/", 1)[-1]
-    warc = WarcFile(path, {
-        "software": f"preserve/{__version__} (warcio/{version('warcio')})",
-        "format": "WARC File Format 1.1",
-        "conformsTo": WARC_1_1,
-        "isPartOf": collection,
-        "policy": policy_name,
-        "operator": settings.operator,
-        "job": job,
-        "http-header-user-agent": settings.capture.user_agent,
-    })
+    started = time.monotonic()
+    log_path = settings.home / "logs" / f"{job}.jsonl"
+    series = _WarcSeries(settings, collection, job, stores, engine, now,
+                         overrides.warc_size or settings.capture.warc_size,
+                         policy_name=f"{policy.name} ({policy.path})" if policy
+                         else "ad hoc (command line)")
     try:
-        crawled = capture_pages(seeds, settings.capture, warc, requisites_too=requisites,
-                                progress=progress)
-        sealed = warc.seal()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a", encoding="utf-8") as log_file:
+            def log(line: dict[str, Any]) -> None:
+                log_file.write(json.dumps({"time": datetime.now(UTC).isoformat(), **line},
+                                          default=str) + "\n")
+
+            crawled = crawl(seeds, settings.capture, series, options,
+                            known_payload=lambda digest: _known_payload(engine, digest),
+                            progress=progress, log=log)
+        series.finish()
+    except OSError as exc:
+        series.discard()
+        raise ConfigError(f"{log_path}: cannot write the crawl log: {exc.strerror}") from exc
     except BaseException:
-        warc.discard()
+        series.discard()
         raise
-    try:
-        stored: Ingested = ingest(sealed, key=key, collection=collection, source="capture",
-                                  engine=engine, stores=stores, actor=settings.operator, now=now)
-    finally:
-        path.unlink(missing_ok=True)
     return CaptureReport(
-        job=job, collection=collection, pages=crawled.pages, records=stored.records,
-        revisits=0, bytes=crawled.bytes,
+        job=job, collection=collection, pages=crawled.pages,
+        resources=sum(1 for r in crawled.responses if r.role == "requisite"),
+        records=sum(stored.records for stored in series.sealed),
+        revisits=crawled.revisits, bytes_saved=crawled.bytes_saved, bytes=crawled.bytes,
+        status_codes=crawled.status_codes, robots_refusals=crawled.robots_refusals,
+        out_of_scope=crawled.out_of_scope,
+        duration_seconds=round(time.monotonic() - started, 3),
         warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,
-                "locations": list(stored.locations)}],
-        responses=crawled.responses, errors=crawled.errors,
+                "locations": list(stored.locations)} for stored in series.sealed],
+        log=str(log_path), responses=crawled.responses, errors=crawled.errors,
     )
+
+
+def _known_payload(engine: Engine, digest: str) -> Revisit | None:
+    with engine.connect() as connection:
+        original = original_capture(connection, digest)
+    if original is None:
+        return None
+    return Revisit(original.url, warc_date(original.capture_time), original.record_id)
+
+
+class _WarcSeries:
+    """The capture's WARC files: one open at a time, sealed and ingested when full."""
+
+    def __init__(self, settings: Settings, collection: str, job: str,
+                 stores: list[ObjectStore], engine: Engine, now: Callable[[], datetime],
+                 limit: int, policy_name: str) -> None:
+        self.settings = settings
+        self.collection = collection
+        self.job = job
+        self.stores = stores
+        self.engine = engine
+        self.now = now
+        self.limit = limit
+        self.policy_name = policy_name
+        self.sealed: list[Ingested] = []
+        self._started = now()
+        self._serial = 0
+        self._key = ""
+        self._warc = self._open()
+
+    @property
+    def warc(self) -> WarcFile:
+        return self._warc
+
+    def checkpoint(self) -> None:
+        if self._warc.size >= self.limit:
+            self._seal()
+            self._warc = self._open()
+
+    def finish(self) -> None:
+        self._seal()
+
+    def discard(self) -> None:
+        self._warc.discard()
+
+    def _open(self) -> WarcFile:
+        self._serial += 1
+        self._key = warc_key(self.collection, self.job, self._started, self._serial)
+        return WarcFile(self.settings.work_dir / self._key.rsplit("/", 1)[-1], {
+            "software": f"preserve/{__version__} (warcio/{version('warcio')})",
+            "format": "WARC File Format 1.1",
+            "conformsTo": WARC_1_1,
+            "isPartOf": self.collection,
+            "policy": self.policy_name,
+            "operator": self.settings.operator,
+            "job": self.job,
+            "http-header-user-agent": self.settings.capture.user_agent,
+        })
+
+    def _seal(self) -> None:
+        sealed = self._warc.seal()
+        try:
+            self.sealed.append(ingest(sealed, key=self._key, collection=self.collection,
+                                      source="capture", engine=self.engine, stores=self.stores,
+                                      actor=self.settings.operator, now=self.now))
+        finally:
+            sealed.path.unlink(missing_ok=True)

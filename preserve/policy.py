@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from preserve.capture.scope import SCOPES
 from preserve.config import read_yaml
 from preserve.errors import PolicyError
 
 COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-SCOPES = ("page", "prefix", "host", "domain")
 
 _TOP = {"collection", "description", "targets", "capture", "preservation", "access"}
 _TARGET = {"url", "schedule", "scope", "depth", "max_pages", "include", "exclude"}

@@ -21,7 +21,7 @@ from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 
 from preserve.capture.fetch import SPOOL_IN_MEMORY
-from preserve.catalog import Snapshot, captures_of, nearest_capture
+from preserve.catalog import Snapshot, captures_of, nearest_capture, original_capture
 from preserve.catalog.schema import copies, warc_files
 from preserve.errors import NotFound, PreserveError, WarcError
 from preserve.fingerprint import iter_chunks
@@ -75,6 +75,21 @@ def read_record(engine: Engine, stores: Mapping[str, ObjectStore], snapshot: Sna
         raise NotFound(f"{snapshot.warc_key}: no configured location holds a copy "
                        f"(catalogued in: {', '.join(locations) or 'none'})")
     raise WarcError("; ".join(problems))
+
+
+def payload_record(engine: Engine, stores: Mapping[str, ObjectStore],
+                   snapshot: Snapshot) -> bytes:
+    """The record that holds a snapshot's payload: its own, or a revisit's original."""
+    if snapshot.record_type != "revisit":
+        return read_record(engine, stores, snapshot)
+    original = None
+    if snapshot.payload_digest:
+        with engine.connect() as connection:
+            original = original_capture(connection, snapshot.payload_digest)
+    if original is None:
+        raise NotFound(f"{snapshot.url}: a revisit of payload {snapshot.payload_digest}, "
+                       "whose original capture is not in the catalog")
+    return read_record(engine, stores, original)
 
 
 def read_payload(record: bytes) -> Payload:

@@ -40,6 +40,8 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("PRESERVE_HOME", str(home))
     monkeypatch.setenv("PRESERVE_ALLOW_PRIVATE_ADDRESSES", "1")
+    # Retries keep their count, but wait milliseconds, not seconds.
+    monkeypatch.setenv("PRESERVE_RETRY_BACKOFF_SECONDS", "0.01")
     return home
 
 

@@ -210,15 +210,17 @@ def test_error_answers_are_archived_and_reported(run: Any, site: LoopbackSite, p
     assert meta["title"] is None
     # Error pages are archived, not described: no metadata record in the WARC.
     warc = home / "objects" / meta["warc"]["key"]
-    assert [r["type"] for r in records(warc)] == ["warcinfo", "request", "response"]
+    found = [(r["type"], r["headers"].get("WARC-Target-URI")) for r in records(warc)]
+    assert [kind for kind, uri in found if uri != site.url("/robots.txt")] == [
+        "warcinfo", "request", "response"]
     assert run("get", site.url(path), "--payload").out == site.routes[path].body
 
 
 def test_redirect_is_recorded_and_followed(run: Any, site: LoopbackSite) -> None:
     report = json.loads(run("capture", site.url("/moved"), "--collection", "news",
                             "--json").out)
-    roles = [(r["role"], r["status"]) for r in report["responses"][:2]]
-    assert roles == [("redirect", 301), ("page", 200)]
+    roles = [(r["role"], r["status"]) for r in report["responses"] if r["role"] != "robots"]
+    assert roles[:2] == [("redirect", 301), ("page", 200)]
     assert report["pages"] == 1
     assert json.loads(run("get", site.url("/moved"), "--json").out)["status"] == 301
     assert json.loads(run("get", site.url(REFERENCE_PATH), "--json").out
@@ -244,7 +246,7 @@ def test_policy_supplies_collection_copies_and_limits(run: Any, site: LoopbackSi
     report = json.loads(run("capture", site.url(REFERENCE_PATH), "--policy", policy,
                             "--json").out)
     assert report["collection"] == "from-policy"
-    assert [r["role"] for r in report["responses"]] == ["page"]
+    assert [r["role"] for r in report["responses"]] == ["robots", "page"]
     warcinfo = records(home / "objects" / report["warcs"][0]["key"])[0]["body"].decode()
     assert f"policy: news ({policy})" in warcinfo
     policy.write_text("collection: from-policy\ncapture: {max_resource_bytes: 1000}\n")
@@ -277,7 +279,7 @@ def test_international_urls_are_captured_as_a_browser_requests_them(
     report = json.loads(run("capture", site.url("/café"), "--collection", "c", "--json").out)
     assert report["errors"] == []
     assert [r["url"] for r in report["responses"]] == [
-        site.url("/caf%C3%A9"), site.url("/bilder/stra%C3%9Fe%201.png")]
+        site.url("/robots.txt"), site.url("/caf%C3%A9"), site.url("/bilder/stra%C3%9Fe%201.png")]
     for spelling in ("/café", "/caf%C3%A9"):
         assert run("get", site.url(spelling), "--payload").out == page.encode()
 
@@ -311,7 +313,7 @@ def test_redirect_to_another_scheme_is_archived_and_ends_there(run: Any,
     result = run("capture", site.url("/to-ftp"), "--collection", "c", "--json")
     assert result.status == 0, result.err
     assert [(r["status"], r["role"]) for r in json.loads(result.out)["responses"]] == [
-        (302, "redirect")]
+        (404, "robots"), (302, "redirect")]
 
 
 def test_invalid_timeouts_are_bad_input(run: Any, site: LoopbackSite) -> None:
@@ -334,7 +336,7 @@ def test_an_extractor_failure_keeps_the_capture(run: Any, site: LoopbackSite,
     report = json.loads(result.out)
     assert report["errors"] == [f"{site.url(REFERENCE_PATH)}: not described "
                                 "(RecursionError: maximum recursion depth exceeded)"]
-    assert len(report["responses"]) == 11  # the page and every requisite still archived
+    assert report["pages"] == 1 and report["resources"] == 10  # all still archived
     assert json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)["title"] is None
 
 
@@ -344,7 +346,8 @@ def test_redirect_loops_end_and_long_chains_are_refused(run: Any, site: Loopback
     site.routes["/loop-a"] = Route(b"", status=302, headers=(("Location", "/loop-b"),))
     site.routes["/loop-b"] = Route(b"", status=302, headers=(("Location", "/loop-a"),))
     report = json.loads(run("capture", site.url("/loop-a"), "--collection", "c", "--json").out)
-    assert [r["url"] for r in report["responses"]] == [site.url("/loop-a"), site.url("/loop-b")]
+    assert [r["url"] for r in report["responses"]] == [
+        site.url("/robots.txt"), site.url("/loop-a"), site.url("/loop-b")]
     for hop in range(12):
         site.routes[f"/hop{hop}"] = Route(b"", status=302,
                                           headers=(("Location", f"/hop{hop + 1}"),))

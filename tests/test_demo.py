@@ -14,7 +14,8 @@ def test_walkthrough_archives_retrieves_and_audits(run: Any, home: Path) -> None
     result = run("demo")
     assert result.status == 0, result.err
     out = result.text
-    for expected in ("1. capture", "fetched 1 page and 10 resources", "verified in: local",
+    for expected in ("1. capture", "fetched 1 page and 10 resources (and robots.txt)",
+                     "verified in: local",
                      "2. describe", "publisher  The Financial District",
                      "3. retrieve", "identical to what the server sent",
                      "4. fixity", "all hold"):
@@ -39,7 +40,8 @@ def test_walkthrough_as_json(run: Any) -> None:
     assert result.status == 0, result.err
     summary = json.loads(result.out)
     assert summary["passed"] is True and summary["payload_identical"] is True
-    assert summary["record_digests"] == {"records": 24, "problems": []}
+    # warcinfo, request and response for robots.txt, the page and 10 resources, metadata
+    assert summary["record_digests"] == {"records": 26, "problems": []}
     assert summary["description"]["publisher"] == "The Financial District"
     assert summary["fixity"]["findings"] == []
 

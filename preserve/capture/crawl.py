@@ -1,37 +1,75 @@
-"""Capture pages with their requisites into one open WARC file.
+"""Crawl: pages within scope, each with its requisites, into a series of WARC files.
 
-Each page is fetched (following redirects, each hop recorded as its own
-exchange), described if it is HTML, and then every resource it needs to
-render is fetched too: stylesheets, scripts, images, and what the stylesheets
-import or reference. One fetch per URL per capture.
+For every page taken from the frontier the crawler fetches it (following
+redirects, each hop its own record), describes it if it is HTML, fetches what
+it needs to render (stylesheets, scripts, images, what stylesheets import or
+reference; even from other hosts), and then queues its in-scope links. One
+fetch per canonical (SURT) URL per crawl.
 
-A page that cannot be fetched at all is bad input and stops the capture (the
-caller discards the WARC). A requisite that cannot be fetched is noted in
-``errors`` and the capture goes on. An HTTP error answer (404, 500) is not a
-failure: archives keep error answers like any other response.
+Along the way: robots.txt is asked before every fetch when the crawl obeys it
+(and its decision logged); each host gets a delay between requests; timeouts,
+connection errors, 429 and 5xx answers are retried with backoff (``Retry-After``
+respected); a payload this crawl or the catalog already holds is written as a
+``revisit`` record; a body over the size limit is cut (``WARC-Truncated``),
+except a seed's, which is refused as bad input.
+
+A seed that cannot be fetched at all stops the crawl (the caller discards the
+open WARC). Anything else that fails is logged and counted, and the crawl goes on.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urljoin
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+from protego import Protego
 
 from preserve.capture.fetch import HTML_TYPES, Exchange, fetch, normalize_url
-from preserve.capture.links import css_links, html_requisites
-from preserve.capture.warc import WarcFile, warc_date
+from preserve.capture.links import css_links, html_links
+from preserve.capture.scope import Scope
+from preserve.capture.warc import Revisit, WarcFile, warc_date
 from preserve.config import CaptureSettings
 from preserve.describe import EXTRACTOR, EXTRACTOR_VERSION, decode_html, describe
-from preserve.errors import BadInput, PreserveError
+from preserve.errors import AddressRefused, BadInput, FetchError, PreserveError, UnsupportedURL
+from preserve.index import surt_key
 
 MAX_REDIRECTS = 10
 # Requisites of requisites: a page's stylesheet (1), what it imports (2), and what
 # that references (3). Deeper chains, and more than MAX_REQUISITES fetches per
-# capture, are cut off and reported, so a hostile page cannot fill the disk.
+# page, are cut off and reported, so a hostile page cannot fill the disk.
 MAX_REQUISITE_DEPTH = 3
 MAX_REQUISITES = 1000
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Where a crawl starts, and how far from there it may go."""
+
+    url: str
+    scope: Scope = field(default_factory=Scope)
+
+    def allows(self, url: str) -> bool:
+        """May a page found from this seed be crawled?"""
+        return self.scope.allows(url, self.url)
+
+
+@dataclass(frozen=True)
+class CrawlOptions:
+    """How a crawl behaves, beyond the per-request limits in CaptureSettings."""
+
+    requisites: bool = True
+    describe: bool = True
+    obey_robots: bool = True
+    delay_seconds: float = 0.0
+    retries: int = 2
+    backoff_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -42,16 +80,36 @@ class Response:
     status: int
     mime: str
     bytes: int
-    role: str  # "page", "redirect" or "requisite"
+    role: str  # "page", "redirect", "requisite" or "robots"
+    revisit: bool = False
+
+
+class WarcSink(Protocol):
+    """Where records go: the open WARC file, and a chance to roll over between pages."""
+
+    @property
+    def warc(self) -> WarcFile: ...
+
+    def checkpoint(self) -> None:
+        """Called after each page and its requisites are written: a safe place to roll over."""
+
+
+PayloadLookup = Callable[[str], Revisit | None]
+Progress = Callable[[Response], None]
+LogLine = Callable[[dict[str, Any]], None]
 
 
 @dataclass
 class CrawlResult:
-    """What a capture wrote, and what it could not fetch."""
+    """What a crawl wrote, refused, skipped and could not fetch."""
 
     pages: int = 0
     responses: list[Response] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    revisits: int = 0
+    bytes_saved: int = 0
+    robots_refusals: int = 0
+    out_of_scope: int = 0
     progress: Progress | None = field(default=None, repr=False)
 
     def add(self, response: Response) -> None:
@@ -63,61 +121,9 @@ class CrawlResult:
     def bytes(self) -> int:
         return sum(response.bytes for response in self.responses)
 
-
-Progress = Callable[[Response], None]
-
-
-def capture_pages(seeds: Iterable[str], settings: CaptureSettings, warc: WarcFile,
-                  requisites_too: bool = True, progress: Progress | None = None) -> CrawlResult:
-    """Fetch each seed page (and, unless told otherwise, its requisites) into ``warc``.
-
-    ``progress`` is called with every response as soon as it is in the WARC.
-    """
-    result = CrawlResult(progress=progress)
-    seen: set[str] = set()
-    requisites: deque[tuple[str, int]] = deque()
-    for seed in seeds:
-        page, response_id = _fetch_following(seed, settings, warc, result, seen, role="page")
-        result.pages += 1
-        try:
-            found = _links(page, response_id, warc, result)
-        finally:
-            page.close()
-        if requisites_too:
-            requisites.extend((url, 1) for url in found)
-    fetched = 0
-    while requisites:
-        url, depth = requisites.popleft()
-        try:
-            url = normalize_url(url)
-        except PreserveError as exc:
-            result.errors.append(str(exc))
-            continue
-        if url in seen:
-            continue
-        if fetched == MAX_REQUISITES:
-            left = len({u for u, _ in requisites} | {url})
-            result.errors.append(f"requisite limit of {MAX_REQUISITES} reached: "
-                                 f"{left} more queued, not fetched")
-            break
-        fetched += 1
-        try:
-            resource, response_id = _fetch_following(url, settings, warc, result, seen,
-                                                     role="requisite")
-        except PreserveError as exc:
-            result.errors.append(str(exc))
-            continue
-        try:
-            found = _links(resource, response_id, warc, result)
-        finally:
-            resource.close()
-        if depth < MAX_REQUISITE_DEPTH:
-            requisites.extend((child, depth + 1) for child in found)
-        else:
-            result.errors.extend(
-                f"{child}: not fetched, more than {MAX_REQUISITE_DEPTH} requisites deep"
-                for child in found if child not in seen)
-    return result
+    @property
+    def status_codes(self) -> dict[str, int]:
+        return dict(sorted(Counter(str(r.status) for r in self.responses).items()))
 
 
 def description_document(exchange: Exchange, html: str) -> dict[str, Any]:
@@ -133,49 +139,288 @@ def description_document(exchange: Exchange, html: str) -> dict[str, Any]:
     }
 
 
-def _fetch_following(url: str, settings: CaptureSettings, warc: WarcFile, result: CrawlResult,
-                     seen: set[str], role: str) -> tuple[Exchange, str]:
-    """Fetch url and follow redirects, writing every hop.
+def crawl(seeds: Iterable[Seed], settings: CaptureSettings, sink: WarcSink,
+          options: CrawlOptions = CrawlOptions(), known_payload: PayloadLookup | None = None,
+          progress: Progress | None = None, log: LogLine | None = None,
+          sleep: Callable[[float], None] = time.sleep,
+          clock: Callable[[], float] = time.monotonic) -> CrawlResult:
+    """Crawl from the seeds into the sink's WARC files."""
+    crawler = _Crawler(settings, sink, options, known_payload, log, sleep, clock)
+    crawler.result.progress = progress
+    crawler.run(list(seeds))
+    return crawler.result
 
-    Returns the last exchange and its response record ID. A redirect to a URL
-    this capture already holds is not followed again.
-    """
-    url = normalize_url(url)
-    for _hop in range(MAX_REDIRECTS + 1):
-        seen.add(url)
-        exchange = fetch(url, settings)
-        response_id = warc.write_exchange(exchange)
-        target = exchange.location
-        result.add(Response(url, exchange.status, exchange.mime, exchange.response_size,
-                            "redirect" if target else role))
-        if target is None:
-            return exchange, response_id
+
+class _Crawler:
+    def __init__(self, settings: CaptureSettings, sink: WarcSink, options: CrawlOptions,
+                 known_payload: PayloadLookup | None, log: LogLine | None,
+                 sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.options = options
+        self.known_payload = known_payload
+        self.log = log or (lambda line: None)
+        self.sleep = sleep
+        self.clock = clock
+        self.result = CrawlResult()
+        self.seen: set[str] = set()
+        self.payloads: dict[str, Revisit] = {}
+        self.robots: dict[str, Protego | None] = {}
+        self.last_request: dict[str, float] = {}
+        self.queued_outside: set[str] = set()
+
+    def run(self, seeds: list[Seed]) -> None:
+        frontier: deque[tuple[str, int, Seed, bool]] = deque(
+            (seed.url, 0, seed, True) for seed in seeds)
+        for seed in seeds:
+            self.seen.add(surt_key(seed.url))
+        while frontier:
+            url, depth, seed, is_seed = frontier.popleft()
+            budget = seed.scope.max_pages
+            if budget is not None and self.result.pages >= budget:
+                self.log({"url": url, "outcome": "skipped: max_pages reached"})
+                continue
+            # A seed's redirects are followed wherever they go, and where it lands
+            # becomes the seed (http to https, a new host name); other pages' only
+            # within scope.
+            fetched = self._fetch(url, "page", must=is_seed,
+                                  follow=_anywhere if is_seed else seed.allows)
+            if fetched is None:
+                continue
+            page, response_id = fetched
+            if is_seed and page.url != seed.url:
+                seed = Seed(page.url, seed.scope)
+            self.result.pages += 1
+            try:
+                links = self._parse(page, response_id)
+            finally:
+                page.close()
+            if links is not None:
+                requisites, outlinks = links
+                if self.options.requisites:
+                    self._requisites(requisites, seed)
+                if depth < seed.scope.depth:
+                    for link in outlinks:
+                        frontier.extend(self._admit(link, depth + 1, seed))
+            self.sink.checkpoint()
+
+    def _admit(self, url: str, depth: int, seed: Seed) -> list[tuple[str, int, Seed, bool]]:
         try:
-            next_url = normalize_url(urljoin(url, target))
-        except PreserveError:
-            return exchange, response_id  # a redirect to ftp: or mailto: ends here, archived
-        if next_url in seen:
-            return exchange, response_id
-        exchange.close()
-        url = next_url
-    raise BadInput(f"{url}: more than {MAX_REDIRECTS} redirects")
+            url = normalize_url(url)
+        except UnsupportedURL:
+            return []
+        key = surt_key(url)
+        if key in self.seen:
+            return []
+        if not seed.scope.allows(url, seed.url):
+            if key not in self.queued_outside:
+                self.queued_outside.add(key)
+                self.result.out_of_scope += 1
+            return []
+        self.seen.add(key)
+        return [(url, depth, seed, False)]
 
+    def _requisites(self, found: list[str], seed: Seed) -> None:
+        queue: deque[tuple[str, int]] = deque((url, 1) for url in found)
+        fetched = 0
+        while queue:
+            url, depth = queue.popleft()
+            try:
+                url = normalize_url(url)
+            except PreserveError as exc:
+                self.result.errors.append(str(exc))
+                continue
+            key = surt_key(url)
+            if key in self.seen or seed.scope.excluded(url):
+                continue
+            if fetched == MAX_REQUISITES:
+                self.result.errors.append(f"requisite limit of {MAX_REQUISITES} reached: "
+                                          f"{len(queue) + 1} more queued, not fetched")
+                return
+            self.seen.add(key)
+            fetched += 1
+            got = self._fetch(url, "requisite", must=False, follow=_anywhere)
+            if got is None:
+                continue
+            resource, response_id = got
+            try:
+                links = self._parse(resource, response_id)
+            finally:
+                resource.close()
+            children = links[0] if links is not None else []
+            if depth < MAX_REQUISITE_DEPTH:
+                queue.extend((child, depth + 1) for child in children)
+            else:
+                self.result.errors.extend(
+                    f"{child}: not fetched, more than {MAX_REQUISITE_DEPTH} requisites deep"
+                    for child in children if surt_key(child) not in self.seen)
 
-def _links(exchange: Exchange, response_id: str, warc: WarcFile,
-           result: CrawlResult) -> list[str]:
-    """Requisites of an HTML page (after writing its description) or of a stylesheet."""
-    if exchange.body is None:
-        return []
-    if exchange.mime == "text/css":
-        return css_links(exchange.body.decode("utf-8", errors="replace"), exchange.url)
-    if exchange.mime not in HTML_TYPES:
-        return []
-    html = decode_html(exchange.body, exchange.header("Content-Type"))
-    if 200 <= exchange.status < 300:
+    def _fetch(self, url: str, role: str, must: bool,
+               follow: Callable[[str], bool]) -> tuple[Exchange, str] | None:
+        """Fetch url (robots, politeness, retries), following redirects; write every hop.
+
+        Returns the last exchange and its response record ID, or None when
+        nothing usable came back (then the reason is logged and counted). With
+        ``must``, failing to fetch at all is :class:`BadInput`.
+        """
+        for _hop in range(MAX_REDIRECTS + 1):
+            if not self._robots_allow(url):
+                self.result.robots_refusals += 1
+                self.log({"url": url, "outcome": "refused by robots.txt"})
+                return None
+            try:
+                exchange = self._attempts(url, truncate=not must)
+            except PreserveError as exc:
+                if must:
+                    raise
+                self.result.errors.append(str(exc))
+                return None
+            target = exchange.location
+            response_id = self._write(exchange, "redirect" if target else role)
+            if target is None:
+                return exchange, response_id
+            try:
+                next_url = normalize_url(urljoin(url, target))
+            except PreserveError:
+                return exchange, response_id  # a redirect to ftp: or mailto: ends here
+            key = surt_key(next_url)
+            if key in self.seen or not follow(next_url):
+                return exchange, response_id
+            self.seen.add(key)
+            exchange.close()
+            url = next_url
+        if must:
+            raise BadInput(f"{url}: more than {MAX_REDIRECTS} redirects")
+        self.result.errors.append(f"{url}: more than {MAX_REDIRECTS} redirects")
+        return None
+
+    def _attempts(self, url: str, truncate: bool) -> Exchange:
+        """Fetch with retries; every attempt logged. The last answer or error stands."""
+        for attempt in range(1, self.options.retries + 2):
+            self._wait_for_host(url)
+            try:
+                exchange = fetch(url, self.settings, truncate=truncate)
+            except (AddressRefused, UnsupportedURL):
+                raise
+            except FetchError as exc:
+                self.log({"url": url, "attempt": attempt, "outcome": str(exc)})
+                if attempt > self.options.retries:
+                    raise
+                self.sleep(self._backoff(attempt, None))
+                continue
+            self.log({"url": url, "attempt": attempt, "outcome": exchange.status,
+                      "bytes": exchange.response_size, "truncated": exchange.truncated})
+            if exchange.status in RETRY_STATUSES and attempt <= self.options.retries:
+                wait = self._backoff(attempt, exchange.header("Retry-After"))
+                exchange.close()
+                self.sleep(wait)
+                continue
+            return exchange
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        wait = float(self.options.backoff_seconds * 2 ** (attempt - 1))
+        if retry_after:
+            wait = max(wait, _retry_after_seconds(retry_after))
+        return min(wait, MAX_RETRY_WAIT_SECONDS)
+
+    def _wait_for_host(self, url: str) -> None:
+        host = urlsplit(url).netloc
+        last = self.last_request.get(host)
+        if last is not None and self.options.delay_seconds > 0:
+            remaining = last + self.options.delay_seconds - self.clock()
+            if remaining > 0:
+                self.sleep(remaining)
+        self.last_request[host] = self.clock()
+
+    def _write(self, exchange: Exchange, role: str) -> str:
+        """Write an exchange, as a revisit when its payload is already preserved."""
+        payload_size = exchange.response_size - exchange.header_size
+        digest = exchange.digests[1]
+        dedupable = exchange.status == 200 and payload_size > 0 and not exchange.truncated
+        revisit = None
+        if dedupable:
+            revisit = self.payloads.get(digest) or (
+                self.known_payload(digest) if self.known_payload else None)
+        response_id = self.sink.warc.write_exchange(exchange, revisit=revisit)
+        if revisit is not None:
+            self.result.revisits += 1
+            self.result.bytes_saved += payload_size
+        elif dedupable:
+            self.payloads[digest] = Revisit(exchange.url, warc_date(exchange.date), response_id)
+        if exchange.truncated:
+            self.result.errors.append(
+                f"{exchange.url}: cut at {self.settings.max_resource_bytes} bytes "
+                "(WARC-Truncated: length)")
+        self.result.add(Response(exchange.url, exchange.status, exchange.mime,
+                                 exchange.response_size, role, revisit is not None))
+        return response_id
+
+    def _parse(self, exchange: Exchange, response_id: str) -> tuple[list[str], list[str]] | None:
+        """Requisites and outlinks of a page or stylesheet; describes 2xx HTML pages."""
+        if exchange.body is None:
+            return None
+        if exchange.mime == "text/css":
+            return css_links(exchange.body.decode("utf-8", errors="replace"), exchange.url), []
+        if exchange.mime not in HTML_TYPES:
+            return None
+        html = decode_html(exchange.body, exchange.header("Content-Type"))
+        if 200 <= exchange.status < 300 and self.options.describe:
+            try:
+                document = description_document(exchange, html)
+            except Exception as exc:  # an extractor failing on odd HTML must not lose the page
+                self.result.errors.append(
+                    f"{exchange.url}: not described ({type(exc).__name__}: {exc})")
+            else:
+                self.sink.warc.write_metadata(exchange.url, exchange.date, response_id, document)
+        links = html_links(html, exchange.url)
+        return links.requisites, links.outlinks
+
+    def _robots_allow(self, url: str) -> bool:
+        if not self.options.obey_robots:
+            return True
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self.robots:
+            self.robots[origin] = self._fetch_robots(origin)
+        rules = self.robots[origin]
+        allowed = rules is None or rules.can_fetch(url, self.settings.user_agent)
+        self.log({"url": url, "robots": "allowed" if allowed else "refused"})
+        return allowed
+
+    def _fetch_robots(self, origin: str) -> Protego | None:
+        """The origin's robots.txt rules (archived too); None means everything is allowed."""
+        url = origin + "/robots.txt"
+        self.seen.add(surt_key(url))
         try:
-            document = description_document(exchange, html)
-        except Exception as exc:  # an extractor failing on odd HTML must not lose the capture
-            result.errors.append(f"{exchange.url}: not described ({type(exc).__name__}: {exc})")
-        else:
-            warc.write_metadata(exchange.url, exchange.date, response_id, document)
-    return html_requisites(html, exchange.url)
+            exchange = self._attempts(url, truncate=True)
+        except PreserveError as exc:
+            self.log({"url": url, "outcome": f"no robots.txt ({exc}): everything allowed"})
+            return None
+        try:
+            self._write(exchange, "robots")
+            if exchange.status >= 500:
+                # The server cannot say what it allows: take it as "nothing" (RFC 9309).
+                return Protego.parse("User-agent: *\nDisallow: /\n")
+            if exchange.status != 200:
+                return None
+            exchange.response.seek(exchange.header_size)
+            text = exchange.response.read(512 * 1024).decode("utf-8", errors="replace")
+            return Protego.parse(text)
+        finally:
+            exchange.close()
+
+
+def _anywhere(url: str) -> bool:
+    return True
+
+
+def _retry_after_seconds(value: str) -> float:
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, moment.timestamp() - time.time())

@@ -22,14 +22,17 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import IO, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from preserve.config import CaptureSettings
 from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
+from preserve.fingerprint import http_digests
 
 SPOOL_IN_MEMORY = 1024 * 1024
 READ_SIZE = 64 * 1024
+PARSE_LIMIT = 16 * 1024 * 1024  # larger HTML or CSS is archived, not parsed for links
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PARSED_TYPES = (*HTML_TYPES, "text/css")
 # Characters a browser leaves as they are in a path or query; everything else,
@@ -57,6 +60,7 @@ class Exchange:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes | None = field(default=None, repr=False)
+    truncated: bool = False
 
     def header(self, name: str) -> str | None:
         """The first value of a response header, case-insensitively."""
@@ -66,6 +70,11 @@ class Exchange:
     def mime(self) -> str:
         """The media type of the response, without parameters."""
         return media_type(self.header("Content-Type")) or ""
+
+    @cached_property
+    def digests(self) -> tuple[str, str]:
+        """SHA-1 base32 block and payload digests of the response, computed once."""
+        return http_digests(self.response, self.header_size)
 
     @property
     def location(self) -> str | None:
@@ -159,8 +168,12 @@ def resolve(url: str, host: str, port: int, allow_private: bool) -> list[str]:
     return addresses
 
 
-def fetch(url: str, settings: CaptureSettings) -> Exchange:
-    """GET one URL and keep the exchange. Raises :class:`BadInput` subclasses."""
+def fetch(url: str, settings: CaptureSettings, truncate: bool = False) -> Exchange:
+    """GET one URL and keep the exchange. Raises :class:`BadInput` subclasses.
+
+    A body over ``max_resource_bytes`` is refused, or with ``truncate`` kept up
+    to the limit and marked ``truncated``.
+    """
     url = normalize_url(url)
     parts = urlsplit(url)
     scheme, host = parts.scheme, str(parts.hostname)
@@ -179,7 +192,7 @@ def fetch(url: str, settings: CaptureSettings) -> Exchange:
         conn.putheader("Connection", "close")
         conn.endheaders()
         response = conn.getresponse()
-        body = _read_body(url, response, settings.max_resource_bytes)
+        body, truncated = _read_body(url, response, settings.max_resource_bytes, truncate)
     except TimeoutError as exc:
         received.close()
         raise FetchError(f"{url}: timed out after {settings.timeout_seconds:g} s") from exc
@@ -196,12 +209,17 @@ def fetch(url: str, settings: CaptureSettings) -> Exchange:
         conn.close()
     received.seek(0)
     header_size = http_header_length(received)
-    size = _trim_to_message(received, header_size, response)
+    if truncated:
+        size = header_size + settings.max_resource_bytes
+        received.truncate(size)
+    else:
+        size = _trim_to_message(received, header_size, response)
     received.seek(0)
     return Exchange(
         url=url, ip=conn.connected_to, date=date, request=bytes(conn.sent), response=received,
         response_size=size, header_size=header_size, status=response.status,
         reason=response.reason, headers=list(response.getheaders()), body=body,
+        truncated=truncated,
     )
 
 
@@ -233,21 +251,31 @@ def http_header_length(stream: IO[bytes]) -> int:
     return length
 
 
-def _read_body(url: str, response: http.client.HTTPResponse, limit: int) -> bytes | None:
-    """Drain the body (the recording socket keeps the raw bytes); decode HTML and CSS."""
+def _read_body(url: str, response: http.client.HTTPResponse, limit: int,
+               truncate: bool) -> tuple[bytes | None, bool]:
+    """Drain the body (the recording socket keeps the raw bytes); decode HTML and CSS.
+
+    Past ``limit`` bytes the body is cut (``truncate``) or refused (:class:`TooLarge`).
+    Returns the decoded body of HTML and CSS (None for other types, or when it is
+    too large to parse) and whether the body was cut.
+    """
     keep = media_type(response.getheader("Content-Type")) in PARSED_TYPES
     parts: list[bytes] = []
     total = 0
     while chunk := response.read(READ_SIZE):
         total += len(chunk)
         if total > limit:
+            if truncate:
+                return None, True
             raise TooLarge(f"{url}: body is larger than the limit of {limit} bytes "
                            "(capture.max_resource_bytes)")
         if keep:
             parts.append(chunk)
+            keep = total <= PARSE_LIMIT
     if not keep:
-        return None
-    return _decode_content(b"".join(parts), response.getheader("Content-Encoding"), limit)
+        return None, False
+    return (_decode_content(b"".join(parts), response.getheader("Content-Encoding"),
+                            PARSE_LIMIT), False)
 
 
 def _decode_content(data: bytes, encoding: str | None, limit: int) -> bytes | None:

@@ -1,4 +1,4 @@
-"""Find the embedded resources of HTML pages and stylesheets.
+"""Find the embedded resources and the hyperlinks of HTML pages, and what stylesheets use.
 
 Page requisites are what a browser loads to show a page: stylesheets, scripts,
 images (``src`` and ``srcset``), media sources, icons, and everything a
@@ -9,6 +9,7 @@ stylesheet pulls in with ``url()`` or ``@import``, in ``<style>`` elements and
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin
 
@@ -27,14 +28,27 @@ def css_links(css: str, base: str) -> list[str]:
     return _absolute(_css_references(css), base)
 
 
-def html_requisites(html: str, base: str) -> list[str]:
-    """Absolute URLs of the page requisites of an HTML document, in document order."""
+@dataclass(frozen=True)
+class PageLinks:
+    """What an HTML page points at: what it needs to render, and where it leads."""
+
+    requisites: list[str]
+    outlinks: list[str]
+
+
+def html_links(html: str, base: str) -> PageLinks:
+    """Absolute URLs of a page's requisites and of its hyperlinks (``a``, ``area``)."""
     parser = _RequisiteParser()
     parser.feed(html)
     parser.close()
     if parser.base_href:
         base = urljoin(base, parser.base_href)
-    return _absolute(parser.found, base)
+    return PageLinks(_absolute(parser.found, base), _absolute(parser.outlinks, base))
+
+
+def html_requisites(html: str, base: str) -> list[str]:
+    """Absolute URLs of the page requisites of an HTML document, in document order."""
+    return html_links(html, base).requisites
 
 
 def _css_references(css: str) -> list[str]:
@@ -83,12 +97,15 @@ class _RequisiteParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.found: list[str] = []
+        self.outlinks: list[str] = []
         self.base_href: str | None = None
         self._in_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
-        if tag == "base" and values.get("href") and self.base_href is None:
+        if tag in ("a", "area") and values.get("href"):
+            self.outlinks.append(values["href"])
+        elif tag == "base" and values.get("href") and self.base_href is None:
             self.base_href = values["href"]
         elif tag == "link":
             rels = set(values.get("rel", "").lower().split())

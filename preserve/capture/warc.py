@@ -29,11 +29,21 @@ from warcio.warcwriter import WARCWriter
 
 from preserve.capture.fetch import Exchange
 from preserve.errors import WarcError
-from preserve.fingerprint import iter_chunks, warc_digest_label
+from preserve.fingerprint import http_digests, warc_digest_label
 
 WARC_VERSION = "WARC/1.1"
 HTTP_REQUEST_TYPE = "application/http; msgtype=request"
 HTTP_RESPONSE_TYPE = "application/http; msgtype=response"
+REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+
+
+@dataclass(frozen=True)
+class Revisit:
+    """The earlier capture whose payload a revisit record stands for."""
+
+    target_uri: str
+    date: str
+    record_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,12 @@ class WarcFile:
         self._writer = WARCWriter(self._hashing, gzip=True, warc_version=WARC_VERSION)
         self._write(self._writer.create_warcinfo_record(path.name, dict(info)))
 
-    def write_exchange(self, exchange: Exchange) -> str:
-        """Write the request and response records of one exchange; return the response's ID."""
+    def write_exchange(self, exchange: Exchange, revisit: Revisit | None = None) -> str:
+        """Write the request and response records of one exchange; return the response's ID.
+
+        With ``revisit``, the response is written as a ``revisit`` record
+        (identical-payload-digest profile) holding the HTTP headers only.
+        """
         response_id = new_record_id()
         request_id = new_record_id()
         date = warc_date(exchange.date)
@@ -80,18 +94,33 @@ class WarcFile:
                   "WARC-IP-Address": exchange.ip}
 
         request = io.BytesIO(exchange.request)
-        block, payload = _digests(request, _header_end(exchange.request))
+        block, payload = http_digests(request, _header_end(exchange.request))
         self._write_raw("request", request, len(exchange.request), HTTP_REQUEST_TYPE, {
             "WARC-Record-ID": request_id, **common, "WARC-Concurrent-To": response_id,
             "WARC-Block-Digest": block, "WARC-Payload-Digest": payload,
         })
 
-        block, payload = _digests(exchange.response, exchange.header_size)
-        self._write_raw("response", exchange.response, exchange.response_size,
-                        HTTP_RESPONSE_TYPE, {
-                            "WARC-Record-ID": response_id, **common,
-                            "WARC-Block-Digest": block, "WARC-Payload-Digest": payload,
-                        })
+        block, payload = exchange.digests
+        headers = {"WARC-Record-ID": response_id, **common, "WARC-Block-Digest": block,
+                   "WARC-Payload-Digest": payload}
+        if exchange.truncated:
+            headers["WARC-Truncated"] = "length"
+        if revisit is None:
+            self._write_raw("response", exchange.response, exchange.response_size,
+                            HTTP_RESPONSE_TYPE, headers)
+            return response_id
+        exchange.response.seek(0)
+        head = exchange.response.read(exchange.header_size)
+        exchange.response.seek(0)
+        headers.update({
+            "WARC-Block-Digest": warc_digest_label(hashlib.sha1(head)),
+            "WARC-Profile": REVISIT_PROFILE,
+            "WARC-Refers-To-Target-URI": revisit.target_uri,
+            "WARC-Refers-To-Date": revisit.date,
+        })
+        if revisit.record_id:
+            headers["WARC-Refers-To"] = revisit.record_id
+        self._write_raw("revisit", io.BytesIO(head), len(head), HTTP_RESPONSE_TYPE, headers)
         return response_id
 
     def write_metadata(self, url: str, date: datetime, concurrent_to: str,
@@ -107,6 +136,11 @@ class WarcFile:
         )
         self._write(record)
         return record_id
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far (compressed)."""
+        return self._hashing.size
 
     def seal(self) -> SealedWarc:
         """Flush, fsync and close the file; return its path, SHA-256 and size."""
@@ -140,21 +174,6 @@ class WarcFile:
         except OSError as exc:
             raise WarcError(f"{self.path}: cannot write record: {exc.strerror or exc}") from exc
         self.records += 1
-
-
-def _digests(stream: IO[bytes], header_size: int) -> tuple[str, str]:
-    """Block and payload digests of an HTTP message whose headers take ``header_size`` bytes."""
-    stream.seek(0)
-    block = hashlib.sha1()
-    payload = hashlib.sha1()
-    seen = 0
-    for chunk in iter_chunks(stream):
-        block.update(chunk)
-        if seen + len(chunk) > header_size:
-            payload.update(chunk[max(0, header_size - seen):])
-        seen += len(chunk)
-    stream.seek(0)
-    return warc_digest_label(block), warc_digest_label(payload)
 
 
 def _header_end(message: bytes) -> int:

@@ -6,6 +6,7 @@ from preserve.catalog.lookups import (
     StoredFile,
     captures_of,
     nearest_capture,
+    original_capture,
     stored_files,
 )
 from preserve.catalog.records import record_warc_file
@@ -18,6 +19,7 @@ __all__ = [
     "migrate",
     "nearest_capture",
     "open_engine",
+    "original_capture",
     "record_warc_file",
     "stored_files",
     "write_transaction",

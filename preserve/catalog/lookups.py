@@ -87,6 +87,15 @@ def nearest_capture(connection: Connection, surt: str, at: datetime | None) -> S
     return min(candidates, key=lambda snap: abs((snap.capture_time - at).total_seconds()))
 
 
+def original_capture(connection: Connection, payload_digest: str) -> Snapshot | None:
+    """The earliest full (200, non-revisit) response with this payload digest."""
+    row = connection.execute(
+        _snapshots().where(captures.c.payload_digest == payload_digest,
+                           captures.c.record_type == "response", captures.c.status == 200)
+        .order_by(captures.c.capture_time, captures.c.id).limit(1)).first()
+    return Snapshot(**row._mapping) if row else None
+
+
 def stored_files(connection: Connection) -> list[StoredFile]:
     """Every catalogued WARC file with its verified locations, in key order."""
     locations: dict[int, list[str]] = {}
