@@ -9,6 +9,7 @@ clients do not stall on delayed ACKs.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,7 @@ class Route:
     content_type: str = "text/html; charset=utf-8"
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
+    delay_seconds: float = 0.0  # stands in for a network round trip, or a slow server
 
 
 def reference_site() -> dict[str, Route]:
@@ -92,6 +94,8 @@ def _handler_for(site: LoopbackSite) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             site.requests.append(self.path)
             route = site.routes.get(self.path) or Route(b"<h1>Not found</h1>", status=404)
+            if route.delay_seconds:
+                time.sleep(route.delay_seconds)
             head = [f"HTTP/1.1 {route.status} {self.responses.get(route.status, ('',))[0]}",
                     f"Content-Type: {route.content_type}",
                     f"Content-Length: {len(route.body)}",

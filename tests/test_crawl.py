@@ -1,0 +1,251 @@
+"""Crawling a multi-page loopback site: scope, depth, robots, politeness, retries,
+redirects, truncation, deduplication, rollover, and a crawl that dies midway."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+from warcio.archiveiterator import ArchiveIterator
+
+from preserve import ledger
+from preserve.catalog.schema import warc_files
+from preserve.demo import LoopbackSite, Route
+
+SHARED_CSS = b"body { background: url(/img/shared.png) }"
+SHARED_PNG = b"\x89PNG shared image bytes"
+
+
+def article(number: int, links: list[str]) -> bytes:
+    anchors = "".join(f'<a href="{link}">link</a>' for link in links)
+    return (f'<html lang="en"><head><title>Article {number}</title>'
+            f'<link rel="stylesheet" href="/css/site.css"></head><body><article>'
+            f'<h1>Article {number}</h1><p>{f"Words of article {number}. " * 30}</p>'
+            f'</article><nav>{anchors}</nav></body></html>').encode()
+
+
+@pytest.fixture
+def web() -> Iterator[LoopbackSite]:
+    """/a/1 -> /a/2 -> /a/3 -> /a/4 in a chain, /a/1 also -> /b/1 and off-site; shared CSS."""
+    routes = {
+        "/a/1": Route(article(1, ["/a/2", "/b/1", "http://elsewhere.test/x", "/private/p"])),
+        "/a/2": Route(article(2, ["/a/3", "/a/1"])),
+        "/a/3": Route(article(3, ["/a/4"])),
+        "/a/4": Route(article(4, [])),
+        "/b/1": Route(article(5, [])),
+        "/private/p": Route(article(6, [])),
+        "/css/site.css": Route(SHARED_CSS, "text/css"),
+        "/img/shared.png": Route(SHARED_PNG, "image/png"),
+        "/robots.txt": Route(b"User-agent: *\nDisallow: /private/\n", "text/plain"),
+    }
+    with LoopbackSite(routes) as site:
+        yield site
+
+
+def crawl(run: Any, site: LoopbackSite, *args: str, start: str = "/a/1") -> dict[str, Any]:
+    result = run("capture", site.url(start), "--collection", "crawl", "--json", *args)
+    assert result.status == 0, result.err
+    report: dict[str, Any] = json.loads(result.out)
+    return report
+
+
+def pages(report: dict[str, Any], site: LoopbackSite) -> list[str]:
+    return [r["url"].removeprefix(site.base_url) for r in report["responses"]
+            if r["role"] == "page"]
+
+
+def test_page_scope_fetches_the_page_and_its_requisites_only(run: Any, web: LoopbackSite) -> None:
+    report = crawl(run, web)
+    assert pages(report, web) == ["/a/1"]
+    assert report["resources"] == 2  # the stylesheet and the image it references
+    assert report["out_of_scope"] == 0
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--scope", "prefix", "--depth", "1"), ["/a/1", "/a/2"]),
+    (("--scope", "prefix", "--depth", "5"), ["/a/1", "/a/2", "/a/3", "/a/4"]),
+    (("--scope", "host", "--depth", "1"), ["/a/1", "/a/2", "/b/1"]),
+    (("--scope", "host", "--depth", "5", "--max-pages", "3"), ["/a/1", "/a/2", "/b/1"]),
+    (("--scope", "host", "--depth", "5", "--exclude", "/a/[34]"), ["/a/1", "/a/2", "/b/1"]),
+    (("--scope", "prefix", "--depth", "1", "--include", "/b/"), ["/a/1", "/a/2", "/b/1"]),
+])
+def test_scope_depth_budget_and_patterns(run: Any, web: LoopbackSite, args: tuple[str, ...],
+                                         expected: list[str]) -> None:
+    report = crawl(run, web, *args)
+    assert pages(report, web) == expected
+    # Each canonical URL once: /a/2 links back to /a/1, which is not fetched again.
+    fetched = [path for path in web.requests if not path.startswith("/robots")]
+    assert len(fetched) == len(set(fetched))
+
+
+def test_out_of_scope_links_are_counted_not_fetched(run: Any, web: LoopbackSite) -> None:
+    report = crawl(run, web, "--scope", "prefix", "--depth", "1")
+    # /b/1 and http://elsewhere.test/x are outside /a/; /private/p too.
+    assert report["out_of_scope"] == 3
+    assert "/b/1" not in web.requests
+
+
+def test_robots_refusals_are_obeyed_logged_and_counted(run: Any, web: LoopbackSite) -> None:
+    report = crawl(run, web, "--scope", "host", "--depth", "1")
+    assert "/private/p" not in web.requests
+    assert report["robots_refusals"] == 1
+    assert web.requests.count("/robots.txt") == 1
+    [robots] = [r for r in report["responses"] if r["role"] == "robots"]
+    assert robots["status"] == 200  # robots.txt itself is archived
+    log = [json.loads(line) for line in Path(report["log"]).read_text().splitlines()]
+    assert {"url": web.url("/private/p"), "robots": "refused"}.items() <= next(
+        entry for entry in log if entry.get("url") == web.url("/private/p")).items()
+    ignored = crawl(run, web, "--scope", "host", "--depth", "1", "--ignore-robots")
+    assert "/private/p" in pages(ignored, web) and ignored["robots_refusals"] == 0
+
+
+def test_politeness_delay_between_requests_to_a_host(run: Any, web: LoopbackSite) -> None:
+    times: list[float] = []
+    handler_requests = web.requests
+
+    class Timed(list[str]):
+        def append(self, path: str) -> None:
+            times.append(time.monotonic())
+            super().append(path)
+
+    web.requests = Timed(handler_requests)
+    crawl(run, web, "--delay", "0.2")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(gaps) >= 3
+    assert min(gaps) >= 0.19, gaps
+
+
+def test_a_server_that_fails_twice_then_answers(run: Any, web: LoopbackSite) -> None:
+    failures = iter([Route(b"busy", status=503, headers=(("Retry-After", "0"),)),
+                     Route(b"busy", status=503)])
+    real = web.routes["/a/4"]
+
+    class Flaky(dict[str, Route]):
+        def get(self, path: str, default: Any = None) -> Any:
+            if path == "/a/4":
+                return next(failures, real)
+            return super().get(path, default)
+
+    web.routes = Flaky(web.routes)
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5")
+    assert web.requests.count("/a/4") == 3
+    assert "/a/4" in pages(report, web)
+    log = [json.loads(line) for line in Path(report["log"]).read_text().splitlines()]
+    attempts = [(e["attempt"], e["outcome"]) for e in log
+                if e.get("url") == web.url("/a/4") and "attempt" in e]
+    assert attempts == [(1, 503), (2, 503), (3, 200)]
+
+
+def test_a_server_that_never_recovers_is_archived_as_answered(run: Any,
+                                                              web: LoopbackSite) -> None:
+    web.routes["/a/4"] = Route(b"down", status=503)
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5")
+    assert web.requests.count("/a/4") == 3
+    assert report["status_codes"]["503"] == 1
+
+
+def test_redirects_are_followed_within_scope_only(run: Any, web: LoopbackSite) -> None:
+    web.routes["/a/2"] = Route(b"", status=302, headers=(("Location", "/b/1"),))
+    report = crawl(run, web, "--scope", "prefix", "--depth", "3")
+    roles = {r["url"].removeprefix(web.base_url): r["role"] for r in report["responses"]}
+    assert roles["/a/2"] == "redirect"
+    assert "/b/1" not in roles  # outside /a/: the redirect is archived, not followed
+
+
+def test_a_large_resource_is_cut_and_marked(run: Any, web: LoopbackSite, home: Path) -> None:
+    web.routes["/img/shared.png"] = Route(b"x" * 50_000, "image/png")
+    report = crawl(run, web, "--max-resource-bytes", "20000")
+    assert any("cut at 20000 bytes" in error for error in report["errors"])
+    path = home / "objects" / report["warcs"][0]["key"]
+    found = []
+    with path.open("rb") as stream:
+        for record in ArchiveIterator(stream):
+            uri = record.rec_headers.get_header("WARC-Target-URI")
+            if record.rec_type == "response" and uri == web.url("/img/shared.png"):
+                found.append((record.rec_headers.get_header("WARC-Truncated"),
+                              len(record.content_stream().read())))
+    assert found == [("length", 20_000)]
+
+
+def test_duplicate_payloads_become_revisits_within_and_across_crawls(
+        run: Any, web: LoopbackSite, home: Path, database_url: str) -> None:
+    web.routes["/a/2"] = Route(web.routes["/a/1"].body)  # the same page under two URLs
+    first = crawl(run, web, "--scope", "prefix", "--depth", "1")
+    assert first["revisits"] == 1 and first["bytes_saved"] == len(web.routes["/a/1"].body)
+    assert [r["url"] for r in first["responses"] if r["revisit"]] == [web.url("/a/2")]
+
+    second = crawl(run, web, "--scope", "prefix", "--depth", "1")
+    # Everything with a body already preserved: robots.txt, both pages, the CSS, the image.
+    assert second["revisits"] == 5
+    path = home / "objects" / second["warcs"][0]["key"]
+    with path.open("rb") as stream:
+        revisits = [r for r in ArchiveIterator(stream) if r.rec_type == "revisit"]
+    assert len(revisits) == 5
+    for record in revisits:
+        headers = record.rec_headers
+        assert headers.get_header("WARC-Profile") == (
+            "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest")
+        assert headers.get_header("WARC-Refers-To-Target-URI")
+        assert headers.get_header("WARC-Refers-To-Date")
+    # The bytes are still there for whoever asks, whichever capture they land on.
+    for path_ in ("/a/1", "/a/2", "/css/site.css", "/img/shared.png"):
+        result = run("get", web.url(path_), "--payload")
+        assert result.status == 0, result.err
+        assert result.out == web.routes[path_].body
+    assert run("fixity", "run").status == 0
+
+
+def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,
+                                                database_url: str) -> None:
+    report = crawl(run, web, "--scope", "host", "--depth", "5", "--warc-size", "3000")
+    assert len(report["warcs"]) >= 3
+    assert sum(1 for _ in report["warcs"]) == len({w["key"] for w in report["warcs"]})
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        stored = {row.key for row in connection.execute(select(warc_files))}
+        assert ledger.verify(connection).passed
+    engine.dispose()
+    assert stored == {w["key"] for w in report["warcs"]}
+    for path_ in ("/a/1", "/a/4", "/b/1"):
+        assert run("get", web.url(path_), "--payload").out == web.routes[path_].body
+
+
+def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
+                                                             home: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    web.routes["/a/3"] = Route(article(3, ["/a/4"]), delay_seconds=30)
+    preserve = Path(sys.executable).parent / "preserve"
+    process = subprocess.Popen(
+        [str(preserve), "capture", web.url("/a/1"), "--collection", "killed", "--scope",
+         "prefix", "--depth", "5", "--warc-size", "2000"],
+        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while "/a/3" not in web.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "/a/3" in web.requests, "the crawl never reached the slow page"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.connect() as connection:
+        catalogued = {row.key: row.sha256 for row in connection.execute(select(warc_files))}
+        check = ledger.verify(connection)
+    engine.dispose()
+    stored = {p.relative_to(home / "objects").as_posix()
+              for p in (home / "objects").rglob("*.warc.gz")}
+    assert catalogued, "files sealed before the kill were preserved"
+    assert stored == set(catalogued)  # nothing stored that the catalog does not know
+    assert check.passed, check.problems
+    web.routes["/a/3"] = Route(article(3, ["/a/4"]))
+    from preserve import cli
+    assert cli.main(["fixity", "run"]) == 0
