@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="never fetch URLs matching REGEX (repeatable)")
     capture.add_argument("--delay", type=_count, metavar="SECONDS",
                          help="pause between requests to one host (default 0, or the policy's)")
+    capture.add_argument("--host-connections", type=_positive(int), metavar="N",
+                         help="connections open to one host at a time (default 2, or the "
+                              "policy's)")
     capture.add_argument("--ignore-robots", action="store_true",
                          help="do not ask robots.txt (it is obeyed by default)")
     capture.add_argument("--no-describe", action="store_true",
@@ -174,6 +177,7 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
                                      scope=args.scope, depth=args.depth,
                                      max_pages=args.max_pages, include=tuple(args.include),
                                      exclude=tuple(args.exclude), delay_seconds=args.delay,
+                                     host_connections=args.host_connections,
                                      obey_robots=False if args.ignore_robots else None,
                                      describe=not args.no_describe, warc_size=args.warc_size),
                                  progress=progress if show else None)

@@ -26,6 +26,7 @@ DEFAULT_LOCATION = "local"
 DEFAULT_MAX_RESOURCE_BYTES = 100 * 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_WARC_SIZE = 1024 * 1024 * 1024  # roll over to a new WARC file past 1 GiB
+DEFAULT_CONCURRENCY = 8  # fetches in flight at once, all hosts together
 DEFAULT_RETRIES = 2  # after the first attempt: timeouts, connection errors, 429, 5xx
 DEFAULT_RETRY_BACKOFF_SECONDS = 1.0  # doubled at each retry, or Retry-After if longer
 DEFAULT_USER_AGENT = f"preserve/{__version__} (archival capture)"
@@ -38,7 +39,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 _TOP_KEYS = {"database", "policies", "storage", "capture", "operator"}
 _STORAGE_KEYS = {"locations", "default_copies"}
 _CAPTURE_KEYS = {"allow_private_addresses", "timeout_seconds", "max_resource_bytes", "user_agent",
-                 "warc_size", "retries", "retry_backoff_seconds"}
+                 "warc_size", "concurrency", "retries", "retry_backoff_seconds"}
 _LOCATION_KEYS = {"type", "path"}
 
 
@@ -60,6 +61,7 @@ class CaptureSettings:
     max_resource_bytes: int = DEFAULT_MAX_RESOURCE_BYTES
     user_agent: str = DEFAULT_USER_AGENT
     warc_size: int = DEFAULT_WARC_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
     retries: int = DEFAULT_RETRIES
     retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
 
@@ -124,6 +126,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         user_agent=str(capture.get("user_agent", DEFAULT_USER_AGENT)),
         warc_size=int(_positive(capture.get("warc_size", DEFAULT_WARC_SIZE), where,
                                 "capture.warc_size")),
+        concurrency=max(1, _whole(capture.get("concurrency", DEFAULT_CONCURRENCY), where,
+                                  "capture.concurrency")),
         retries=_whole(env.get("PRESERVE_RETRIES", capture.get("retries", DEFAULT_RETRIES)),
                        where, "capture.retries"),
         retry_backoff_seconds=_positive(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import IO, Any
 
 import surt as surt_lib
@@ -60,6 +61,7 @@ class WarcIndex:
     descriptions: list[DescriptionEntry] = field(default_factory=list)
 
 
+@lru_cache(maxsize=65536)  # a crawl asks about the same links over and over
 def surt_key(url: str) -> str:
     """The SURT key of a URL, as pywb and CDX indexes write it."""
     try:

@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from preserve import __version__
 from preserve.capture.crawl import CrawlOptions, Progress, Response, Seed, crawl
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import Scope
 from preserve.capture.warc import Revisit, WarcFile, warc_date
-from preserve.catalog import original_capture
+from preserve.catalog import first_capture_of_payload
 from preserve.config import CaptureSettings, Settings
 from preserve.errors import BadInput, ConfigError
 from preserve.ingest import Ingested, ingest
@@ -70,6 +70,7 @@ class CaptureOverrides:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     delay_seconds: float | None = None
+    host_connections: int | None = None
     obey_robots: bool | None = None
     describe: bool = True
     warc_size: int | None = None
@@ -128,6 +129,10 @@ def crawl_options(settings: CaptureSettings, policy: Policy | None,
         delay_seconds=pick(overrides.delay_seconds,
                            from_policy.delay_seconds if from_policy else None,
                            defaults.delay_seconds),
+        host_connections=pick(overrides.host_connections,
+                              from_policy.host_connections if from_policy else None,
+                              defaults.host_connections),
+        concurrency=settings.concurrency,
     )
 
 
@@ -165,9 +170,12 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
                 log_file.write(json.dumps({"time": datetime.now(UTC).isoformat(), **line},
                                           default=str) + "\n")
 
-            crawled = crawl(seeds, settings.capture, series, options,
-                            known_payload=lambda digest: _known_payload(engine, digest),
-                            progress=progress, log=log)
+            payloads = _CatalogPayloads(engine)
+            try:
+                crawled = crawl(seeds, settings.capture, series, options,
+                                known_payload=payloads, progress=progress, log=log)
+            finally:
+                payloads.close()
         series.finish()
     except OSError as exc:
         series.discard()
@@ -189,12 +197,25 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
     )
 
 
-def _known_payload(engine: Engine, digest: str) -> Revisit | None:
-    with engine.connect() as connection:
-        original = original_capture(connection, digest)
-    if original is None:
-        return None
-    return Revisit(original.url, warc_date(original.capture_time), original.record_id)
+class _CatalogPayloads:
+    """Payloads earlier captures preserved, asked on one connection for the whole crawl."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._connection: Connection | None = None
+        self._engine = engine
+
+    def __call__(self, digest: str) -> Revisit | None:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        original = first_capture_of_payload(self._connection, digest)
+        self._connection.rollback()  # no read transaction held open between questions
+        if original is None:
+            return None
+        return Revisit(original.url, warc_date(original.capture_time), original.record_id)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
 
 
 class _WarcSeries:

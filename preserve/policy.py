@@ -20,8 +20,8 @@ COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 _TOP = {"collection", "description", "targets", "capture", "preservation", "access"}
 _TARGET = {"url", "schedule", "scope", "depth", "max_pages", "include", "exclude"}
-_CAPTURE = {"obey_robots", "delay_seconds", "timeout_seconds", "max_resource_bytes",
-            "requisites"}
+_CAPTURE = {"obey_robots", "delay_seconds", "host_connections", "timeout_seconds",
+            "max_resource_bytes", "requisites"}
 _PRESERVATION = {"copies", "fixity_every_days", "fixity_sample", "retention_years"}
 _ACCESS = {"embargo_days"}
 
@@ -45,6 +45,7 @@ class CaptureOptions:
 
     obey_robots: bool = True
     delay_seconds: float = 1.0
+    host_connections: int = 2
     timeout_seconds: float | None = None
     max_resource_bytes: int | None = None
     requisites: bool = True
@@ -114,6 +115,7 @@ def parse_policy(data: Any, path: Path) -> Policy:
         capture=CaptureOptions(
             obey_robots=reader.typed(capture, "capture.obey_robots", bool, True),
             delay_seconds=reader.number(capture, "capture.delay_seconds", 1.0, minimum=0),
+            host_connections=reader.optional_int(capture, "capture.host_connections") or 2,
             timeout_seconds=reader.optional_number(capture, "capture.timeout_seconds"),
             max_resource_bytes=reader.optional_int(capture, "capture.max_resource_bytes"),
             requisites=reader.typed(capture, "capture.requisites", bool, True),

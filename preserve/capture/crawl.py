@@ -19,9 +19,12 @@ open WARC). Anything else that fails is logged and counted, and the crawl goes o
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -68,6 +71,8 @@ class CrawlOptions:
     describe: bool = True
     obey_robots: bool = True
     delay_seconds: float = 0.0
+    host_connections: int = 2
+    concurrency: int = 8
     retries: int = 2
     backoff_seconds: float = 1.0
 
@@ -147,7 +152,10 @@ def crawl(seeds: Iterable[Seed], settings: CaptureSettings, sink: WarcSink,
     """Crawl from the seeds into the sink's WARC files."""
     crawler = _Crawler(settings, sink, options, known_payload, log, sleep, clock)
     crawler.result.progress = progress
-    crawler.run(list(seeds))
+    try:
+        crawler.run(list(seeds))
+    finally:
+        crawler.close()
     return crawler.result
 
 
@@ -159,9 +167,17 @@ class _Crawler:
         self.sink = sink
         self.options = options
         self.known_payload = known_payload
-        self.log = log or (lambda line: None)
+        self._log = log or (lambda line: None)
+        self._log_lock = threading.Lock()
         self.sleep = sleep
         self.clock = clock
+        # Fetches run on worker threads, ahead of the main thread, which alone
+        # writes records, parses and decides what comes next.
+        self.pool = ThreadPoolExecutor(max_workers=options.concurrency,
+                                       thread_name_prefix="fetch")
+        self.pending: dict[str, Future[Exchange]] = {}
+        self.host_lock = threading.Lock()
+        self.host_slots: dict[str, threading.Semaphore] = {}
         self.result = CrawlResult()
         self.seen: set[str] = set()
         self.payloads: dict[str, Revisit] = {}
@@ -169,12 +185,37 @@ class _Crawler:
         self.last_request: dict[str, float] = {}
         self.queued_outside: set[str] = set()
 
+    def log(self, line: dict[str, Any]) -> None:
+        with self._log_lock:
+            self._log(line)
+
+    def close(self) -> None:
+        for future in self.pending.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+        for future in self.pending.values():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                future.result().close()
+        self.pending.clear()
+
+    def _prefetch(self, url: str, truncate: bool) -> None:
+        """Start fetching url on a worker thread, if robots.txt allows it."""
+        if url in self.pending or not self._robots_allow(url, quiet=True):
+            return
+        self.pending[url] = self.pool.submit(self._attempts, url, truncate)
+
     def run(self, seeds: list[Seed]) -> None:
         frontier: deque[tuple[str, int, Seed, bool]] = deque(
             (seed.url, 0, seed, True) for seed in seeds)
         for seed in seeds:
             self.seen.add(surt_key(seed.url))
         while frontier:
+            # Keep the workers busy with the pages next in line.
+            room = self.options.concurrency
+            for next_url, _depth, next_seed, next_is_seed in list(frontier)[:room]:
+                budget = next_seed.scope.max_pages
+                if budget is None or self.result.pages + len(self.pending) < budget:
+                    self._prefetch(next_url, truncate=not next_is_seed)
             url, depth, seed, is_seed = frontier.popleft()
             budget = seed.scope.max_pages
             if budget is not None and self.result.pages >= budget:
@@ -221,39 +262,49 @@ class _Crawler:
         return [(url, depth, seed, False)]
 
     def _requisites(self, found: list[str], seed: Seed) -> None:
-        queue: deque[tuple[str, int]] = deque((url, 1) for url in found)
-        fetched = 0
-        while queue:
-            url, depth = queue.popleft()
-            try:
-                url = normalize_url(url)
-            except PreserveError as exc:
-                self.result.errors.append(str(exc))
-                continue
-            key = surt_key(url)
-            if key in self.seen or seed.scope.excluded(url):
-                continue
-            if fetched == MAX_REQUISITES:
-                self.result.errors.append(f"requisite limit of {MAX_REQUISITES} reached: "
-                                          f"{len(queue) + 1} more queued, not fetched")
+        """Fetch a page's requisites, and theirs, in waves fetched side by side."""
+        wave, depth, fetched = found, 1, 0
+        while wave:
+            batch: list[str] = []
+            cut = False
+            for index, raw in enumerate(wave):
+                try:
+                    url = normalize_url(raw)
+                except PreserveError as exc:
+                    self.result.errors.append(str(exc))
+                    continue
+                key = surt_key(url)
+                if key in self.seen or seed.scope.excluded(url):
+                    continue
+                if fetched == MAX_REQUISITES:
+                    self.result.errors.append(f"requisite limit of {MAX_REQUISITES} reached: "
+                                              f"{len(wave) - index} more queued, not fetched")
+                    cut = True
+                    break
+                self.seen.add(key)
+                fetched += 1
+                batch.append(url)
+            for url in batch:
+                self._prefetch(url, truncate=True)
+            children: list[str] = []
+            for url in batch:
+                got = self._fetch(url, "requisite", must=False, follow=_anywhere)
+                if got is None:
+                    continue
+                resource, response_id = got
+                try:
+                    links = self._parse(resource, response_id)
+                finally:
+                    resource.close()
+                children.extend(links[0] if links is not None else [])
+            if cut:
                 return
-            self.seen.add(key)
-            fetched += 1
-            got = self._fetch(url, "requisite", must=False, follow=_anywhere)
-            if got is None:
-                continue
-            resource, response_id = got
-            try:
-                links = self._parse(resource, response_id)
-            finally:
-                resource.close()
-            children = links[0] if links is not None else []
-            if depth < MAX_REQUISITE_DEPTH:
-                queue.extend((child, depth + 1) for child in children)
-            else:
+            if depth == MAX_REQUISITE_DEPTH:
                 self.result.errors.extend(
                     f"{child}: not fetched, more than {MAX_REQUISITE_DEPTH} requisites deep"
-                    for child in children if surt_key(child) not in self.seen)
+                    for child in dict.fromkeys(children) if surt_key(child) not in self.seen)
+                return
+            wave, depth = children, depth + 1
 
     def _fetch(self, url: str, role: str, must: bool,
                follow: Callable[[str], bool]) -> tuple[Exchange, str] | None:
@@ -269,7 +320,8 @@ class _Crawler:
                 self.log({"url": url, "outcome": "refused by robots.txt"})
                 return None
             try:
-                exchange = self._attempts(url, truncate=not must)
+                first = self.pending.pop(url, None)
+                exchange = first.result() if first else self._attempts(url, truncate=not must)
             except PreserveError as exc:
                 if must:
                     raise
@@ -297,9 +349,9 @@ class _Crawler:
     def _attempts(self, url: str, truncate: bool) -> Exchange:
         """Fetch with retries; every attempt logged. The last answer or error stands."""
         for attempt in range(1, self.options.retries + 2):
-            self._wait_for_host(url)
             try:
-                exchange = fetch(url, self.settings, truncate=truncate)
+                with self._host_turn(url):
+                    exchange = fetch(url, self.settings, truncate=truncate)
             except (AddressRefused, UnsupportedURL):
                 raise
             except FetchError as exc:
@@ -324,14 +376,22 @@ class _Crawler:
             wait = max(wait, _retry_after_seconds(retry_after))
         return min(wait, MAX_RETRY_WAIT_SECONDS)
 
-    def _wait_for_host(self, url: str) -> None:
+    @contextmanager
+    def _host_turn(self, url: str) -> Iterator[None]:
+        """Wait for a free connection to the host and for its delay; hold it while fetching."""
         host = urlsplit(url).netloc
-        last = self.last_request.get(host)
-        if last is not None and self.options.delay_seconds > 0:
-            remaining = last + self.options.delay_seconds - self.clock()
-            if remaining > 0:
-                self.sleep(remaining)
-        self.last_request[host] = self.clock()
+        with self.host_lock:
+            slots = self.host_slots.setdefault(
+                host, threading.Semaphore(self.options.host_connections))
+        with slots:
+            with self.host_lock:
+                now = self.clock()
+                last = self.last_request.get(host)
+                start = now if last is None else max(now, last + self.options.delay_seconds)
+                self.last_request[host] = start
+            if start > now:
+                self.sleep(start - now)
+            yield
 
     def _write(self, exchange: Exchange, role: str) -> str:
         """Write an exchange, as a revisit when its payload is already preserved."""
@@ -376,7 +436,7 @@ class _Crawler:
         links = html_links(html, exchange.url)
         return links.requisites, links.outlinks
 
-    def _robots_allow(self, url: str) -> bool:
+    def _robots_allow(self, url: str, quiet: bool = False) -> bool:
         if not self.options.obey_robots:
             return True
         parts = urlsplit(url)
@@ -385,7 +445,8 @@ class _Crawler:
             self.robots[origin] = self._fetch_robots(origin)
         rules = self.robots[origin]
         allowed = rules is None or rules.can_fetch(url, self.settings.user_agent)
-        self.log({"url": url, "robots": "allowed" if allowed else "refused"})
+        if not quiet:
+            self.log({"url": url, "robots": "allowed" if allowed else "refused"})
         return allowed
 
     def _fetch_robots(self, origin: str) -> Protego | None:

@@ -87,6 +87,25 @@ def nearest_capture(connection: Connection, surt: str, at: datetime | None) -> S
     return min(candidates, key=lambda snap: abs((snap.capture_time - at).total_seconds()))
 
 
+@dataclass(frozen=True)
+class Original:
+    """The first full capture of a payload: what a revisit record refers to."""
+
+    url: str
+    capture_time: datetime
+    record_id: str
+
+
+def first_capture_of_payload(connection: Connection, payload_digest: str) -> Original | None:
+    """Where a payload was first captured in full (a light query, asked once per payload)."""
+    row = connection.execute(
+        select(captures.c.url, captures.c.capture_time, captures.c.record_id)
+        .where(captures.c.payload_digest == payload_digest,
+               captures.c.record_type == "response", captures.c.status == 200)
+        .order_by(captures.c.capture_time, captures.c.id).limit(1)).first()
+    return Original(*row) if row else None
+
+
 def original_capture(connection: Connection, payload_digest: str) -> Snapshot | None:
     """The earliest full (200, non-revisit) response with this payload digest."""
     row = connection.execute(

@@ -1,0 +1,117 @@
+"""Crawl speed and memory: `preserve capture` against `wget --recursive` on the same site.
+
+A deterministic generated site on loopback: an index, section pages, and
+article pages sharing one stylesheet, one script and ten images; every 20th
+article is a byte-for-byte duplicate of the one before it under a new URL.
+Optionally every response waits a fixed delay first, standing in for network
+round trips. Both crawlers run in one go, description deferred for ours:
+
+    .venv/bin/python bench/crawl_site.py [--articles N] [--delay-ms D]
+
+Prints pages/s, peak memory (max RSS) and the ratio of our rate to wget's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from preserve.demo import LoopbackSite, Route
+
+PER_SECTION = 50
+
+
+def build_site(articles: int, delay: float) -> dict[str, Route]:
+    css = b"body{font-family:serif} .hero{background:url(/img/0.png)}" * 20
+    js = b"document.documentElement.className='js';" * 20
+    routes = {"/static/site.css": Route(css, "text/css", delay_seconds=delay),
+              "/static/app.js": Route(js, "text/javascript", delay_seconds=delay)}
+    for image in range(10):
+        routes[f"/img/{image}.png"] = Route(bytes([image]) * 4096, "image/png",
+                                            delay_seconds=delay)
+    sections = (articles + PER_SECTION - 1) // PER_SECTION
+    previous = b""
+    for number in range(articles):
+        body = previous if number % 20 == 19 else (
+            f'<html lang="en"><head><title>Article {number}</title>'
+            f'<link rel="stylesheet" href="/static/site.css">'
+            f'<script src="/static/app.js"></script></head><body>'
+            f'<nav><a href="/index.html">Home</a> <a href="/section/{number // PER_SECTION}.html">'
+            f'Section</a></nav><article><h1>Article {number}</h1>'
+            f'<img src="/img/{number % 10}.png">'
+            + "".join(f"<p>Paragraph {p} of article {number}: " + "words " * 60 + "</p>"
+                      for p in range(6))
+            + "</article></body></html>").encode()
+        routes[f"/article/{number}.html"] = Route(body, delay_seconds=delay)
+        previous = body
+    for section in range(sections):
+        links = "".join(f'<li><a href="/article/{n}.html">Article {n}</a></li>'
+                        for n in range(section * PER_SECTION,
+                                       min(articles, (section + 1) * PER_SECTION)))
+        routes[f"/section/{section}.html"] = Route(
+            f"<html><body><h1>Section {section}</h1><ul>{links}</ul></body></html>".encode(),
+            delay_seconds=delay)
+    index = "".join(f'<a href="/section/{s}.html">Section {s}</a> ' for s in range(sections))
+    routes["/index.html"] = Route(f"<html><body>{index}</body></html>".encode(),
+                                  delay_seconds=delay)
+    return routes
+
+
+def timed(command: list[str], env: dict[str, str], scratch: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command, measured by GNU time.
+
+    GNU time forks from a small process: measuring from Python would count the
+    Python parent's pages, copied into the child until it execs.
+    """
+    report = f"{scratch}/time.out"
+    started = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report, *command], env=env,
+                          check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 8):  # wget exits 8 when some answer was an error
+        raise SystemExit(f"{command[0]} failed with exit status {done.returncode}")
+    return elapsed, int(Path(report).read_text().split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=2000)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    for tool, package in (("wget", "wget"), ("/usr/bin/time", "time")):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed for the comparison (apt-get install {package})")
+    routes = build_site(args.articles, args.delay_ms / 1000)
+    pages = sum(1 for path in routes if path.endswith(".html"))
+    preserve = str(Path(sys.executable).parent / "preserve")
+    with LoopbackSite(routes) as site, tempfile.TemporaryDirectory() as scratch:
+        start = site.url("/index.html")
+        env = {**os.environ, "PRESERVE_HOME": f"{scratch}/home",
+               "PRESERVE_ALLOW_PRIVATE_ADDRESSES": "1"}
+        ours, ours_mb = timed([preserve, "capture", start, "--collection", "bench",
+                               "--scope", "host", "--depth", "3", "--no-describe"], env,
+                              scratch)
+        ours_requests = len(site.requests)
+        site.requests.clear()
+        theirs, theirs_mb = timed(["wget", "--recursive", "--level=3", "--page-requisites",
+                                   f"--warc-file={scratch}/wget", "--no-verbose",
+                                   f"--directory-prefix={scratch}/wget-files", start], env,
+                                  scratch)
+        theirs_requests = len(site.requests)
+    delay = f", {args.delay_ms:g} ms per response" if args.delay_ms else ""
+    print(f"crawl: {pages} pages ({args.articles} articles){delay}")
+    print(f"  preserve capture  {ours:7.2f} s  {pages / ours:7.0f} pages/s  "
+          f"{ours_requests} requests  peak {ours_mb:.0f} MB")
+    print(f"  wget --recursive  {theirs:7.2f} s  {pages / theirs:7.0f} pages/s  "
+          f"{theirs_requests} requests  peak {theirs_mb:.0f} MB")
+    print(f"  ratio (our pages/s / wget's): {theirs / ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
