@@ -79,10 +79,25 @@ def timed(command: list[str], env: dict[str, str], scratch: str) -> tuple[float,
     return elapsed, int(Path(report).read_text().split()[-1]) / 1024
 
 
+def single_core_describe_rate(routes: dict[str, Route], sample: int = 200) -> float:
+    """Pages per second that one core describes, on the site's own article pages."""
+    from preserve.capture.crawl import description_document
+    pages = [route.body.decode() for path, route in routes.items()
+             if path.startswith("/article/")][:sample]
+    started = time.perf_counter()
+    for number, html in enumerate(pages):
+        description_document(f"http://site.test/article/{number}.html", "", html)
+    return len(pages) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=2000)
     parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--host-connections", type=int, default=4,
+                        help="connections our crawl may open to the site (wget uses one)")
+    parser.add_argument("--describe", action="store_true",
+                        help="also crawl with description on, against one core's rate")
     args = parser.parse_args()
     for tool, package in (("wget", "wget"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
@@ -95,7 +110,8 @@ def main() -> None:
         env = {**os.environ, "PRESERVE_HOME": f"{scratch}/home",
                "PRESERVE_ALLOW_PRIVATE_ADDRESSES": "1"}
         ours, ours_mb = timed([preserve, "capture", start, "--collection", "bench",
-                               "--scope", "host", "--depth", "3", "--no-describe"], env,
+                               "--scope", "host", "--depth", "3", "--no-describe",
+                               "--host-connections", str(args.host_connections)], env,
                               scratch)
         ours_requests = len(site.requests)
         site.requests.clear()
@@ -104,6 +120,12 @@ def main() -> None:
                                    f"--directory-prefix={scratch}/wget-files", start], env,
                                   scratch)
         theirs_requests = len(site.requests)
+        described = None
+        if args.describe:
+            env["PRESERVE_HOME"] = f"{scratch}/home-described"
+            described = timed([preserve, "capture", start, "--collection", "bench",
+                               "--scope", "host", "--depth", "3",
+                               "--host-connections", str(args.host_connections)], env, scratch)
     delay = f", {args.delay_ms:g} ms per response" if args.delay_ms else ""
     print(f"crawl: {pages} pages ({args.articles} articles){delay}")
     print(f"  preserve capture  {ours:7.2f} s  {pages / ours:7.0f} pages/s  "
@@ -111,6 +133,11 @@ def main() -> None:
     print(f"  wget --recursive  {theirs:7.2f} s  {pages / theirs:7.0f} pages/s  "
           f"{theirs_requests} requests  peak {theirs_mb:.0f} MB")
     print(f"  ratio (our pages/s / wget's): {theirs / ours:.2f}x")
+    if described is not None:
+        single = single_core_describe_rate(routes)
+        print(f"  with description: {pages / described[0]:7.0f} pages/s described  "
+              f"peak {described[1]:.0f} MB; one core describes {single:.0f} pages/s; "
+              f"ratio {pages / described[0] / single:.2f}x")
 
 
 if __name__ == "__main__":

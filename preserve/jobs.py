@@ -242,8 +242,11 @@ class _WarcSeries:
     def warc(self) -> WarcFile:
         return self._warc
 
+    def full(self) -> bool:
+        return self._warc.size >= self.limit
+
     def checkpoint(self) -> None:
-        if self._warc.size >= self.limit:
+        if self.full():
             self._seal()
             self._warc = self._open()
 

@@ -249,3 +249,14 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
     web.routes["/a/3"] = Route(article(3, ["/a/4"]))
     from preserve import cli
     assert cli.main(["fixity", "run"]) == 0
+
+
+def test_every_page_of_a_crawl_is_described(run: Any, web: LoopbackSite) -> None:
+    # A crawl describes in worker processes; each metadata record still lands,
+    # linked to its page, even across WARC files that roll over.
+    crawl(run, web, "--scope", "host", "--depth", "5", "--warc-size", "3000")
+    for number, path in ((1, "/a/1"), (2, "/a/2"), (4, "/a/4"), (5, "/b/1")):
+        meta = json.loads(run("get", web.url(path), "--json").out)
+        assert meta["title"] == f"Article {number}", path
+        assert f"Words of article {number}." in meta["text"]
+    assert run("ledger", "verify").status == 0

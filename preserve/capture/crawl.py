@@ -19,13 +19,16 @@ open WARC). Anything else that fails is logged and counted, and the crawl goes o
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -75,6 +78,7 @@ class CrawlOptions:
     concurrency: int = 8
     retries: int = 2
     backoff_seconds: float = 1.0
+    describe_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ class WarcSink(Protocol):
 
     @property
     def warc(self) -> WarcFile: ...
+
+    def full(self) -> bool:
+        """Would the next checkpoint roll over to a new file?"""
 
     def checkpoint(self) -> None:
         """Called after each page and its requisites are written: a safe place to roll over."""
@@ -131,12 +138,12 @@ class CrawlResult:
         return dict(sorted(Counter(str(r.status) for r in self.responses).items()))
 
 
-def description_document(exchange: Exchange, html: str) -> dict[str, Any]:
-    """The JSON of a page's ``metadata`` record."""
-    described = describe(html, exchange.url)
+def description_document(url: str, capture_time: str, html: str) -> dict[str, Any]:
+    """The JSON of a page's ``metadata`` record (run in a worker process on real crawls)."""
+    described = describe(html, url)
     return {
-        "url": exchange.url,
-        "capture_time": warc_date(exchange.date),
+        "url": url,
+        "capture_time": capture_time,
         **described.as_dict(),
         "text_sha256": described.text_sha256,
         "extractor": EXTRACTOR,
@@ -176,6 +183,11 @@ class _Crawler:
         self.pool = ThreadPoolExecutor(max_workers=options.concurrency,
                                        thread_name_prefix="fetch")
         self.pending: dict[str, Future[Exchange]] = {}
+        # Description costs far more CPU than fetching: on a real crawl it runs in
+        # worker processes, one per core, and the main thread writes each metadata
+        # record when its description is ready.
+        self.describers: ProcessPoolExecutor | None = None
+        self.descriptions: deque[tuple[str, datetime, str, Future[dict[str, Any]]]] = deque()
         self.host_lock = threading.Lock()
         self.host_slots: dict[str, threading.Semaphore] = {}
         self.result = CrawlResult()
@@ -190,6 +202,8 @@ class _Crawler:
             self._log(line)
 
     def close(self) -> None:
+        if self.describers is not None:
+            self.describers.shutdown(wait=True, cancel_futures=True)
         for future in self.pending.values():
             future.cancel()
         self.pool.shutdown(wait=True)
@@ -204,7 +218,49 @@ class _Crawler:
             return
         self.pending[url] = self.pool.submit(self._attempts, url, truncate)
 
+    def _describe(self, exchange: Exchange, response_id: str, html: str) -> None:
+        """Describe a page now, or hand it to the worker processes on a real crawl."""
+        moment = warc_date(exchange.date)
+        if self.describers is None:
+            try:
+                document = description_document(exchange.url, moment, html)
+            except Exception as exc:  # an extractor failing on odd HTML must not lose the page
+                self._not_described(exchange.url, exc)
+            else:
+                self.sink.warc.write_metadata(exchange.url, exchange.date, response_id, document)
+            return
+        future = self.describers.submit(description_document, exchange.url, moment, html)
+        self.descriptions.append((exchange.url, exchange.date, response_id, future))
+
+    def _write_descriptions(self, wait: bool) -> None:
+        """Write the metadata records of descriptions that are ready (all, with ``wait``)."""
+        while self.descriptions and (wait or self.descriptions[0][3].done()):
+            url, date, response_id, future = self.descriptions.popleft()
+            try:
+                document = future.result()
+            except Exception as exc:
+                self._not_described(url, exc)
+            else:
+                self.sink.warc.write_metadata(url, date, response_id, document)
+
+    def _not_described(self, url: str, exc: BaseException) -> None:
+        self.result.errors.append(f"{url}: not described ({type(exc).__name__}: {exc})")
+
+    def _checkpoint(self) -> None:
+        """After a page: write finished descriptions; before a rollover, all of them."""
+        self._write_descriptions(wait=self.sink.full())
+        self.sink.checkpoint()
+
     def run(self, seeds: list[Seed]) -> None:
+        if self.options.describe and self.options.describe_workers > 0 and (
+                len(seeds) > 1 or any(seed.scope.depth > 0 for seed in seeds)):
+            self.describers = ProcessPoolExecutor(
+                max_workers=self.options.describe_workers,
+                mp_context=multiprocessing.get_context("forkserver"))
+        self._crawl(seeds)
+        self._write_descriptions(wait=True)
+
+    def _crawl(self, seeds: list[Seed]) -> None:
         frontier: deque[tuple[str, int, Seed, bool]] = deque(
             (seed.url, 0, seed, True) for seed in seeds)
         for seed in seeds:
@@ -243,7 +299,7 @@ class _Crawler:
                 if depth < seed.scope.depth:
                     for link in outlinks:
                         frontier.extend(self._admit(link, depth + 1, seed))
-            self.sink.checkpoint()
+            self._checkpoint()
 
     def _admit(self, url: str, depth: int, seed: Seed) -> list[tuple[str, int, Seed, bool]]:
         try:
@@ -426,13 +482,7 @@ class _Crawler:
             return None
         html = decode_html(exchange.body, exchange.header("Content-Type"))
         if 200 <= exchange.status < 300 and self.options.describe:
-            try:
-                document = description_document(exchange, html)
-            except Exception as exc:  # an extractor failing on odd HTML must not lose the page
-                self.result.errors.append(
-                    f"{exchange.url}: not described ({type(exc).__name__}: {exc})")
-            else:
-                self.sink.warc.write_metadata(exchange.url, exchange.date, response_id, document)
+            self._describe(exchange, response_id, html)
         links = html_links(html, exchange.url)
         return links.requisites, links.outlinks
 
