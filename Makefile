@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Tools we did not write, which tests run against our WARCs: pywb (replay) and
+# cdxj-indexer, in their own environment so their pins never touch ours.
+TOOLS  := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: run test lint docs bench clean
 
@@ -12,11 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet 'pywb>=2.8,<3' 'cdxj-indexer>=1.4,<2'
+	touch $(TOOLS_STAMP)
+
 run: $(STAMP)            ## the offline walk-through: archive the bundled page, retrieve, audit
 	$(BIN)/preserve demo
 
-test: $(STAMP)           ## the test suite (PostgreSQL tests skip when no server is reachable, except in CI)
-	$(BIN)/python -m pytest
+test: $(STAMP) $(TOOLS_STAMP)  ## the test suite (PostgreSQL tests skip when no server is reachable, except in CI)
+	PRESERVE_TEST_TOOLS=$(CURDIR)/$(TOOLS)/bin $(BIN)/python -m pytest
 
 lint: $(STAMP)           ## ruff and mypy --strict
 	$(BIN)/ruff check preserve tests bench
@@ -31,4 +41,4 @@ bench: $(STAMP)          ## benchmarks, each printing its ratio against a peer t
 	$(BIN)/python bench/crawl_site.py --articles 500 --delay-ms 20
 
 clean:
-	rm -rf $(VENV) preserve-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) preserve-data .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,7 @@ from preserve.fingerprint import http_digests, warc_digest_label
 WARC_VERSION = "WARC/1.1"
 HTTP_REQUEST_TYPE = "application/http; msgtype=request"
 HTTP_RESPONSE_TYPE = "application/http; msgtype=response"
+DESCRIPTION_URN = "urn:preserve:description:"
 REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 
 
@@ -125,11 +126,16 @@ class WarcFile:
 
     def write_metadata(self, url: str, date: datetime, concurrent_to: str,
                        document: Mapping[str, Any]) -> str:
-        """Write a JSON ``metadata`` record about the response ``concurrent_to``."""
+        """Write a JSON ``metadata`` record about the response ``concurrent_to``.
+
+        Its target is ``urn:preserve:description:URL``, not the page's URL:
+        replay tools index metadata records too, and pywb would otherwise answer
+        a request for the page with its description.
+        """
         record_id = new_record_id()
         data = json.dumps(document, ensure_ascii=False, sort_keys=True).encode("utf-8")
         record = self._writer.create_warc_record(
-            url, "metadata", payload=io.BytesIO(data), length=len(data),
+            DESCRIPTION_URN + url, "metadata", payload=io.BytesIO(data), length=len(data),
             warc_content_type="application/json",
             warc_headers_dict={"WARC-Record-ID": record_id, "WARC-Date": warc_date(date),
                                "WARC-Concurrent-To": concurrent_to},

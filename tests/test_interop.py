@@ -1,0 +1,145 @@
+"""Tools we did not write read our WARCs: warcio check, cdxj-indexer, pywb replay.
+
+The tools live in their own environment (`make test` builds `.venv-tools` and
+passes its bin folder as PRESERVE_TEST_TOOLS). Without it these tests skip with
+the reason; in CI (CI=true) a missing tool is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from preserve.demo import REFERENCE_PATH, LoopbackSite
+
+DATA = Path(__file__).parent / "data"
+EXPECTED = json.loads((DATA / "financial-district-bachelet.expected.json").read_text())
+WARCIO = Path(sys.executable).parent / "warcio"
+
+
+@pytest.fixture(scope="module")
+def tools() -> Path:
+    folder = Path(os.environ.get("PRESERVE_TEST_TOOLS")
+                  or Path(__file__).parent.parent / ".venv-tools" / "bin")
+    missing = [name for name in ("cdxj-indexer", "wb-manager", "wayback")
+               if not (folder / name).exists()]
+    if missing:
+        reason = f"{', '.join(missing)} not found in {folder} (run `make test`)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true: the interoperability tests must run")
+        pytest.skip(reason)
+    return folder
+
+
+@pytest.fixture
+def crawled(run: Any, site: LoopbackSite, home: Path) -> dict[str, Any]:
+    """The reference page crawled twice, so the second WARC holds revisits."""
+    reports = [json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "interop",
+                              "--json").out) for _ in range(2)]
+    paths = [home / "objects" / report["warcs"][0]["key"] for report in reports]
+    return {"url": site.url(REFERENCE_PATH), "paths": paths, "reports": reports}
+
+
+def record_types(path: Path) -> list[str]:
+    with path.open("rb") as stream:
+        return [record.rec_type for record in ArchiveIterator(stream)]
+
+
+def test_warcio_check_passes_on_every_file(crawled: dict[str, Any]) -> None:
+    assert "revisit" in record_types(crawled["paths"][1])
+    for path in crawled["paths"]:
+        check = subprocess.run([str(WARCIO), "check", "-v", str(path)], capture_output=True,
+                               text=True, check=False)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_cdxj_indexer_indexes_every_record(tools: Path, crawled: dict[str, Any]) -> None:
+    for path in crawled["paths"]:
+        indexed = subprocess.run([str(tools / "cdxj-indexer"), str(path)], capture_output=True,
+                                 text=True, check=True).stdout.splitlines()
+        # Requests are folded into their responses; every other record has its line.
+        types = [kind for kind in record_types(path) if kind not in ("warcinfo", "request")]
+        assert len(indexed) == len(types)
+        entries = [json.loads(line.split(" ", 2)[2]) for line in indexed]
+        assert crawled["url"] in [entry["url"] for entry in entries]
+        assert all(entry["filename"] == path.name for entry in entries)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def pywb(tools: Path, crawled: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    """pywb serving a collection built from the crawl's WARCs; its base URL."""
+    root = tmp_path / "pywb"
+    root.mkdir()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    subprocess.run([str(tools / "wb-manager"), "init", "preserved"], cwd=root, env=env,
+                   check=True, capture_output=True)
+    subprocess.run([str(tools / "wb-manager"), "add", "preserved",
+                    *map(str, crawled["paths"])], cwd=root, env=env, check=True,
+                   capture_output=True)
+    port = free_port()
+    server = subprocess.Popen([str(tools / "wayback"), "-p", str(port), "-b", "127.0.0.1"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, "pywb exited while starting"
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/preserved"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def fetch(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 (loopback only)
+        return answer.status, answer.headers.get("Content-Type", ""), answer.read()
+
+
+def test_pywb_replays_the_captured_page(pywb: str, crawled: dict[str, Any],
+                                        site: LoopbackSite) -> None:
+    status, content_type, body = fetch(f"{pywb}/2026mp_/{crawled['url']}")
+    assert status == 200 and content_type.startswith("text/html")
+    text = body.decode("utf-8")
+    for paragraph in EXPECTED["text_must_include"][:3]:
+        assert paragraph in text
+    # Requisites come from the archive, rewritten to pywb's own URLs.
+    assert "/preserved/" in text and "/static/site.css" in text
+    status, _, logo = fetch(f"{pywb}/2026id_/{site.url('/static/logo.png')}")
+    assert status == 200 and logo == site.routes["/static/logo.png"].body
+
+
+def test_pywb_replays_a_revisit_from_its_original(pywb: str, crawled: dict[str, Any],
+                                                  site: LoopbackSite) -> None:
+    # The second capture of the stylesheet is a revisit: pywb resolves it by digest.
+    second = crawled["reports"][1]
+    assert second["revisits"] >= 10
+    status, _, css = fetch(f"{pywb}/2999id_/{site.url('/static/site.css')}")
+    assert status == 200 and css == site.routes["/static/site.css"].body
+
+
+def test_tools_folder_is_not_the_project_environment(tools: Path) -> None:
+    # The tools' pins (old redis, gevent) must never land in the project's own venv.
+    assert tools.resolve() != Path(sys.executable).parent.resolve()
+    assert shutil.which("wayback", path=str(Path(sys.executable).parent)) is None
