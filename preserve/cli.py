@@ -29,7 +29,7 @@ from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import iter_chunks
 from preserve.fixity import run_fixity
-from preserve.jobs import CaptureOverrides, CaptureReport, run_capture
+from preserve.jobs import CaptureOverrides, CaptureReport, run_capture, run_redescribe
 from preserve.policy import load_policy
 from preserve.storage import open_stores
 
@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                               help="HTML file, or - for standard input (default)")
     describe_cmd.add_argument("--url", help="the page's URL (helps resolve the publisher)")
     _json_flag(describe_cmd, "always JSON; accepted for symmetry")
+
+    redescribe = commands.add_parser(
+        "redescribe", help="describe pages captured without description (--no-describe)")
+    redescribe.add_argument("--collection", help="only this collection")
+    redescribe.add_argument("--url", help="only captures of this URL")
+    _json_flag(redescribe)
 
     fixity = commands.add_parser("fixity", help="fixity audits")
     fixity_commands = fixity.add_subparsers(dest="fixity_command", required=True,
@@ -248,6 +254,30 @@ def _describe(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
+    show = sys.stderr.isatty() and not args.json
+
+    def progress(number: int, total: int) -> None:
+        if show:
+            print(f"\rdescribed {number}/{total} pages", end="", file=sys.stderr, flush=True)
+
+    with _catalog(settings) as engine:
+        report = run_redescribe(settings=settings, engine=engine, collection=args.collection,
+                                url=args.url, progress=progress)
+    if show and report.described:
+        print(file=sys.stderr)
+    if args.json:
+        _print_json(report.as_dict())
+        return 0
+    print(f"described {report.described} page{'' if report.described == 1 else 's'}")
+    for warc in report.warcs:
+        print(f"stored {warc['key']}\n  sha256 {warc['sha256']}  {warc['size']} bytes  "
+              f"verified in: {', '.join(warc['locations'])}")
+    for error in report.errors:
+        print(f"  {error}")
+    return 0
+
+
 def _fixity(args: argparse.Namespace, settings: Settings) -> int:
     show = not args.json and sys.stderr.isatty()
 
@@ -288,6 +318,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
+             "redescribe": _redescribe,
              "fixity": _fixity, "ledger": _ledger, "demo": _demo}
 
 

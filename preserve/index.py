@@ -89,7 +89,8 @@ def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
                 fields = _read_json(record, name)
                 if fields is not None:
                     index.descriptions.append(DescriptionEntry(
-                        describes=headers.get_header("WARC-Concurrent-To"),
+                        describes=(headers.get_header("WARC-Concurrent-To")
+                                   or headers.get_header("WARC-Refers-To")),
                         record_id=headers.get_header("WARC-Record-ID"),
                         offset=iterator.get_record_offset(),
                         length=iterator.get_record_length(),
@@ -123,7 +124,8 @@ def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
 def _is_description(record: Any) -> bool:
     content_type = record.rec_headers.get_header("Content-Type") or ""
     return (content_type.startswith("application/json")
-            and bool(record.rec_headers.get_header("WARC-Concurrent-To")))
+            and bool(record.rec_headers.get_header("WARC-Concurrent-To")
+                     or record.rec_headers.get_header("WARC-Refers-To")))
 
 
 def _read_json(record: Any, name: str) -> dict[str, Any] | None:

@@ -10,9 +10,12 @@ behind nowhere: it is deleted, and only files already sealed are kept.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -20,14 +23,23 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from preserve import __version__
-from preserve.capture.crawl import CrawlOptions, Progress, Response, Seed, crawl
+from preserve import __version__, retrieve
+from preserve.capture.crawl import (
+    CrawlOptions,
+    Progress,
+    Response,
+    Seed,
+    crawl,
+    description_document,
+)
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import Scope
 from preserve.capture.warc import Revisit, WarcFile, warc_date
-from preserve.catalog import first_capture_of_payload
+from preserve.catalog import Snapshot, first_capture_of_payload, undescribed
 from preserve.config import CaptureSettings, Settings
-from preserve.errors import BadInput, ConfigError
+from preserve.describe import decode_html
+from preserve.errors import BadInput, ConfigError, PreserveError
+from preserve.index import surt_key
 from preserve.ingest import Ingested, ingest
 from preserve.policy import Policy, check_collection
 from preserve.storage import ObjectStore, open_stores
@@ -223,7 +235,7 @@ class _WarcSeries:
 
     def __init__(self, settings: Settings, collection: str, job: str,
                  stores: list[ObjectStore], engine: Engine, now: Callable[[], datetime],
-                 limit: int, policy_name: str) -> None:
+                 limit: int, policy_name: str, source: str = "capture") -> None:
         self.settings = settings
         self.collection = collection
         self.job = job
@@ -232,6 +244,7 @@ class _WarcSeries:
         self.now = now
         self.limit = limit
         self.policy_name = policy_name
+        self.source = source
         self.sealed: list[Ingested] = []
         self._started = now()
         self._serial = 0
@@ -274,7 +287,88 @@ class _WarcSeries:
         sealed = self._warc.seal()
         try:
             self.sealed.append(ingest(sealed, key=self._key, collection=self.collection,
-                                      source="capture", engine=self.engine, stores=self.stores,
+                                      source=self.source, engine=self.engine,
+                                      stores=self.stores,
                                       actor=self.settings.operator, now=self.now))
         finally:
             sealed.path.unlink(missing_ok=True)
+
+
+@dataclass
+class RedescribeReport:
+    """What ``preserve redescribe`` did."""
+
+    job: str
+    described: int
+    warcs: list[dict[str, Any]]
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None = None,
+                   url: str | None = None, progress: Callable[[int, int], None] | None = None,
+                   now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RedescribeReport:
+    """Describe the HTML pages captured without description (``capture --no-describe``).
+
+    The stored captures are never touched: each collection gets a new WARC of
+    ``metadata`` records that refer to the responses (``WARC-Refers-To``),
+    ingested like any other.
+    """
+    with engine.connect() as connection:
+        pages = undescribed(connection, collection, surt_key(url) if url else None)
+    job = uuid.uuid4().hex
+    stores = open_stores(settings.locations)
+    copies = stores_for(settings, ())
+    errors: list[str] = []
+    series: dict[str, _WarcSeries] = {}
+    described = 0
+    workers = min(os.cpu_count() or 1, max(1, len(pages)))
+    pool = ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("forkserver")
+                               ) if len(pages) > 1 else None
+    try:
+        jobs: list[tuple[Snapshot, Future[dict[str, Any]] | dict[str, Any]]] = []
+        for snapshot in pages:
+            try:
+                record = retrieve.payload_record(engine, stores, snapshot)
+                html = decode_html(retrieve.read_content(record))
+            except PreserveError as exc:
+                errors.append(f"{snapshot.url}: not described ({exc})")
+                continue
+            moment = warc_date(snapshot.capture_time)
+            jobs.append((snapshot, pool.submit(description_document, snapshot.url, moment, html)
+                         if pool else description_document(snapshot.url, moment, html)))
+        for number, (snapshot, pending) in enumerate(jobs, start=1):
+            try:
+                document = pending.result() if isinstance(pending, Future) else pending
+            except Exception as exc:
+                errors.append(f"{snapshot.url}: not described ({type(exc).__name__}: {exc})")
+                continue
+            if snapshot.collection not in series:
+                series[snapshot.collection] = _WarcSeries(
+                    settings, snapshot.collection, job, copies, engine, now,
+                    settings.capture.warc_size, policy_name="redescribe", source="redescribe")
+            target = series[snapshot.collection]
+            target.warc.write_metadata(snapshot.url, snapshot.capture_time,
+                                       snapshot.record_id, document, relation="WARC-Refers-To")
+            target.checkpoint()
+            described += 1
+            if progress is not None:
+                progress(number, len(jobs))
+        for open_series in series.values():
+            open_series.finish()
+    except BaseException:
+        for open_series in series.values():
+            open_series.discard()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return RedescribeReport(
+        job=job, described=described,
+        warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,
+                "locations": list(stored.locations)}
+               for open_series in series.values() for stored in open_series.sealed],
+        errors=errors)

@@ -20,7 +20,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 
-from preserve.capture.fetch import SPOOL_IN_MEMORY
+from preserve.capture.fetch import PARSE_LIMIT, SPOOL_IN_MEMORY
 from preserve.catalog import Snapshot, captures_of, nearest_capture, original_capture
 from preserve.catalog.schema import copies, warc_files
 from preserve.errors import NotFound, PreserveError, WarcError
@@ -110,6 +110,12 @@ def read_payload(record: bytes) -> Payload:
         return Payload(None, [], body)
     status = http.get_statuscode()
     return Payload(int(status) if str(status).isdigit() else None, list(http.headers), body)
+
+
+def read_content(record: bytes, limit: int = PARSE_LIMIT) -> bytes:
+    """The response body decoded as a browser would (transfer and content coding undone)."""
+    parsed = next(iter(ArchiveIterator(io.BytesIO(record))))
+    return bytes(parsed.content_stream().read(limit))
 
 
 def _check_record(data: bytes, snapshot: Snapshot) -> None:

@@ -40,7 +40,7 @@ def test_migrations_build_exactly_the_schema(engine: Engine) -> None:
 def test_migrating_twice_is_harmless(database_url: str, engine: Engine) -> None:
     again = open_engine(database_url)
     with again.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == "0002"
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
     again.dispose()
 

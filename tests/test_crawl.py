@@ -260,3 +260,28 @@ def test_every_page_of_a_crawl_is_described(run: Any, web: LoopbackSite) -> None
         assert meta["title"] == f"Article {number}", path
         assert f"Words of article {number}." in meta["text"]
     assert run("ledger", "verify").status == 0
+
+
+def test_no_describe_then_redescribe(run: Any, web: LoopbackSite, home: Path) -> None:
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5", "--no-describe")
+    captured_keys = {w["key"] for w in report["warcs"]}
+    before = {key: (home / "objects" / key).read_bytes() for key in captured_keys}
+    assert json.loads(run("get", web.url("/a/2"), "--json").out)["title"] is None
+
+    result = run("redescribe", "--json")
+    assert result.status == 0, result.err
+    redescribed = json.loads(result.out)
+    assert redescribed["described"] == 4 and redescribed["errors"] == []
+    [companion] = redescribed["warcs"]
+    assert companion["key"] not in captured_keys
+    # The captures themselves are untouched; the descriptions refer to them.
+    assert {key: (home / "objects" / key).read_bytes() for key in captured_keys} == before
+    with (home / "objects" / companion["key"]).open("rb") as stream:
+        metadata = [r for r in ArchiveIterator(stream) if r.rec_type == "metadata"]
+    assert len(metadata) == 4
+    assert all(r.rec_headers.get_header("WARC-Refers-To") for r in metadata)
+    for number, path in ((1, "/a/1"), (3, "/a/3")):
+        assert json.loads(run("get", web.url(path), "--json").out)["title"] == f"Article {number}"
+    again = json.loads(run("redescribe", "--json").out)
+    assert again["described"] == 0 and again["warcs"] == []
+    assert run("ledger", "verify").status == 0 and run("fixity", "run").status == 0

@@ -125,12 +125,14 @@ class WarcFile:
         return response_id
 
     def write_metadata(self, url: str, date: datetime, concurrent_to: str,
-                       document: Mapping[str, Any]) -> str:
+                       document: Mapping[str, Any],
+                       relation: str = "WARC-Concurrent-To") -> str:
         """Write a JSON ``metadata`` record about the response ``concurrent_to``.
 
         Its target is ``urn:preserve:description:URL``, not the page's URL:
         replay tools index metadata records too, and pywb would otherwise answer
-        a request for the page with its description.
+        a request for the page with its description. A description written
+        later than the capture refers to it with ``relation="WARC-Refers-To"``.
         """
         record_id = new_record_id()
         data = json.dumps(document, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -138,7 +140,7 @@ class WarcFile:
             DESCRIPTION_URN + url, "metadata", payload=io.BytesIO(data), length=len(data),
             warc_content_type="application/json",
             warc_headers_dict={"WARC-Record-ID": record_id, "WARC-Date": warc_date(date),
-                               "WARC-Concurrent-To": concurrent_to},
+                               relation: concurrent_to},
         )
         self._write(record)
         return record_id

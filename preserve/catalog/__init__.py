@@ -9,6 +9,7 @@ from preserve.catalog.lookups import (
     nearest_capture,
     original_capture,
     stored_files,
+    undescribed,
 )
 from preserve.catalog.records import record_warc_file
 
@@ -24,5 +25,6 @@ __all__ = [
     "original_capture",
     "record_warc_file",
     "stored_files",
+    "undescribed",
     "write_transaction",
 ]

@@ -115,6 +115,21 @@ def original_capture(connection: Connection, payload_digest: str) -> Snapshot | 
     return Snapshot(**row._mapping) if row else None
 
 
+def undescribed(connection: Connection, collection: str | None = None,
+                surt: str | None = None) -> list[Snapshot]:
+    """HTML pages answered 2xx that have no description yet, oldest first."""
+    query = _snapshots().where(
+        descriptions.c.id.is_(None), captures.c.record_type.in_(("response", "revisit")),
+        captures.c.status >= 200, captures.c.status < 300,
+        captures.c.mime.in_(("text/html", "application/xhtml+xml")))
+    if collection is not None:
+        query = query.where(captures.c.collection == collection)
+    if surt is not None:
+        query = query.where(captures.c.surt == surt)
+    return [Snapshot(**row._mapping) for row in connection.execute(
+        query.order_by(captures.c.capture_time, captures.c.id))]
+
+
 def stored_files(connection: Connection) -> list[StoredFile]:
     """Every catalogued WARC file with its verified locations, in key order."""
     locations: dict[int, list[str]] = {}

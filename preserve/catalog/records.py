@@ -35,6 +35,12 @@ def record_warc_file(connection: Connection, *, key: str, collection: str, sha25
         ])
     ids: dict[str, int] = {record_id: capture_id for record_id, capture_id in connection.execute(
         select(captures.c.record_id, captures.c.id).where(captures.c.warc_file_id == file_id))}
+    # A description written later (preserve redescribe) refers to a record in another file.
+    elsewhere = {entry.describes for entry in index.descriptions} - set(ids)
+    if elsewhere:
+        ids.update({record_id: capture_id for record_id, capture_id in connection.execute(
+            select(captures.c.record_id, captures.c.id)
+            .where(captures.c.record_id.in_(sorted(elsewhere))))})
     rows = [_description_row(ids[entry.describes], entry.record_id, entry.offset, entry.length,
                              entry.fields)
             for entry in index.descriptions if entry.describes in ids]

@@ -82,6 +82,7 @@ captures = Table(
     Column("length", BigInteger, nullable=False),
     Index("ix_captures_surt_time", "surt", "capture_time"),
     Index("ix_captures_payload_digest", "payload_digest"),
+    Index("ix_captures_record_id", "record_id"),
 )
 
 descriptions = Table(
