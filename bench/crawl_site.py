@@ -14,6 +14,7 @@ Prints pages/s, peak memory (max RSS) and the ratio of our rate to wget's.
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import shutil
 import subprocess
@@ -27,7 +28,22 @@ from preserve.demo import LoopbackSite, Route
 PER_SECTION = 50
 
 
-def build_site(articles: int, delay: float) -> dict[str, Route]:
+CORPUS = (Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "extraction"
+          / "scrapinghub-aeb" / "html")
+
+
+def real_pages(folder: Path) -> list[bytes]:
+    """Real news pages (the extraction benchmark's), when the shared corpus is beside us.
+
+    They are read in place, never copied into this repository: the publishers
+    keep their copyright and the corpus is for test input only.
+    """
+    if not folder.is_dir():
+        return []
+    return [gzip.decompress(path.read_bytes()) for path in sorted(folder.glob("*.html.gz"))]
+
+
+def build_site(articles: int, delay: float, bodies: list[bytes] | None = None) -> dict[str, Route]:
     css = b"body{font-family:serif} .hero{background:url(/img/0.png)}" * 20
     js = b"document.documentElement.className='js';" * 20
     routes = {"/static/site.css": Route(css, "text/css", delay_seconds=delay),
@@ -38,7 +54,8 @@ def build_site(articles: int, delay: float) -> dict[str, Route]:
     sections = (articles + PER_SECTION - 1) // PER_SECTION
     previous = b""
     for number in range(articles):
-        body = previous if number % 20 == 19 else (
+        real = bodies[number % len(bodies)] if bodies else None
+        body = previous if number % 20 == 19 else real if real is not None else (
             f'<html lang="en"><head><title>Article {number}</title>'
             f'<link rel="stylesheet" href="/static/site.css">'
             f'<script src="/static/app.js"></script></head><body>'
@@ -98,11 +115,17 @@ def main() -> None:
                         help="connections our crawl may open to the site (wget uses one)")
     parser.add_argument("--describe", action="store_true",
                         help="also crawl with description on, against one core's rate")
+    parser.add_argument("--real-pages", action="store_true",
+                        help="article bodies from real news pages (the shared corpus)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
     args = parser.parse_args()
     for tool, package in (("wget", "wget"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed for the comparison (apt-get install {package})")
-    routes = build_site(args.articles, args.delay_ms / 1000)
+    bodies = real_pages(args.corpus) if args.real_pages else []
+    if args.real_pages and not bodies:
+        raise SystemExit(f"--real-pages: no pages in {args.corpus}")
+    routes = build_site(args.articles, args.delay_ms / 1000, bodies)
     pages = sum(1 for path in routes if path.endswith(".html"))
     preserve = str(Path(sys.executable).parent / "preserve")
     with LoopbackSite(routes) as site, tempfile.TemporaryDirectory() as scratch:
@@ -127,7 +150,8 @@ def main() -> None:
                                "--scope", "host", "--depth", "3",
                                "--host-connections", str(args.host_connections)], env, scratch)
     delay = f", {args.delay_ms:g} ms per response" if args.delay_ms else ""
-    print(f"crawl: {pages} pages ({args.articles} articles){delay}")
+    kind = f"real pages from {args.corpus.name}" if bodies else "generated"
+    print(f"crawl: {pages} pages ({args.articles} articles, {kind}){delay}")
     print(f"  preserve capture  {ours:7.2f} s  {pages / ours:7.0f} pages/s  "
           f"{ours_requests} requests  peak {ours_mb:.0f} MB")
     print(f"  wget --recursive  {theirs:7.2f} s  {pages / theirs:7.0f} pages/s  "
