@@ -132,12 +132,16 @@ def main() -> None:
         start = site.url("/index.html")
         env = {**os.environ, "PRESERVE_HOME": f"{scratch}/home",
                "PRESERVE_ALLOW_PRIVATE_ADDRESSES": "1"}
+        # Real pages name other hosts: nothing but this loopback site is ever fetched.
+        loopback_only = ["--exclude", r"^https?://(?!127\.0\.0\.1[:/])"]
         ours, ours_mb = timed([preserve, "capture", start, "--collection", "bench",
                                "--scope", "host", "--depth", "3", "--no-describe",
+                               *loopback_only,
                                "--host-connections", str(args.host_connections)], env,
                               scratch)
         ours_requests = len(site.requests)
         site.requests.clear()
+        # wget stays on the start host unless told to span hosts (-H): loopback only.
         theirs, theirs_mb = timed(["wget", "--recursive", "--level=3", "--page-requisites",
                                    f"--warc-file={scratch}/wget", "--no-verbose",
                                    f"--directory-prefix={scratch}/wget-files", start], env,
@@ -147,7 +151,7 @@ def main() -> None:
         if args.describe:
             env["PRESERVE_HOME"] = f"{scratch}/home-described"
             described = timed([preserve, "capture", start, "--collection", "bench",
-                               "--scope", "host", "--depth", "3",
+                               "--scope", "host", "--depth", "3", *loopback_only,
                                "--host-connections", str(args.host_connections)], env, scratch)
     delay = f", {args.delay_ms:g} ms per response" if args.delay_ms else ""
     kind = f"real pages from {args.corpus.name}" if bodies else "generated"

@@ -10,12 +10,11 @@ behind nowhere: it is deleted, and only files already sealed are kept.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -30,6 +29,7 @@ from preserve.capture.crawl import (
     Response,
     Seed,
     crawl,
+    describe_pool,
     description_document,
 )
 from preserve.capture.fetch import normalize_url
@@ -325,9 +325,7 @@ def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None
     series: dict[str, _WarcSeries] = {}
     described = 0
     workers = min(os.cpu_count() or 1, max(1, len(pages)))
-    pool = ProcessPoolExecutor(max_workers=workers,
-                               mp_context=multiprocessing.get_context("forkserver")
-                               ) if len(pages) > 1 else None
+    pool = describe_pool(workers) if len(pages) > 1 else None
     try:
         jobs: list[tuple[Snapshot, Future[dict[str, Any]] | dict[str, Any]]] = []
         for snapshot in pages:

@@ -235,6 +235,23 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
     assert "/a/3" in web.requests, "the crawl never reached the slow page"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
+    # Its description workers notice and leave too: nothing of the crawl lingers.
+    marker = f"PRESERVE_HOME={home}".encode()
+
+    def lingering() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and marker in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+        return found
+
+    deadline = time.monotonic() + 10
+    while lingering() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lingering() == []
 
     engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
     with engine.connect() as connection:

@@ -254,9 +254,7 @@ class _Crawler:
     def run(self, seeds: list[Seed]) -> None:
         if self.options.describe and self.options.describe_workers > 0 and (
                 len(seeds) > 1 or any(seed.scope.depth > 0 for seed in seeds)):
-            self.describers = ProcessPoolExecutor(
-                max_workers=self.options.describe_workers,
-                mp_context=multiprocessing.get_context("forkserver"))
+            self.describers = describe_pool(self.options.describe_workers)
         self._crawl(seeds)
         self._write_descriptions(wait=True)
 
@@ -520,6 +518,27 @@ class _Crawler:
             return Protego.parse(text)
         finally:
             exchange.close()
+
+
+def describe_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for description, which end with the process that made them."""
+    return ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: leave when the parent is gone (killed, it cannot shut the pool down).
+
+    A pool worker holds both ends of its task pipe, so it would never see the
+    parent's end close; it watches its parent's process ID instead.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _anywhere(url: str) -> bool:
