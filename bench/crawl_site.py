@@ -124,7 +124,7 @@ def main() -> None:
             raise SystemExit(f"{tool} is needed for the comparison (apt-get install {package})")
     bodies = real_pages(args.corpus) if args.real_pages else []
     if args.real_pages and not bodies:
-        raise SystemExit(f"--real-pages: no pages in {args.corpus}")
+        print(f"crawl: no real pages in {args.corpus}; generated pages instead")
     routes = build_site(args.articles, args.delay_ms / 1000, bodies)
     pages = sum(1 for path in routes if path.endswith(".html"))
     preserve = str(Path(sys.executable).parent / "preserve")

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urldefrag, urljoin
+
+from lxml import etree
+from lxml import html as lxml_html
+
+_PARSER = lxml_html.HTMLParser(encoding="utf-8", remove_comments=True)
 
 # rel values of <link> whose href a browser loads to render the page.
 _REQUISITE_RELS = {"stylesheet", "icon", "shortcut", "apple-touch-icon", "preload",
@@ -93,16 +98,30 @@ def _absolute(urls: list[str], base: str) -> list[str]:
     return list(seen)
 
 
-class _RequisiteParser(HTMLParser):
+class _RequisiteParser:
+    """Walks an lxml tree (fast, and as forgiving as a browser) collecting links."""
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.found: list[str] = []
         self.outlinks: list[str] = []
         self.base_href: str | None = None
-        self._in_style = False
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name: value or "" for name, value in attrs}
+    def feed(self, html: str) -> None:
+        if not html.strip():
+            return
+        try:
+            root = lxml_html.document_fromstring(html.encode("utf-8"), parser=_PARSER)
+        except (etree.ParserError, ValueError):
+            return
+        for element in root.iter():
+            if isinstance(element.tag, str):
+                self._element(element.tag.lower(), element)
+
+    def close(self) -> None:
+        pass
+
+    def _element(self, tag: str, element: Any) -> None:
+        values = element.attrib
         if tag in ("a", "area") and values.get("href"):
             self.outlinks.append(values["href"])
         elif tag == "base" and values.get("href") and self.base_href is None:
@@ -117,6 +136,9 @@ class _RequisiteParser(HTMLParser):
                 self.found.append(values["src"])
         elif tag == "object" and values.get("data"):
             self.found.append(values["data"])
+        elif tag == "style" and element.text:
+            # Inline CSS is relative to the page: resolved later against the same base.
+            self.found.extend(_css_references(element.text))
         if tag == "video" and values.get("poster"):
             self.found.append(values["poster"])
         if values.get("srcset"):
@@ -124,18 +146,4 @@ class _RequisiteParser(HTMLParser):
         if tag == "body" and values.get("background"):
             self.found.append(values["background"])
         if values.get("style"):
-            self._add_css(values["style"])
-        if tag == "style":
-            self._in_style = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "style":
-            self._in_style = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_style:
-            self._add_css(data)
-
-    def _add_css(self, css: str) -> None:
-        # Inline CSS is relative to the page: resolved later against the same base.
-        self.found.extend(_css_references(css))
+            self.found.extend(_css_references(values["style"]))
