@@ -37,9 +37,11 @@ def main() -> None:
         settings = load_settings({"PRESERVE_HOME": scratch}).with_capture(
             allow_private_addresses=True, max_resource_bytes=(args.mb_per_file + 1) << 20)
         engine = open_engine(settings.database_url)
-        body = os.urandom(args.mb_per_file << 20)
-        with LoopbackSite({"/big.bin": Route(body, "application/octet-stream")}) as site:
+        with LoopbackSite({}) as site:
             for _ in range(args.files):
+                # A new body each time: the same one would be stored once, then as revisits.
+                site.routes["/big.bin"] = Route(os.urandom(args.mb_per_file << 20),
+                                                "application/octet-stream")
                 run_capture([site.url("/big.bin")], collection="bench", settings=settings,
                             engine=engine)
         files = sorted(str(p) for p in (Path(scratch) / "objects").rglob("*.warc.gz"))
