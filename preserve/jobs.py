@@ -219,8 +219,10 @@ class _CatalogPayloads:
     def __call__(self, digest: str) -> Revisit | None:
         if self._connection is None:
             self._connection = self._engine.connect()
+        # One read transaction for the crawl: captures ingested meanwhile by other
+        # crawls are not seen (they are only not deduplicated against); this
+        # crawl's own payloads are known to the crawler itself.
         original = first_capture_of_payload(self._connection, digest)
-        self._connection.rollback()  # no read transaction held open between questions
         if original is None:
             return None
         return Revisit(original.url, warc_date(original.capture_time), original.record_id)

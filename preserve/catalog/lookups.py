@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, String, Text, select, text
 
-from preserve.catalog.schema import captures, copies, descriptions, warc_files
+from preserve.catalog.schema import UTCDateTime, captures, copies, descriptions, warc_files
 
 
 @dataclass(frozen=True)
@@ -98,12 +98,15 @@ class Original:
 
 def first_capture_of_payload(connection: Connection, payload_digest: str) -> Original | None:
     """Where a payload was first captured in full (a light query, asked once per payload)."""
-    row = connection.execute(
-        select(captures.c.url, captures.c.capture_time, captures.c.record_id)
-        .where(captures.c.payload_digest == payload_digest,
-               captures.c.record_type == "response", captures.c.status == 200)
-        .order_by(captures.c.capture_time, captures.c.id).limit(1)).first()
+    row = connection.execute(_FIRST_CAPTURE_OF_PAYLOAD, {"digest": payload_digest}).first()
     return Original(*row) if row else None
+
+
+# Asked once per new payload of every crawl: a plain statement, compiled once.
+_FIRST_CAPTURE_OF_PAYLOAD = text(
+    "SELECT url, capture_time, record_id FROM captures WHERE payload_digest = :digest"
+    " AND record_type = 'response' AND status = 200 ORDER BY capture_time, id LIMIT 1"
+).columns(url=Text, capture_time=UTCDateTime, record_id=String)
 
 
 def original_capture(connection: Connection, payload_digest: str) -> Snapshot | None:
