@@ -118,7 +118,7 @@ def test_politeness_delay_between_requests_to_a_host(run: Any, web: LoopbackSite
     crawl(run, web, "--delay", "0.2")
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(gaps) >= 3
-    assert min(gaps) >= 0.19, gaps
+    assert min(gaps) >= 0.15, gaps  # without the delay they are about a millisecond
 
 
 def test_a_server_that_fails_twice_then_answers(run: Any, web: LoopbackSite) -> None:
