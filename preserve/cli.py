@@ -270,9 +270,7 @@ def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(report.as_dict())
         return 0
     print(f"described {report.described} page{'' if report.described == 1 else 's'}")
-    for warc in report.warcs:
-        print(f"stored {warc['key']}\n  sha256 {warc['sha256']}  {warc['size']} bytes  "
-              f"verified in: {', '.join(warc['locations'])}")
+    _print_stored(report.warcs)
     for error in report.errors:
         print(f"  {error}")
     return 0
@@ -333,7 +331,7 @@ def _whole(value: str) -> int:
     return int(value)
 
 
-def _count(value: str) -> int | float:
+def _count(value: str) -> float:
     """An argparse type: a finite number, zero or more."""
     try:
         number = float(value)
@@ -341,7 +339,7 @@ def _count(value: str) -> int | float:
         number = -1
     if not number >= 0 or not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"must be zero or more, not {value!r}")
-    return int(number) if number.is_integer() else number
+    return number
 
 
 def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
@@ -402,6 +400,12 @@ def _snapshot_summary(snap: Snapshot) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _print_stored(warcs: list[dict[str, Any]]) -> None:
+    for warc in warcs:
+        print(f"stored {warc['key']}\n  sha256 {warc['sha256']}  {warc['size']} bytes  "
+              f"verified in: {', '.join(warc['locations'])}")
+
+
 def _print_capture(report: CaptureReport) -> None:
     resources = sum(1 for r in report.responses if r.role == "requisite")
     print(f"captured {report.pages} page{'s' if report.pages != 1 else ''} and {resources} "
@@ -411,9 +415,7 @@ def _print_capture(report: CaptureReport) -> None:
         if response.role != "requisite" or response.status >= 400:
             note = "  (archived as answered)" if response.status >= 400 else ""
             print(f"  {response.role:<9} {response.status}  {response.url}{note}")
-    for warc in report.warcs:
-        print(f"stored {warc['key']}\n  sha256 {warc['sha256']}  {warc['size']} bytes  "
-              f"verified in: {', '.join(warc['locations'])}")
+    _print_stored(report.warcs)
     for error in report.errors:
         print(f"  not captured: {error}")
 

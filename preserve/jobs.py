@@ -41,7 +41,7 @@ from preserve.describe import decode_html
 from preserve.errors import BadInput, ConfigError, PreserveError
 from preserve.index import surt_key
 from preserve.ingest import Ingested, ingest
-from preserve.policy import Policy, check_collection
+from preserve.policy import CaptureOptions, Policy, check_collection
 from preserve.storage import ObjectStore, open_stores
 
 WARC_1_1 = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
@@ -126,24 +126,19 @@ def plan_seeds(urls: Sequence[str], policy: Policy | None,
 def crawl_options(settings: CaptureSettings, policy: Policy | None,
                   overrides: CaptureOverrides) -> CrawlOptions:
     """How the crawl behaves: the command line, else the policy, else the defaults."""
-    defaults = CrawlOptions()
-    from_policy = policy.capture if policy is not None else None
-    def pick(said: Any, policy_value: Any, default: Any) -> Any:
-        if said is not None:
-            return said
-        return policy_value if from_policy is not None else default
+    # A policy's capture options and CrawlOptions share these names; each has its defaults.
+    fallback: CaptureOptions | CrawlOptions = policy.capture if policy else CrawlOptions()
+
+    def pick(said: Any, name: str) -> Any:
+        return getattr(fallback, name) if said is None else said
+
     return CrawlOptions(
         retries=settings.retries, backoff_seconds=settings.retry_backoff_seconds,
-        requisites=from_policy.requisites if from_policy else defaults.requisites,
+        requisites=fallback.requisites,
         describe=overrides.describe,
-        obey_robots=pick(overrides.obey_robots,
-                         from_policy.obey_robots if from_policy else None, defaults.obey_robots),
-        delay_seconds=pick(overrides.delay_seconds,
-                           from_policy.delay_seconds if from_policy else None,
-                           defaults.delay_seconds),
-        host_connections=pick(overrides.host_connections,
-                              from_policy.host_connections if from_policy else None,
-                              defaults.host_connections),
+        obey_robots=pick(overrides.obey_robots, "obey_robots"),
+        delay_seconds=pick(overrides.delay_seconds, "delay_seconds"),
+        host_connections=pick(overrides.host_connections, "host_connections"),
         concurrency=settings.concurrency,
     )
 

@@ -45,7 +45,6 @@ def html_links(html: str, base: str) -> PageLinks:
     """Absolute URLs of a page's requisites and of its hyperlinks (``a``, ``area``)."""
     parser = _RequisiteParser()
     parser.feed(html)
-    parser.close()
     if parser.base_href:
         base = urljoin(base, parser.base_href)
     return PageLinks(_absolute(parser.found, base), _absolute(parser.outlinks, base))
@@ -116,9 +115,6 @@ class _RequisiteParser:
         for element in root.iter():
             if isinstance(element.tag, str):
                 self._element(element.tag.lower(), element)
-
-    def close(self) -> None:
-        pass
 
     def _element(self, tag: str, element: Any) -> None:
         values = element.attrib

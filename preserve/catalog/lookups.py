@@ -110,11 +110,12 @@ _FIRST_CAPTURE_OF_PAYLOAD = text(
 
 
 def original_capture(connection: Connection, payload_digest: str) -> Snapshot | None:
-    """The earliest full (200, non-revisit) response with this payload digest."""
+    """The earliest full (200, non-revisit) response with this payload digest, in full."""
+    first = first_capture_of_payload(connection, payload_digest)
+    if first is None:
+        return None
     row = connection.execute(
-        _snapshots().where(captures.c.payload_digest == payload_digest,
-                           captures.c.record_type == "response", captures.c.status == 200)
-        .order_by(captures.c.capture_time, captures.c.id).limit(1)).first()
+        _snapshots().where(captures.c.record_id == first.record_id).limit(1)).first()
     return Snapshot(**row._mapping) if row else None
 
 
