@@ -12,16 +12,16 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlsplit
 
-import trafilatura
 from lxml import html as lxml_html
 
 from preserve.fingerprint import sha256_text
 
 EXTRACTOR = "trafilatura"
-EXTRACTOR_VERSION: str = trafilatura.__version__
+EXTRACTOR_VERSION = version("trafilatura")
 
 # Page metadata naming a publisher, after JSON-LD and og:site_name, best first.
 _PUBLISHER_META = ("og:site_name", "publisher", "dc.publisher", "dcterms.publisher",
@@ -68,6 +68,8 @@ def decode_html(data: bytes, content_type: str | None = None) -> str:
 
 def describe(html: str, url: str | None = None) -> Description:
     """Extract the main text and metadata of one HTML document."""
+    import trafilatura  # here, not above: a crawl that defers description never needs it
+
     document = trafilatura.bare_extraction(
         html, url=url, with_metadata=True, include_comments=False, include_tables=True,
     )

@@ -43,8 +43,10 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
            stores: Sequence[ObjectStore], actor: str,
            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Ingested:
     """Store a sealed WARC in every location, verified, then catalogue it."""
-    with sealed.path.open("rb") as stream:
-        index = index_warc(stream, sealed.path.name)
+    index = sealed.index
+    if index is None:  # a file we did not write: read it
+        with sealed.path.open("rb") as stream:
+            index = index_warc(stream, sealed.path.name)
     verified: dict[str, datetime] = {}
     created: list[ObjectStore] = []
     try:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from preserve import __version__, retrieve
 from preserve.capture.crawl import (
@@ -35,7 +35,7 @@ from preserve.capture.crawl import (
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import Scope
 from preserve.capture.warc import Revisit, WarcFile, warc_date
-from preserve.catalog import Snapshot, first_capture_of_payload, undescribed
+from preserve.catalog import PayloadFinder, Snapshot, undescribed
 from preserve.config import CaptureSettings, Settings
 from preserve.describe import decode_html
 from preserve.errors import BadInput, ConfigError, PreserveError
@@ -205,26 +205,19 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
 
 
 class _CatalogPayloads:
-    """Payloads earlier captures preserved, asked on one connection for the whole crawl."""
+    """Payloads earlier captures preserved, as the crawler asks for them."""
 
     def __init__(self, engine: Engine) -> None:
-        self._connection: Connection | None = None
-        self._engine = engine
+        self._finder = PayloadFinder(engine)
 
     def __call__(self, digest: str) -> Revisit | None:
-        if self._connection is None:
-            self._connection = self._engine.connect()
-        # One read transaction for the crawl: captures ingested meanwhile by other
-        # crawls are not seen (they are only not deduplicated against); this
-        # crawl's own payloads are known to the crawler itself.
-        original = first_capture_of_payload(self._connection, digest)
+        original = self._finder(digest)
         if original is None:
             return None
         return Revisit(original.url, warc_date(original.capture_time), original.record_id)
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        self._finder.close()
 
 
 class _WarcSeries:

@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, delete, insert, select, update
 
 from preserve import ledger
 from preserve.capture.warc import WarcFile
 from preserve.catalog import captures_of, nearest_capture, open_engine, record_warc_file
+from preserve.catalog.engine import MIGRATIONS, SCHEMA_REVISION
 from preserve.catalog.schema import captures, copies, descriptions, metadata, warc_files
 from preserve.catalog.schema import ledger as ledger_table
 from preserve.demo import REFERENCE_PATH, LoopbackSite
@@ -37,10 +40,17 @@ def test_migrations_build_exactly_the_schema(engine: Engine) -> None:
     assert differences == []
 
 
+def test_the_known_schema_revision_is_alembics_head() -> None:
+    """A catalog at SCHEMA_REVISION skips Alembic: it must be the newest migration."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
 def test_migrating_twice_is_harmless(database_url: str, engine: Engine) -> None:
     again = open_engine(database_url)
     with again.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0002"
+        assert MigrationContext.configure(connection).get_current_revision() == SCHEMA_REVISION
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
     again.dispose()
 

@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import create_engine, select
 from warcio.archiveiterator import ArchiveIterator
 
-from preserve import ledger
+from preserve import jobs, ledger
+from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import warc_files
 from preserve.demo import LoopbackSite, Route
+from preserve.index import WarcIndex, index_warc
 
 SHARED_CSS = b"body { background: url(/img/shared.png) }"
 SHARED_PNG = b"\x89PNG shared image bytes"
@@ -214,6 +216,34 @@ def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,
     assert stored == {w["key"] for w in report["warcs"]}
     for path_ in ("/a/1", "/a/4", "/b/1"):
         assert run("get", web.url(path_), "--payload").out == web.routes[path_].body
+
+
+def test_the_index_kept_while_writing_is_what_the_file_says(
+        run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingest takes the index the writer kept; reading the sealed file must give the same,
+    or a catalog rebuilt from storage would differ from the one the crawl made."""
+    web.routes["/a/2"] = Route(b"", status=302, headers=(("Location", "/a/3"),))
+    web.routes["/a/4"] = Route(article(4, ["/a/missing"]))
+    web.routes["/img/shared.png"] = Route(b"x" * 50_000, "image/png")
+    compared: list[tuple[WarcIndex | None, WarcIndex]] = []
+    real_ingest = jobs.ingest
+
+    def checking_ingest(sealed: SealedWarc, **kwargs: Any) -> Any:
+        with sealed.path.open("rb") as stream:
+            compared.append((sealed.index, index_warc(stream, sealed.path.name)))
+        return real_ingest(sealed, **kwargs)
+
+    monkeypatch.setattr(jobs, "ingest", checking_ingest)
+    for _ in range(2):  # the second crawl writes revisits of the first one's payloads
+        crawl(run, web, "--scope", "prefix", "--depth", "5", "--max-resource-bytes", "20000",
+              "--warc-size", "4000")
+    kinds = {entry.record_type for _, read in compared for entry in read.captures}
+    statuses = {entry.status for _, read in compared for entry in read.captures}
+    assert kinds == {"response", "revisit"} and {200, 302, 404} <= statuses
+    assert sum(len(read.descriptions) for _, read in compared) >= 6
+    assert len(compared) > 2
+    for kept, read in compared:
+        assert kept == read
 
 
 def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from urllib.parse import urldefrag, urljoin
+
 import pytest
 
-from preserve.capture.links import css_links, html_requisites
+from preserve.capture.links import _absolute, css_links, html_requisites
 
 PAGE = "http://news.test/section/article.html"
 SHEET = "http://cdn.test/css/site/main.css"
@@ -220,3 +223,22 @@ def test_css_urls_resolve_against_the_stylesheet_not_the_page() -> None:
 
 def test_css_without_references_gives_nothing() -> None:
     assert css_links("body { color: #333; font: 12px/1.5 sans-serif }", SHEET) == []
+
+
+def test_plain_links_resolve_exactly_as_urljoin_does() -> None:
+    """The shortcuts for links like ``/a/b`` and ``https://h/a`` give what urljoin gives."""
+    rng = random.Random(20261128)
+    alphabet = list("/abc.?=&%#\\ :;@!x\t\x00é[]")
+    bases = ["http://h.test/a/b?q=1", "https://user@h.test:8080/", "http://h.test",
+             "http://h.test/a/b/c.html#frag", "http://[::1]:80/x/", "http://h.test/a;p?x"]
+    starts = ["/", "http://", "https://", "http://h.test", "https://x.test/", "http://a:1",
+              "HTTP://q", "//h.test/"]
+    for _ in range(50_000):
+        raw = rng.choice(starts) + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        base = rng.choice(bases)
+        try:
+            joined = urldefrag(urljoin(base, raw.strip())).url
+        except ValueError:  # an unclosed IPv6 bracket: skipped, not a crash
+            joined = ""
+        expected = [joined] if joined.startswith(("http://", "https://")) else []
+        assert _absolute([raw], base) == expected, (raw, base)

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from itertools import islice
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -138,6 +140,46 @@ class CrawlResult:
         return dict(sorted(Counter(str(r.status) for r in self.responses).items()))
 
 
+@dataclass
+class _Fetched:
+    """An exchange, made ready on the fetching thread: digests taken, links found."""
+
+    exchange: Exchange
+    html: str | None = None  # the decoded document, for an HTML answer
+    requisites: list[str] = field(default_factory=list)
+    outlinks: list[str] = field(default_factory=list)
+    parsed: bool = False  # HTML or CSS whose links were looked for
+
+
+def _prepared(exchange: Exchange) -> _Fetched:
+    """Hash the response and find its links: work that leaves the writing thread free.
+
+    (hashlib and lxml let go of the interpreter lock while they work, so on
+    the fetching threads they run beside the crawl loop.)
+    """
+    fetched = _Fetched(exchange)
+    exchange.digests  # noqa: B018 (computed now, cached on the exchange)
+    if exchange.body is None or exchange.location is not None:
+        return fetched
+    if exchange.mime == "text/css":
+        fetched.requisites = css_links(exchange.body.decode("utf-8", errors="replace"),
+                                       exchange.url)
+        fetched.parsed = True
+    elif exchange.mime in HTML_TYPES:
+        fetched.html = decode_html(exchange.body, exchange.header("Content-Type"))
+        links = html_links(fetched.html, exchange.url)
+        fetched.requisites, fetched.outlinks = links.requisites, links.outlinks
+        fetched.parsed = True
+    return fetched
+
+
+@lru_cache(maxsize=65536)  # a crawl meets the same links on page after page
+def _canonical(url: str) -> tuple[str, str]:
+    """The URL as it is fetched, and its SURT key; :class:`UnsupportedURL` if it cannot be."""
+    normalized = normalize_url(url)
+    return normalized, surt_key(normalized)
+
+
 def description_document(url: str, capture_time: str, html: str) -> dict[str, Any]:
     """The JSON of a page's ``metadata`` record (run in a worker process on real crawls)."""
     described = describe(html, url)
@@ -182,7 +224,7 @@ class _Crawler:
         # writes records, parses and decides what comes next.
         self.pool = ThreadPoolExecutor(max_workers=options.concurrency,
                                        thread_name_prefix="fetch")
-        self.pending: dict[str, Future[Exchange]] = {}
+        self.pending: dict[str, Future[_Fetched]] = {}
         # Description costs far more CPU than fetching: on a real crawl it runs in
         # worker processes, one per core, and the main thread writes each metadata
         # record when its description is ready.
@@ -209,14 +251,17 @@ class _Crawler:
         self.pool.shutdown(wait=True)
         for future in self.pending.values():
             if future.done() and not future.cancelled() and future.exception() is None:
-                future.result().close()
+                future.result().exchange.close()
         self.pending.clear()
 
     def _prefetch(self, url: str, truncate: bool) -> None:
         """Start fetching url on a worker thread, if robots.txt allows it."""
         if url in self.pending or not self._robots_allow(url, quiet=True):
             return
-        self.pending[url] = self.pool.submit(self._attempts, url, truncate)
+        self.pending[url] = self.pool.submit(self._fetch_ready, url, truncate)
+
+    def _fetch_ready(self, url: str, truncate: bool) -> _Fetched:
+        return _prepared(self._attempts(url, truncate))
 
     def _describe(self, exchange: Exchange, response_id: str, html: str) -> None:
         """Describe a page now, or hand it to the worker processes on a real crawl."""
@@ -266,7 +311,7 @@ class _Crawler:
         while frontier:
             # Keep the workers busy with the pages next in line.
             room = self.options.concurrency
-            for next_url, _depth, next_seed, next_is_seed in list(frontier)[:room]:
+            for next_url, _depth, next_seed, next_is_seed in islice(frontier, room):
                 budget = next_seed.scope.max_pages
                 if budget is None or self.result.pages + len(self.pending) < budget:
                     self._prefetch(next_url, truncate=not next_is_seed)
@@ -283,28 +328,26 @@ class _Crawler:
             if fetched is None:
                 continue
             page, response_id = fetched
-            if is_seed and page.url != seed.url:
-                seed = Seed(page.url, seed.scope)
+            if is_seed and page.exchange.url != seed.url:
+                seed = Seed(page.exchange.url, seed.scope)
             self.result.pages += 1
             try:
-                links = self._parse(page, response_id)
+                self._parse(page, response_id)
             finally:
-                page.close()
-            if links is not None:
-                requisites, outlinks = links
+                page.exchange.close()
+            if page.parsed:
                 if self.options.requisites:
-                    self._requisites(requisites, seed)
+                    self._requisites(page.requisites, seed)
                 if depth < seed.scope.depth:
-                    for link in outlinks:
+                    for link in page.outlinks:
                         frontier.extend(self._admit(link, depth + 1, seed))
             self._checkpoint()
 
     def _admit(self, url: str, depth: int, seed: Seed) -> list[tuple[str, int, Seed, bool]]:
         try:
-            url = normalize_url(url)
+            url, key = _canonical(url)
         except UnsupportedURL:
             return []
-        key = surt_key(url)
         if key in self.seen:
             return []
         if not seed.scope.allows(url, seed.url):
@@ -323,11 +366,10 @@ class _Crawler:
             cut = False
             for index, raw in enumerate(wave):
                 try:
-                    url = normalize_url(raw)
+                    url, key = _canonical(raw)
                 except PreserveError as exc:
                     self.result.errors.append(str(exc))
                     continue
-                key = surt_key(url)
                 if key in self.seen or seed.scope.excluded(url):
                     continue
                 if fetched == MAX_REQUISITES:
@@ -347,10 +389,10 @@ class _Crawler:
                     continue
                 resource, response_id = got
                 try:
-                    links = self._parse(resource, response_id)
+                    self._parse(resource, response_id)
                 finally:
-                    resource.close()
-                children.extend(links[0] if links is not None else [])
+                    resource.exchange.close()
+                children.extend(resource.requisites)
             if cut:
                 return
             if depth == MAX_REQUISITE_DEPTH:
@@ -361,7 +403,7 @@ class _Crawler:
             wave, depth = children, depth + 1
 
     def _fetch(self, url: str, role: str, must: bool,
-               follow: Callable[[str], bool]) -> tuple[Exchange, str] | None:
+               follow: Callable[[str], bool]) -> tuple[_Fetched, str] | None:
         """Fetch url (robots, politeness, retries), following redirects; write every hop.
 
         Returns the last exchange and its response record ID, or None when
@@ -375,23 +417,24 @@ class _Crawler:
                 return None
             try:
                 first = self.pending.pop(url, None)
-                exchange = first.result() if first else self._attempts(url, truncate=not must)
+                fetched = (first.result() if first
+                           else self._fetch_ready(url, truncate=not must))
             except PreserveError as exc:
                 if must:
                     raise
                 self.result.errors.append(str(exc))
                 return None
+            exchange = fetched.exchange
             target = exchange.location
             response_id = self._write(exchange, "redirect" if target else role)
             if target is None:
-                return exchange, response_id
+                return fetched, response_id
             try:
-                next_url = normalize_url(urljoin(url, target))
+                next_url, key = _canonical(urljoin(url, target))
             except PreserveError:
-                return exchange, response_id  # a redirect to ftp: or mailto: ends here
-            key = surt_key(next_url)
+                return fetched, response_id  # a redirect to ftp: or mailto: ends here
             if key in self.seen or not follow(next_url):
-                return exchange, response_id
+                return fetched, response_id
             self.seen.add(key)
             exchange.close()
             url = next_url
@@ -470,19 +513,11 @@ class _Crawler:
                                  exchange.response_size, role, revisit is not None))
         return response_id
 
-    def _parse(self, exchange: Exchange, response_id: str) -> tuple[list[str], list[str]] | None:
-        """Requisites and outlinks of a page or stylesheet; describes 2xx HTML pages."""
-        if exchange.body is None:
-            return None
-        if exchange.mime == "text/css":
-            return css_links(exchange.body.decode("utf-8", errors="replace"), exchange.url), []
-        if exchange.mime not in HTML_TYPES:
-            return None
-        html = decode_html(exchange.body, exchange.header("Content-Type"))
-        if 200 <= exchange.status < 300 and self.options.describe:
-            self._describe(exchange, response_id, html)
-        links = html_links(html, exchange.url)
-        return links.requisites, links.outlinks
+    def _parse(self, fetched: _Fetched, response_id: str) -> None:
+        """Describe a 2xx HTML page (its links were found on the fetching thread)."""
+        exchange = fetched.exchange
+        if fetched.html is not None and 200 <= exchange.status < 300 and self.options.describe:
+            self._describe(exchange, response_id, fetched.html)
 
     def _robots_allow(self, url: str, quiet: bool = False) -> bool:
         if not self.options.obey_robots:

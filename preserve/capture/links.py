@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from lxml import etree
 from lxml import html as lxml_html
@@ -26,6 +26,11 @@ _SRC_TAGS = {"img", "script", "input", "source", "video", "audio", "track", "emb
 _CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.IGNORECASE)
 _CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+# A path from the root, or an absolute http(s) URL, with no dot segments,
+# backslashes, parameters, fragment or empty query: urljoin would give the base's
+# origin followed by the path, or the URL as it is.
+_PLAIN_PATH = re.compile(r"/(?!/)[^\\#;\s]*")
+_PLAIN_URL = re.compile(r"https?://[^/?#;\\\s@\[\]]+(?:[/?][^\\#;\s]*)?")
 
 
 def css_links(css: str, base: str) -> list[str]:
@@ -87,11 +92,22 @@ def _srcset(value: str) -> list[str]:
 
 def _absolute(urls: list[str], base: str) -> list[str]:
     seen: dict[str, None] = {}
+    parts = urlsplit(base)
+    origin = f"{parts.scheme}://{parts.netloc}"
     for raw in urls:
         raw = raw.strip()
         if not raw or raw.startswith(("data:", "javascript:", "about:", "#", "blob:")):
             continue
-        url = urldefrag(urljoin(base, raw)).url
+        plain = "/." not in raw and not raw.endswith("?")
+        if plain and _PLAIN_PATH.fullmatch(raw):
+            url = origin + raw  # what urljoin gives, at a tenth of its cost
+        elif plain and _PLAIN_URL.fullmatch(raw):
+            url = raw
+        else:
+            try:
+                url = urldefrag(urljoin(base, raw)).url
+            except ValueError:  # such as an unclosed [ in an IPv6 host: not a link to follow
+                continue
         if url.startswith(("http://", "https://")):
             seen.setdefault(url, None)
     return list(seen)

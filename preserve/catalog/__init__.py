@@ -2,6 +2,7 @@
 
 from preserve.catalog.engine import catalog_reason, migrate, open_engine, write_transaction
 from preserve.catalog.lookups import (
+    PayloadFinder,
     Snapshot,
     StoredFile,
     captures_of,
@@ -14,6 +15,7 @@ from preserve.catalog.lookups import (
 from preserve.catalog.records import record_warc_file
 
 __all__ = [
+    "PayloadFinder",
     "Snapshot",
     "StoredFile",
     "captures_of",
