@@ -38,7 +38,7 @@ docs: $(STAMP)           ## regenerate docs/cli.md from --help
 bench: $(STAMP)          ## benchmarks, each printing its ratio against a peer tool
 	$(BIN)/python bench/fixity_hash.py
 	$(BIN)/python bench/crawl_site.py --articles 3000
-	$(BIN)/python bench/crawl_site.py --articles 500 --delay-ms 20
+	$(BIN)/python bench/crawl_site.py --articles 2000 --delay-ms 20
 	$(BIN)/python bench/crawl_site.py --articles 600 --describe --real-pages
 	$(BIN)/python bench/large_body.py --mb 1024
 

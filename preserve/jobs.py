@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
 from typing import Any
 
 from sqlalchemy import Engine
@@ -263,7 +262,7 @@ class _WarcSeries:
         self._serial += 1
         self._key = warc_key(self.collection, self.job, self._started, self._serial)
         return WarcFile(self.settings.work_dir / self._key.rsplit("/", 1)[-1], {
-            "software": f"preserve/{__version__} (warcio/{version('warcio')})",
+            "software": f"preserve/{__version__}",
             "format": "WARC File Format 1.1",
             "conformsTo": WARC_1_1,
             "isPartOf": self.collection,

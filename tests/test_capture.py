@@ -100,7 +100,7 @@ def test_record_types_and_links_between_them(captured: dict[str, Any]) -> None:
     from preserve import __version__
     from preserve.config import load_settings
     settings = load_settings()
-    for field in (f"software: preserve/{__version__} (warcio/", "format: WARC File Format 1.1",
+    for field in (f"software: preserve/{__version__}\r\n", "format: WARC File Format 1.1",
                   "isPartOf: news", "policy: ad hoc (command line)",
                   f"operator: {settings.operator}\r\n", "job: " + captured["job"],
                   f"http-header-user-agent: {settings.capture.user_agent}\r\n"):

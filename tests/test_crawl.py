@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, select
 from warcio.archiveiterator import ArchiveIterator
 
 from preserve import jobs, ledger
+from preserve.capture import crawl as crawler_module
 from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import warc_files
 from preserve.demo import LoopbackSite, Route
@@ -298,10 +299,27 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
     assert cli.main(["fixity", "run"]) == 0
 
 
-def test_every_page_of_a_crawl_is_described(run: Any, web: LoopbackSite) -> None:
+@pytest.mark.parametrize("backlog", [None, 1], ids=["backlog-default", "backlog-of-one"])
+def test_every_page_of_a_crawl_is_described(run: Any, web: LoopbackSite,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            backlog: int | None) -> None:
     # A crawl describes in worker processes; each metadata record still lands,
-    # linked to its page, even across WARC files that roll over.
+    # linked to its page, even across WARC files that roll over, and when the
+    # crawl has to wait for each description in turn (a backlog of one character).
+    waiting: list[int] = []
+    real_describe = crawler_module._Crawler._describe
+
+    def describe(self: Any, *args: Any) -> None:
+        real_describe(self, *args)
+        waiting.append(len(self.descriptions))
+
+    monkeypatch.setattr(crawler_module._Crawler, "_describe", describe)
+    if backlog is not None:
+        monkeypatch.setattr(crawler_module, "DESCRIBE_BACKLOG_CHARS", backlog)
     crawl(run, web, "--scope", "host", "--depth", "5", "--warc-size", "3000")
+    assert len(waiting) == 5
+    if backlog is not None:
+        assert max(waiting) == 0  # each page waited for its own description
     for number, path in ((1, "/a/1"), (2, "/a/2"), (4, "/a/4"), (5, "/b/1")):
         meta = json.loads(run("get", web.url(path), "--json").out)
         assert meta["title"] == f"Article {number}", path

@@ -54,6 +54,9 @@ MAX_REQUISITE_DEPTH = 3
 MAX_REQUISITES = 1000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_WAIT_SECONDS = 60.0
+# HTML waiting for the describing processes (queued with its page, in memory),
+# beyond which the crawl waits for them: 16 Mi characters, up to 64 MiB.
+DESCRIBE_BACKLOG_CHARS = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,8 @@ class _Crawler:
         # worker processes, one per core, and the main thread writes each metadata
         # record when its description is ready.
         self.describers: ProcessPoolExecutor | None = None
-        self.descriptions: deque[tuple[str, datetime, str, Future[dict[str, Any]]]] = deque()
+        self.descriptions: deque[tuple[str, datetime, str, int, Future[dict[str, Any]]]] = deque()
+        self.describing = 0  # characters of HTML handed to the describers, not yet written
         self.host_lock = threading.Lock()
         self.host_slots: dict[str, threading.Semaphore] = {}
         self.result = CrawlResult()
@@ -275,18 +279,28 @@ class _Crawler:
                 self.sink.warc.write_metadata(exchange.url, exchange.date, response_id, document)
             return
         future = self.describers.submit(description_document, exchange.url, moment, html)
-        self.descriptions.append((exchange.url, exchange.date, response_id, future))
+        self.descriptions.append((exchange.url, exchange.date, response_id, len(html), future))
+        self.describing += len(html)
+        # When description falls behind, the crawl waits for it rather than queue
+        # pages without end: memory stays bounded whatever the site's size.
+        while self.describing > DESCRIBE_BACKLOG_CHARS:
+            self._write_description()
 
     def _write_descriptions(self, wait: bool) -> None:
         """Write the metadata records of descriptions that are ready (all, with ``wait``)."""
-        while self.descriptions and (wait or self.descriptions[0][3].done()):
-            url, date, response_id, future = self.descriptions.popleft()
-            try:
-                document = future.result()
-            except Exception as exc:
-                self._not_described(url, exc)
-            else:
-                self.sink.warc.write_metadata(url, date, response_id, document)
+        while self.descriptions and (wait or self.descriptions[0][4].done()):
+            self._write_description()
+
+    def _write_description(self) -> None:
+        """Write the oldest description's metadata record, once it is ready."""
+        url, date, response_id, size, future = self.descriptions.popleft()
+        self.describing -= size
+        try:
+            document = future.result()
+        except Exception as exc:
+            self._not_described(url, exc)
+        else:
+            self.sink.warc.write_metadata(url, date, response_id, document)
 
     def _not_described(self, url: str, exc: BaseException) -> None:
         self.result.errors.append(f"{url}: not described ({type(exc).__name__}: {exc})")

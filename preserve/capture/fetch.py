@@ -22,7 +22,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import IO, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -98,6 +98,7 @@ def media_type(content_type: str | None) -> str | None:
     return value or None
 
 
+@lru_cache(maxsize=65536)  # asked of the same links again and again in a crawl
 def normalize_url(url: str) -> str:
     """The URL as a browser would request it, or :class:`UnsupportedURL`.
 
