@@ -40,16 +40,38 @@ _TOP_KEYS = {"database", "policies", "storage", "capture", "operator"}
 _STORAGE_KEYS = {"locations", "default_copies"}
 _CAPTURE_KEYS = {"allow_private_addresses", "timeout_seconds", "max_resource_bytes", "user_agent",
                  "warc_size", "concurrency", "retries", "retry_backoff_seconds"}
-_LOCATION_KEYS = {"type", "path"}
+_LOCATION_KEYS = {"filesystem": {"type", "path"},
+                  "s3": {"type", "bucket", "prefix", "endpoint_url", "region",
+                         "addressing_style", "retention_mode"}}
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+_SECRET_WORDS = ("secret", "access_key", "password", "credential", "token")
+RETENTION_MODES = ("GOVERNANCE", "COMPLIANCE")
 
 
 @dataclass(frozen=True)
 class Location:
-    """A named storage location. This version knows the filesystem type."""
+    """A named storage location: a folder (``filesystem``) or a bucket (``s3``).
+
+    S3 credentials are never here: boto3 finds them in the standard AWS
+    variables, profiles and instance roles.
+    """
 
     name: str
     type: str
-    path: Path
+    path: Path | None = None  # filesystem
+    bucket: str = ""  # s3, from here on
+    prefix: str = ""
+    endpoint_url: str | None = None  # None: AWS itself
+    region: str | None = None
+    addressing_style: str = "auto"
+    retention_mode: str = "GOVERNANCE"  # for buckets with Object Lock
+
+    def describe(self) -> str:
+        """Where the location is, in a few words (for tables and messages)."""
+        if self.type == "filesystem":
+            return str(self.path)
+        where = self.endpoint_url or "AWS"
+        return f"s3://{self.bucket}/{self.prefix} at {where}"
 
 
 @dataclass(frozen=True)
@@ -202,16 +224,54 @@ def _locations(raw: Any, home: Path, where: str) -> dict[str, Location]:
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: {key} must be a mapping")
         kind = spec.get("type")
-        if kind != "filesystem":
-            raise ConfigError(
-                f"{where}: {key}.type {kind!r} is not supported by this version "
-                "(supported: filesystem)"
-            )
-        _check_keys(spec, _LOCATION_KEYS, where, f"{key}.")
-        if not spec.get("path"):
-            raise ConfigError(f"{where}: {key}.path is required for a filesystem location")
-        locations[str(name)] = Location(str(name), kind, Path(spec["path"]).expanduser().absolute())
+        if kind not in _LOCATION_KEYS:
+            raise ConfigError(f"{where}: {key}.type {kind!r} is not supported "
+                              f"(supported: {', '.join(_LOCATION_KEYS)})")
+        secrets = sorted(k for k in spec if any(word in str(k).lower() for word in _SECRET_WORDS))
+        if secrets:
+            raise ConfigError(f"{where}: {key}.{secrets[0]}: credentials never go in the "
+                              "settings file; boto3 reads them from the AWS_* variables or "
+                              "an AWS profile")
+        _check_keys(spec, _LOCATION_KEYS[kind], where, f"{key}.")
+        locations[str(name)] = (_filesystem(str(name), spec, where, key) if kind == "filesystem"
+                                else _s3(str(name), spec, where, key))
     return locations
+
+
+def _filesystem(name: str, spec: dict[str, Any], where: str, key: str) -> Location:
+    if not spec.get("path"):
+        raise ConfigError(f"{where}: {key}.path is required for a filesystem location")
+    return Location(name, "filesystem", Path(str(spec["path"])).expanduser().absolute())
+
+
+def _s3(name: str, spec: dict[str, Any], where: str, key: str) -> Location:
+    def text(field: str) -> str:
+        value = spec.get(field)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key}.{field} must be text, not {value!r}")
+        return value.strip()
+
+    bucket = text("bucket")
+    if not bucket:
+        raise ConfigError(f"{where}: {key}.bucket is required for an s3 location")
+    endpoint = text("endpoint_url") or None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: {key}.endpoint_url must start with http:// or https://, "
+                          f"not {endpoint!r}")
+    style = text("addressing_style") or "auto"
+    if style not in ADDRESSING_STYLES:
+        raise ConfigError(f"{where}: {key}.addressing_style must be one of "
+                          f"{', '.join(ADDRESSING_STYLES)}, not {style!r}")
+    mode = (text("retention_mode") or "GOVERNANCE").upper()
+    if mode not in RETENTION_MODES:
+        raise ConfigError(f"{where}: {key}.retention_mode must be one of "
+                          f"{', '.join(RETENTION_MODES)}, not {mode!r}")
+    prefix = text("prefix").strip("/")
+    return Location(name, "s3", bucket=bucket, prefix=f"{prefix}/" if prefix else "",
+                    endpoint_url=endpoint, region=text("region") or None,
+                    addressing_style=style, retention_mode=mode)
 
 
 def _bool(value: Any, where: str, key: str) -> bool:

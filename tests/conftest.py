@@ -1,8 +1,14 @@
-"""Shared fixtures: a clean environment, the loopback reference site, catalogs on both databases.
+"""Shared fixtures: a clean environment, the loopback reference site, catalogs on both
+databases, S3 endpoints.
 
 PostgreSQL tests talk to the real server at 127.0.0.1:5432 (override with
 PRESERVE_TEST_POSTGRES_URL). Without a server they skip with the reason; in CI
 (CI=true) a missing server is a failure, not a skip.
+
+S3 tests run against moto's server mode, started here on loopback as its own
+process (a real HTTP S3 endpoint, not in-process patching), and also against
+the endpoint in PRESERVE_TEST_S3_ENDPOINT when one is given (its credentials
+from the usual AWS_* variables).
 """
 
 from __future__ import annotations
@@ -10,8 +16,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +45,7 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Loopback capture is allowed, since the sites the tests capture are on 127.0.0.1.
     """
     for name in list(os.environ):
-        if name.startswith("PRESERVE_") and name != "PRESERVE_TEST_POSTGRES_URL":
+        if name.startswith("PRESERVE_") and not name.startswith("PRESERVE_TEST_"):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     monkeypatch.setenv("PRESERVE_HOME", str(home))
@@ -152,3 +162,83 @@ def database_url(request: pytest.FixtureRequest, home: Path,
         engine.dispose()
     monkeypatch.setenv("PRESERVE_DATABASE_URL", url)
     yield url
+
+
+MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "preserve-test", "AWS_SECRET_ACCESS_KEY": "preserve-test",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for the whole session."""
+    server = Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        reason = f"moto's server is not installed ({server}); pip install 'moto[server]'"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: S3 tests must run)")
+        pytest.skip(reason)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"moto_server did not start on 127.0.0.1:{port}")
+            time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    """An S3 endpoint to test against, with a fresh bucket of its own."""
+
+    url: str
+    bucket: str
+
+
+# Where S3 tests run: moto always, and the endpoint given in the environment, if any.
+S3_TARGETS = ["moto"] + (["given"] if os.environ.get("PRESERVE_TEST_S3_ENDPOINT") else [])
+
+
+@contextmanager
+def s3_bucket(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+              target: str) -> Iterator[S3Endpoint]:
+    """A new, empty bucket on the target endpoint, removed afterwards with what it holds."""
+    import boto3
+
+    if target == "moto":
+        url = request.getfixturevalue("moto_endpoint")
+        for name, value in MOTO_CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+    else:
+        url = os.environ["PRESERVE_TEST_S3_ENDPOINT"]
+    bucket = f"preserve-test-{uuid.uuid4().hex[:12]}"
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=url, region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    client.create_bucket(Bucket=bucket)
+    try:
+        yield S3Endpoint(url, bucket)
+    finally:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", ()):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(params=S3_TARGETS)
+def s3_endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                ) -> Iterator[S3Endpoint]:
+    """A new, empty bucket on moto, and on PRESERVE_TEST_S3_ENDPOINT when one is given."""
+    with s3_bucket(request, monkeypatch, request.param) as endpoint:
+        yield endpoint

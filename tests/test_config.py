@@ -178,18 +178,45 @@ def test_a_settings_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     assert "mapping" in message
 
 
-def test_s3_location_is_unsupported(tmp_path: Path) -> None:
-    message, path = config_error(tmp_path, """
+def test_s3_locations(tmp_path: Path) -> None:
+    write(tmp_path / "home" / "preserve.yaml", """
 storage:
   locations:
-    cloud: {type: s3, bucket: archive}
-  default_copies: [cloud]
+    local: {type: filesystem, path: objects}
+    offsite: {type: s3, bucket: archive, prefix: /preserve/, endpoint_url: "http://127.0.0.1:9000",
+              region: eu-west-1, addressing_style: path, retention_mode: compliance}
+    aws: {type: s3, bucket: other}
+  default_copies: [local, offsite]
 """)
+    settings = load_settings({"PRESERVE_HOME": str(tmp_path / "home")})
 
+    assert settings.locations["offsite"] == Location(
+        "offsite", "s3", bucket="archive", prefix="preserve/", endpoint_url="http://127.0.0.1:9000",
+        region="eu-west-1", addressing_style="path", retention_mode="COMPLIANCE")
+    assert settings.locations["aws"] == Location("aws", "s3", bucket="other")
+    assert settings.default_copies == ("local", "offsite")
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("{type: tape}", r"storage.locations.x.type 'tape' is not supported \(supported: "
+                     r"filesystem, s3\)"),
+    ("{type: s3}", r"storage.locations.x.bucket is required"),
+    ("{type: s3, bucket: b, endpoint_url: 127.0.0.1:9000}",
+     r"storage.locations.x.endpoint_url must start with http:// or https://"),
+    ("{type: s3, bucket: b, addressing_style: dns}",
+     r"storage.locations.x.addressing_style must be one of auto, path, virtual"),
+    ("{type: s3, bucket: b, retention_mode: forever}",
+     r"storage.locations.x.retention_mode must be one of GOVERNANCE, COMPLIANCE"),
+    ("{type: s3, bucket: b, aws_secret_access_key: s}",
+     r"storage.locations.x.aws_secret_access_key: credentials never go in the settings file"),
+    ("{type: s3, bucket: [b]}", r"storage.locations.x.bucket must be text"),
+    ("{type: filesystem, path: p, bucket: b}", r"unknown key storage.locations.x.bucket"),
+])
+def test_bad_locations_are_named(tmp_path: Path, spec: str, expected: str) -> None:
+    message, path = config_error(tmp_path, f"storage:\n  locations:\n    x: {spec}\n"
+                                           "  default_copies: [x]\n")
     assert str(path) in message
-    assert "storage.locations.cloud.type" in message
-    assert re.search(r"not supported|unsupported", message)
-    assert "'s3'" in message
+    assert re.search(expected, message), message
 
 
 def test_filesystem_location_needs_a_path(tmp_path: Path) -> None:

@@ -1,17 +1,27 @@
-"""The filesystem object store: verified, immutable puts; reads by key and range; listing."""
+"""Object stores: one contract for the filesystem store and S3 (moto's server on loopback,
+and PRESERVE_TEST_S3_ENDPOINT when given): verified, immutable puts; reads by key and
+range; listing; deletion. Then what only one backend has."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import S3_TARGETS, S3Endpoint, s3_bucket
 
 from preserve.config import Location
 from preserve.errors import ConfigError, DigestMismatch, ObjectExists, ObjectMissing, StorageError
-from preserve.storage import FilesystemStore, ObjectInfo, open_store
+from preserve.storage import FilesystemStore, ObjectInfo, ObjectStore, open_store
+from preserve.storage import s3 as s3_module
 from preserve.storage.filesystem import INCOMING
+from preserve.storage.s3 import S3Store, sha256_checksum
 
 DATA = b"WARC/1.1\r\n" + bytes(range(256)) * 40
 
@@ -20,32 +30,55 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def s3_location(endpoint: S3Endpoint, name: str = "offsite", prefix: str = "") -> Location:
+    return Location(name, "s3", bucket=endpoint.bucket, prefix=prefix,
+                    endpoint_url=endpoint.url, addressing_style="path")
+
+
+@pytest.fixture(params=["filesystem", *(f"s3-{target}" for target in S3_TARGETS)])
+def store(request: pytest.FixtureRequest, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
+    """The same contract, on every backend."""
+    if request.param == "filesystem":
+        yield FilesystemStore("local", tmp_path / "objects")
+        return
+    with s3_bucket(request, monkeypatch, request.param.removeprefix("s3-")) as endpoint:
+        yield open_store(s3_location(endpoint))
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> FilesystemStore:
+def fs_store(tmp_path: Path) -> FilesystemStore:
     return FilesystemStore("local", tmp_path / "objects")
 
 
-def put(store: FilesystemStore, key: str, data: bytes, digest: str | None = None) -> ObjectInfo:
+def put(store: ObjectStore, key: str, data: bytes, digest: str | None = None) -> ObjectInfo:
     return store.put(key, io.BytesIO(data), sha(data) if digest is None else digest)
 
 
-def incoming_files(store: FilesystemStore) -> list[Path]:
+def incoming_files(store: ObjectStore) -> list[Path]:
+    if not isinstance(store, FilesystemStore):
+        return []
     folder = store.root / INCOMING
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
-def test_put_stores_the_bytes_under_the_key(store: FilesystemStore) -> None:
+def test_put_stores_the_bytes_under_the_key(store: ObjectStore) -> None:
     info = put(store, "warcs/c/a.warc.gz", DATA)
 
     assert info == ObjectInfo("warcs/c/a.warc.gz", len(DATA))
-    assert (store.root / "warcs" / "c" / "a.warc.gz").read_bytes() == DATA
     with store.open("warcs/c/a.warc.gz") as stream:
         assert stream.read() == DATA
+    assert list(store.list()) == [info]
     assert incoming_files(store) == []
 
 
+def test_the_filesystem_store_keeps_objects_as_files(fs_store: ObjectStore) -> None:
+    put(fs_store, "warcs/c/a.warc.gz", DATA)
+    assert (fs_store.root / "warcs" / "c" / "a.warc.gz").read_bytes() == DATA
+
+
 def test_put_with_the_wrong_digest_is_refused_and_leaves_nothing(
-        store: FilesystemStore) -> None:
+        store: ObjectStore) -> None:
     wrong = sha(b"other bytes")
 
     with pytest.raises(DigestMismatch) as caught:
@@ -55,12 +88,11 @@ def test_put_with_the_wrong_digest_is_refused_and_leaves_nothing(
     assert caught.value.found == sha(DATA)
     assert "warcs/c/a.warc.gz" in str(caught.value)
     assert store.head("warcs/c/a.warc.gz") is None
-    assert not (store.root / "warcs" / "c" / "a.warc.gz").exists()
     assert incoming_files(store) == []
     assert list(store.list()) == []
 
 
-def test_putting_identical_bytes_again_is_accepted(store: FilesystemStore) -> None:
+def test_putting_identical_bytes_again_is_accepted(store: ObjectStore) -> None:
     put(store, "k/object", DATA)
 
     again = put(store, "k/object", DATA)
@@ -70,7 +102,7 @@ def test_putting_identical_bytes_again_is_accepted(store: FilesystemStore) -> No
     assert incoming_files(store) == []
 
 
-def test_putting_other_bytes_to_an_existing_key_is_refused(store: FilesystemStore) -> None:
+def test_putting_other_bytes_to_an_existing_key_is_refused(store: ObjectStore) -> None:
     put(store, "k/object", DATA)
     other = b"a different object"
 
@@ -78,19 +110,19 @@ def test_putting_other_bytes_to_an_existing_key_is_refused(store: FilesystemStor
         put(store, "k/object", other)
 
     assert caught.value.key == "k/object"
-    assert (store.root / "k" / "object").read_bytes() == DATA
+    assert store.read_range("k/object", 0, len(DATA) + 1) == DATA
     assert store.head("k/object") == ObjectInfo("k/object", len(DATA))
     assert incoming_files(store) == []
 
 
-def test_open_of_a_missing_key_raises_object_missing(store: FilesystemStore) -> None:
+def test_open_of_a_missing_key_raises_object_missing(store: ObjectStore) -> None:
     with pytest.raises(ObjectMissing) as caught:
         store.open("warcs/none.warc.gz")
     assert caught.value.key == "warcs/none.warc.gz"
-    assert caught.value.location == "local"
+    assert caught.value.location == store.name
 
 
-def test_read_range_returns_the_exact_slice(store: FilesystemStore) -> None:
+def test_read_range_returns_the_exact_slice(store: ObjectStore) -> None:
     put(store, "k/object", DATA)
 
     assert store.read_range("k/object", 0, 10) == DATA[:10]
@@ -99,12 +131,12 @@ def test_read_range_returns_the_exact_slice(store: FilesystemStore) -> None:
     assert store.read_range("k/object", len(DATA) - 5, 100) == DATA[-5:]
 
 
-def test_read_range_of_a_missing_key_raises_object_missing(store: FilesystemStore) -> None:
+def test_read_range_of_a_missing_key_raises_object_missing(store: ObjectStore) -> None:
     with pytest.raises(ObjectMissing):
         store.read_range("k/none", 0, 1)
 
 
-def test_head_gives_the_size_or_none(store: FilesystemStore) -> None:
+def test_head_gives_the_size_or_none(store: ObjectStore) -> None:
     put(store, "k/object", DATA)
     put(store, "k/empty", b"")
 
@@ -113,7 +145,7 @@ def test_head_gives_the_size_or_none(store: FilesystemStore) -> None:
     assert store.head("k/none") is None
 
 
-def test_head_of_a_key_prefix_is_none(store: FilesystemStore) -> None:
+def test_head_of_a_key_prefix_is_none(store: ObjectStore) -> None:
     put(store, "warcs/c/a.warc.gz", DATA)
 
     assert store.head("warcs/c") is None
@@ -121,34 +153,35 @@ def test_head_of_a_key_prefix_is_none(store: FilesystemStore) -> None:
 
 @pytest.mark.parametrize("operation", ["put onto a folder", "delete a folder",
                                        "put below an object", "open a folder"])
-def test_keys_that_clash_with_folders_raise_storage_errors(store: FilesystemStore,
+def test_keys_that_clash_with_folders_raise_storage_errors(fs_store: FilesystemStore,
                                                            operation: str) -> None:
-    put(store, "warcs/c/a.warc.gz", DATA)
+    put(fs_store, "warcs/c/a.warc.gz", DATA)
 
     with pytest.raises(StorageError):
         if operation == "put onto a folder":
-            put(store, "warcs/c", DATA)
+            put(fs_store, "warcs/c", DATA)
         elif operation == "delete a folder":
-            store.delete("warcs/c")
+            fs_store.delete("warcs/c")
         elif operation == "put below an object":
-            put(store, "warcs/c/a.warc.gz/x", DATA)
+            put(fs_store, "warcs/c/a.warc.gz/x", DATA)
         else:
-            store.open("warcs/c")
+            fs_store.open("warcs/c")
 
 
-def test_head_below_an_object_is_none(store: FilesystemStore) -> None:
+def test_head_below_an_object_is_none(store: ObjectStore) -> None:
     put(store, "warcs/c/a.warc.gz", DATA)
     assert store.head("warcs/c/a.warc.gz/x") is None
 
 
 def test_list_gives_keys_by_prefix_and_never_the_incoming_folder(
-        store: FilesystemStore) -> None:
+        store: ObjectStore) -> None:
     assert list(store.list()) == []  # no root folder yet
     put(store, "warcs/b/2.warc.gz", b"two")
     put(store, "warcs/a/1.warc.gz", b"one")
     put(store, "other/x", b"xx")
-    (store.root / INCOMING).mkdir(exist_ok=True)
-    (store.root / INCOMING / "leftover.part").write_bytes(b"partial")
+    if isinstance(store, FilesystemStore):
+        (store.root / INCOMING).mkdir(exist_ok=True)
+        (store.root / INCOMING / "leftover.part").write_bytes(b"partial")
 
     assert list(store.list()) == [
         ObjectInfo("other/x", 2),
@@ -163,7 +196,7 @@ def test_list_gives_keys_by_prefix_and_never_the_incoming_folder(
 
 @pytest.mark.parametrize("key", ["../x", "/abs", "a//b", ".incoming/x", "", "a/../b", "./a",
                                  "a/", "a\\b"])
-def test_invalid_keys_are_refused(store: FilesystemStore, key: str) -> None:
+def test_invalid_keys_are_refused(store: ObjectStore, key: str) -> None:
     with pytest.raises(StorageError, match="invalid object key"):
         put(store, key, DATA)
     with pytest.raises(StorageError, match="invalid object key"):
@@ -172,11 +205,11 @@ def test_invalid_keys_are_refused(store: FilesystemStore, key: str) -> None:
         store.head(key)
     with pytest.raises(StorageError, match="invalid object key"):
         store.delete(key)
-    assert not (store.root.parent / "x").exists()
+    assert list(store.list()) == []
     assert not Path("/abs").exists()
 
 
-def test_delete_removes_the_object(store: FilesystemStore) -> None:
+def test_delete_removes_the_object(store: ObjectStore) -> None:
     put(store, "k/object", DATA)
     put(store, "k/kept", b"kept")
 
@@ -204,5 +237,207 @@ def test_open_store_on_a_filesystem_location(tmp_path: Path) -> None:
 
 
 def test_open_store_refuses_an_unknown_type(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unsupported type 's3'"):
-        open_store(Location("cloud", "s3", tmp_path / "cloud"))
+    with pytest.raises(ConfigError, match="unsupported type 'tape'"):
+        open_store(Location("cloud", "tape", tmp_path / "cloud"))
+
+
+# -- S3 only -------------------------------------------------------------------------------
+
+
+class _Meddling:
+    """A boto3 client that passes everything on, except what a test overrides."""
+
+    def __init__(self, real: Any, **overrides: Any) -> None:
+        self._real = real
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return self._overrides.get(name) or getattr(self._real, name)
+
+
+def s3_store(endpoint: S3Endpoint, prefix: str = "", **overrides: Any) -> S3Store:
+    plain = S3Store(s3_location(endpoint, prefix=prefix))
+    return S3Store(plain.location, client=_Meddling(plain.client, **overrides))
+
+
+def flipped(data: bytes) -> bytes:
+    return bytes([data[0] ^ 1]) + data[1:]
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multipart above 6 MiB, in parts of 5 MiB (S3's smallest but the last)."""
+    monkeypatch.setattr(s3_module, "MULTIPART_THRESHOLD", 6 * 1024 * 1024)
+    monkeypatch.setattr(s3_module, "PART_SIZE", 5 * 1024 * 1024)
+
+
+BIG = bytes(range(256)) * (13 * 1024 * 1024 // 256)  # 13 MiB: three parts
+
+
+def test_a_large_object_goes_up_in_parts_with_checksums(s3_endpoint: S3Endpoint,
+                                                        small_parts: None) -> None:
+    sent: list[dict[str, Any]] = []
+    store = s3_store(s3_endpoint)
+    real_part = store.client._real.upload_part
+
+    def upload_part(**arguments: Any) -> Any:
+        sent.append(arguments)
+        return real_part(**arguments)
+
+    store = s3_store(s3_endpoint, upload_part=upload_part)
+    info = put(store, "warcs/big.warc.gz", BIG)
+
+    assert info == ObjectInfo("warcs/big.warc.gz", len(BIG))
+    assert sorted(part["PartNumber"] for part in sent) == [1, 2, 3]
+    for part in sent:
+        assert part["ChecksumSHA256"] == base64.b64encode(
+            hashlib.sha256(part["Body"]).digest()).decode()
+    assert store.metadata_sha256("warcs/big.warc.gz") == sha(BIG)
+    assert store.read_range("warcs/big.warc.gz", 6 * 1024 * 1024 - 3, 7) == (
+        BIG[6 * 1024 * 1024 - 3:6 * 1024 * 1024 + 4])
+
+
+def test_a_single_put_sends_the_sha256_and_keeps_it_in_metadata(
+        s3_endpoint: S3Endpoint) -> None:
+    seen: list[dict[str, Any]] = []
+    real = S3Store(s3_location(s3_endpoint)).client
+
+    def put_object(**arguments: Any) -> Any:
+        seen.append(arguments)
+        return real.put_object(**arguments)
+
+    store = s3_store(s3_endpoint, put_object=put_object)
+    put(store, "k/object", DATA)
+
+    assert seen[0]["ChecksumSHA256"] == sha256_checksum(sha(DATA))
+    assert seen[0]["IfNoneMatch"] == "*"
+    assert store.metadata_sha256("k/object") == sha(DATA)
+
+
+@pytest.mark.parametrize("size", ["single", "multipart"])
+def test_a_copy_damaged_on_the_way_is_caught_by_reading_it_back(
+        s3_endpoint: S3Endpoint, small_parts: None, size: str) -> None:
+    # moto stores what it is sent, checksum header or not: only our read-back can tell.
+    real = S3Store(s3_location(s3_endpoint)).client
+
+    def put_object(**arguments: Any) -> Any:
+        return real.put_object(**{**arguments, "Body": flipped(arguments["Body"])})
+
+    def upload_part(**arguments: Any) -> Any:
+        return real.upload_part(**{**arguments, "Body": flipped(arguments["Body"])})
+
+    store = s3_store(s3_endpoint, put_object=put_object, upload_part=upload_part)
+    data = DATA if size == "single" else BIG
+
+    with pytest.raises(DigestMismatch) as caught:
+        put(store, "k/object", data)
+
+    assert caught.value.expected == sha(data)
+    assert caught.value.found != sha(data)
+    assert store.head("k/object") is None  # the bad copy does not stay
+
+
+def test_a_key_taken_between_look_and_write_is_not_overwritten(s3_endpoint: S3Endpoint) -> None:
+    # Another writer stores the key after our HEAD found nothing: If-None-Match refuses ours.
+    plain = S3Store(s3_location(s3_endpoint))
+    put(plain, "k/object", DATA)
+    missing = plain.client.exceptions.ClientError(
+        {"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
+    calls = {"head": 0}
+
+    def head_object(**arguments: Any) -> Any:
+        calls["head"] += 1
+        if calls["head"] == 1:
+            raise missing
+        return plain.client.head_object(**arguments)
+
+    store = s3_store(s3_endpoint, head_object=head_object)
+    with pytest.raises(ObjectExists):
+        put(store, "k/object", b"other bytes")
+
+    assert plain.read_range("k/object", 0, len(DATA) + 1) == DATA
+
+
+def test_an_interrupted_multipart_upload_leaves_no_object(s3_endpoint: S3Endpoint,
+                                                          small_parts: None) -> None:
+    real = S3Store(s3_location(s3_endpoint)).client
+
+    def upload_part(**arguments: Any) -> Any:
+        if arguments["PartNumber"] == 2:
+            raise KeyboardInterrupt  # the process is stopped mid-upload
+        return real.upload_part(**arguments)
+
+    store = s3_store(s3_endpoint, upload_part=upload_part)
+    with pytest.raises(KeyboardInterrupt):
+        put(store, "k/big", BIG)
+
+    assert store.head("k/big") is None
+    assert real.list_multipart_uploads(Bucket=s3_endpoint.bucket).get("Uploads", []) == []
+
+
+def test_a_location_prefix_is_kept_out_of_keys(s3_endpoint: S3Endpoint) -> None:
+    store = s3_store(s3_endpoint, prefix="archive/")
+    put(store, "k/object", DATA)
+
+    raw = store.client.list_objects_v2(Bucket=s3_endpoint.bucket)
+    assert [item["Key"] for item in raw["Contents"]] == ["archive/k/object"]
+    assert list(store.list()) == [ObjectInfo("k/object", len(DATA))]
+
+
+def test_s3_errors_name_the_location_and_say_what_is_wrong(
+        s3_endpoint: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    nowhere = S3Store(Location("cold", "s3", bucket="b", endpoint_url=f"http://127.0.0.1:{closed}",
+                               addressing_style="path"))
+    monkeypatch.setattr(nowhere.client.meta.config, "retries", {"max_attempts": 1})
+    with pytest.raises(StorageError, match=r"location 'cold' .*cannot reach the endpoint"):
+        nowhere.head("k/object")
+
+    no_bucket = S3Store(Location("offsite", "s3", bucket="no-such-bucket-here",
+                                 endpoint_url=s3_endpoint.url, addressing_style="path"))
+    with pytest.raises(StorageError, match="bucket 'no-such-bucket-here' does not exist"):
+        put(no_bucket, "k/object", DATA)
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
+                 "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    anonymous = S3Store(s3_location(s3_endpoint))
+    with pytest.raises(ConfigError, match="no AWS credentials"):
+        anonymous.head("k/object")
+
+
+def test_a_capture_is_preserved_in_a_filesystem_and_an_s3_location(
+        run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint) -> None:
+    from preserve.demo import REFERENCE_PATH
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "preserve.yaml").write_text(f"""
+storage:
+  locations:
+    local: {{type: filesystem, path: {home / "objects"}}}
+    offsite: {{type: s3, bucket: {s3_endpoint.bucket}, prefix: archive,
+              endpoint_url: "{s3_endpoint.url}", addressing_style: path}}
+  default_copies: [local, offsite]
+""")
+    captured = run("capture", site.url(REFERENCE_PATH), "--collection", "news", "--json")
+    assert captured.status == 0, captured.err
+    [warc] = json.loads(captured.out)["warcs"]
+    assert warc["locations"] == ["local", "offsite"]
+
+    offsite = S3Store(s3_location(s3_endpoint, prefix="archive/"))
+    assert offsite.metadata_sha256(warc["key"]) == warc["sha256"]
+    assert offsite.head(warc["key"]) == ObjectInfo(warc["key"], warc["size"])
+    assert run("fixity", "run").status == 0
+
+    # With the local copy gone, the page is read from S3 by a ranged GET.
+    (home / "objects" / warc["key"]).unlink()
+    got = run("get", site.url(REFERENCE_PATH), "--payload")
+    assert got.status == 0, got.err
+    assert got.out == site.routes[REFERENCE_PATH].body
+    audit = run("fixity", "run")
+    assert audit.status == 1 and "local" in audit.text

@@ -14,8 +14,12 @@ __all__ = ["FilesystemStore", "ObjectInfo", "ObjectStore", "open_store", "open_s
 
 def open_store(location: Location) -> ObjectStore:
     """The store for a configured location."""
-    if location.type == "filesystem":
+    if location.type == "filesystem" and location.path is not None:
         return FilesystemStore(location.name, location.path)
+    if location.type == "s3":
+        from preserve.storage.s3 import S3Store  # boto3 is imported only when it is used
+
+        return S3Store(location)
     raise ConfigError(f"storage location {location.name!r}: unsupported type {location.type!r}")
 
 

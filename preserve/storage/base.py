@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from preserve.errors import StorageError
+
+# A key's first folder that no object may use: the filesystem store's workspace.
+INCOMING = ".incoming"
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -48,3 +53,18 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object (deletion is a recorded, reasoned act; see the ledger)."""
         ...
+
+
+def key_parts(location: str, key: str) -> list[str]:
+    """The folders and name of a valid key; :class:`StorageError` for any other.
+
+    The same keys are valid in every store, so that any copy can stand in for
+    any other: relative, ``/``-separated, no empty, ``.`` or ``..`` part, no
+    backslash, and not under the reserved ``.incoming`` folder.
+    """
+    parts = key.split("/")
+    if not key or key.startswith("/") or "\\" in key or any(
+        part in ("", ".", "..") for part in parts
+    ) or parts[0] == INCOMING:
+        raise StorageError(f"location {location!r}: invalid object key {key!r}")
+    return parts

@@ -17,9 +17,9 @@ from typing import BinaryIO
 
 from preserve.errors import DigestMismatch, ObjectExists, ObjectMissing, StorageError
 from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
-from preserve.storage.base import ObjectInfo
+from preserve.storage.base import INCOMING, ObjectInfo, key_parts
 
-INCOMING = ".incoming"
+__all__ = ["INCOMING", "FilesystemStore"]
 
 
 class FilesystemStore:
@@ -117,12 +117,7 @@ class FilesystemStore:
             raise StorageError(f"location {self.name!r}: cannot delete {key!r}: {exc}") from exc
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or key.startswith("/") or "\\" in key or any(
-            part in ("", ".", "..") for part in parts
-        ) or parts[0] == INCOMING:
-            raise StorageError(f"location {self.name!r}: invalid object key {key!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*key_parts(self.name, key))
 
     def _same_or_refuse(self, key: str, path: Path, sha256: str) -> ObjectInfo:
         if not path.is_file():
