@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="re-hash every stored copy against the catalog; exit 1 on any problem")
     _json_flag(fixity_run)
 
+    storage = commands.add_parser("storage", help="storage locations")
+    storage_commands = storage.add_subparsers(dest="storage_command", required=True,
+                                              metavar="COMMAND")
+    storage_check = storage_commands.add_parser(
+        "check", help="try every location: reachable, writable, versioning, Object Lock, "
+                      "checksums; exit 1 if one cannot take copies")
+    _json_flag(storage_check)
+
     ledger_cmd = commands.add_parser("ledger", help="the hash-chained event log")
     ledger_commands = ledger_cmd.add_subparsers(dest="ledger_command", required=True,
                                                 metavar="COMMAND")
@@ -296,6 +304,37 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.passed else 1
 
 
+def _storage(args: argparse.Namespace, settings: Settings) -> int:
+    checks = [store.probe() for store in open_stores(settings.locations).values()]
+    if args.json:
+        _print_json([{**asdict(check), "usable": check.usable, "can_retain": check.can_retain}
+                     for check in checks])
+        return 0 if all(check.usable for check in checks) else 1
+    columns = ("location", "type", "reachable", "writable", "versioning", "object lock",
+               "retention")
+    rows = [(check.location, check.type, _yes(check.reachable), _yes(check.writable),
+             check.versioning, check.object_lock,
+             "n/a" if check.type == "filesystem" else _yes(check.can_retain))
+            for check in checks]
+    widths = [max(len(str(row[i])) for row in [columns, *rows]) for i in range(len(columns))]
+    for row in [columns, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+              .rstrip())
+    for check in checks:
+        print(f"\n{check.location}: {check.where}")
+        if check.checksums:
+            print(f"  checksums: {check.checksums}")
+        if check.conditional_writes != "n/a":
+            print(f"  no overwrite: {check.conditional_writes}")
+        for problem in check.problems:
+            print(f"  problem: {problem}")
+    return 0 if all(check.usable for check in checks) else 1
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def _ledger(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine, engine.connect() as connection:
         check = ledger.verify(connection)
@@ -317,7 +356,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
              "redescribe": _redescribe,
-             "fixity": _fixity, "ledger": _ledger, "demo": _demo}
+             "fixity": _fixity, "storage": _storage, "ledger": _ledger, "demo": _demo}
 
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:

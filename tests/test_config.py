@@ -284,3 +284,21 @@ def test_cli_reports_invalid_yaml_on_one_line(run: Callable[..., Any]) -> None:
     assert result.status == 2
     assert str(path) in result.err
     assert result.err.count("\n") == 1, result.err
+
+
+def test_the_compose_stack_settings_are_valid_and_match_the_compose_file() -> None:
+    import yaml
+
+    root = Path(__file__).parent.parent
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    preserve = compose["services"]["preserve"]
+    mount = next(volume for volume in preserve["volumes"] if "preserve.yaml" in volume)
+    source, target = mount.split(":")[:2]
+    assert preserve["environment"]["PRESERVE_CONFIG"] == target
+    settings = load_settings({"PRESERVE_CONFIG": str(root / source),
+                              "PRESERVE_HOME": "/data"})
+    offsite = settings.locations["offsite"]
+    assert settings.default_copies == ("local", "offsite")
+    assert offsite.endpoint_url is not None and "//s3:" in offsite.endpoint_url
+    assert "s3" in compose["services"] and "redis" in compose["services"]
+    assert f"/s3/{offsite.bucket}" in " ".join(compose["services"]["s3"]["entrypoint"])

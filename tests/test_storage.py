@@ -441,3 +441,52 @@ storage:
     assert got.out == site.routes[REFERENCE_PATH].body
     audit = run("fixity", "run")
     assert audit.status == 1 and "local" in audit.text
+
+
+def test_storage_check_tries_every_location_and_leaves_nothing(
+        run: Any, home: Path, s3_endpoint: S3Endpoint, moto_endpoint: str) -> None:
+    import boto3
+
+    client = boto3.session.Session().client("s3", endpoint_url=moto_endpoint,
+                                             region_name="us-east-1")
+    locked = f"{s3_endpoint.bucket}-locked"
+    client.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    home.mkdir(parents=True, exist_ok=True)
+    settings = f"""
+storage:
+  locations:
+    local: {{type: filesystem, path: {home / "objects"}}}
+    offsite: {{type: s3, bucket: {s3_endpoint.bucket}, endpoint_url: "{s3_endpoint.url}",
+              addressing_style: path}}
+    vault: {{type: s3, bucket: {locked}, endpoint_url: "{moto_endpoint}",
+            addressing_style: path}}
+  default_copies: [local]
+"""
+    (home / "preserve.yaml").write_text(settings)
+    result = run("storage", "check", "--json")
+    assert result.status == 0, result.text
+    checks = {check["location"]: check for check in json.loads(result.out)}
+    assert all(check["usable"] for check in checks.values())
+    assert checks["offsite"]["versioning"] == "off"
+    assert checks["offsite"]["can_retain"] is False
+    assert checks["vault"]["can_retain"] is True and checks["vault"]["versioning"] == "enabled"
+    # moto stores a wrong checksum, and honours If-None-Match: the probe finds out.
+    assert checks["offsite"]["checksums"].startswith("not verified by the server")
+    assert checks["offsite"]["conditional_writes"] == "If-None-Match honoured"
+    for bucket in (s3_endpoint.bucket, locked):
+        assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+        assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert list(FilesystemStore("local", home / "objects").list()) == []
+    table = run("storage", "check").text
+    assert "location" in table and "vault" in table and "retention" in table
+
+    (home / "preserve.yaml").write_text(settings.replace(
+        "  default_copies", f"    cold: {{type: s3, bucket: b, endpoint_url: "
+                            f"'http://127.0.0.1:{closed}'}}\n  default_copies"))
+    result = run("storage", "check")
+    assert result.status == 1
+    assert "cold" in result.text and "problem: location 'cold'" in result.text
+    client.delete_bucket(Bucket=locked)

@@ -8,13 +8,15 @@ other bytes is never overwritten.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 from preserve.errors import StorageError
 
 # A key's first folder that no object may use: the filesystem store's workspace.
 INCOMING = ".incoming"
+# Where probes write (and remove again): never a valid object key.
+PROBE_PREFIX = f"{INCOMING}/probe-"
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,31 @@ class ObjectInfo:
 
     key: str
     size: int
+
+
+@dataclass
+class LocationCheck:
+    """What ``preserve storage check`` found out about one location by trying it."""
+
+    location: str
+    type: str
+    where: str
+    reachable: bool = False
+    writable: bool = False
+    versioning: str = "n/a"  # enabled, suspended, off; n/a for a folder
+    object_lock: str = "n/a"  # enabled (with the mode), off; n/a for a folder
+    checksums: str = ""  # who verifies a copy's bytes on arrival
+    conditional_writes: str = "n/a"  # If-None-Match honoured, or a check before writing
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.reachable and self.writable and not self.problems
+
+    @property
+    def can_retain(self) -> bool:
+        """Can objects here be written with a retention date (S3 Object Lock)?"""
+        return self.object_lock.startswith("enabled")
 
 
 class ObjectStore(Protocol):
@@ -52,6 +79,10 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object (deletion is a recorded, reasoned act; see the ledger)."""
+        ...
+
+    def probe(self) -> LocationCheck:
+        """Try the location: reachable, writable, and what it offers; leaves no object."""
         ...
 
 

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from preserve.errors import DigestMismatch, ObjectExists, ObjectMissing, StorageError
 from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
-from preserve.storage.base import INCOMING, ObjectInfo, key_parts
+from preserve.storage.base import INCOMING, LocationCheck, ObjectInfo, key_parts
 
 __all__ = ["INCOMING", "FilesystemStore"]
 
@@ -115,6 +115,26 @@ class FilesystemStore:
             path.unlink()
         except OSError as exc:
             raise StorageError(f"location {self.name!r}: cannot delete {key!r}: {exc}") from exc
+
+    def probe(self) -> LocationCheck:
+        """Create the folder if need be, write a small file, fsync it and remove it."""
+        check = LocationCheck(self.name, "filesystem", str(self.root),
+                              checksums="read back and hashed here after every write",
+                              conditional_writes="hard links, which never replace a file")
+        probe = self.root / INCOMING / f"probe-{uuid.uuid4().hex}"
+        try:
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            check.reachable = True
+            with probe.open("xb") as out:
+                out.write(b"preserve storage check\n")
+                os.fsync(out.fileno())
+            check.writable = True
+        except OSError as exc:
+            check.problems.append(f"cannot write in {self.root}: {exc.strerror or exc}")
+        finally:
+            with suppress(OSError):
+                probe.unlink()
+        return check
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key_parts(self.name, key))

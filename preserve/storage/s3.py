@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -39,7 +40,7 @@ from typing import Any, BinaryIO, TypeVar
 from preserve.config import Location
 from preserve.errors import ConfigError, DigestMismatch, ObjectExists, ObjectMissing, StorageError
 from preserve.fingerprint import iter_chunks
-from preserve.storage.base import ObjectInfo, key_parts
+from preserve.storage.base import PROBE_PREFIX, LocationCheck, ObjectInfo, key_parts
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024  # larger objects go up in parts
 PART_SIZE = 16 * 1024 * 1024  # S3 wants at least 5 MiB per part but the last
@@ -225,6 +226,97 @@ class S3Store:
         self._exists_or_missing(key)
         self._call("delete", key, lambda: self.client.delete_object(
             Bucket=self.bucket, Key=name))
+
+    # -- probing -----------------------------------------------------------------------------
+
+    def probe(self) -> LocationCheck:
+        """Try the bucket: reach it, write to it, and find out what it verifies and keeps.
+
+        The probe object lives under the reserved ``.incoming/`` prefix, which no
+        object key may use, and is removed again. On a bucket with Object Lock a
+        probe object could not be removed, so there only a multipart upload is
+        started and aborted (which proves write access and leaves nothing).
+        """
+        check = LocationCheck(self.name, "s3", self.location.describe())
+        try:
+            self._call("reach bucket", "/", lambda: self.client.head_bucket(Bucket=self.bucket))
+            check.reachable = True
+            check.versioning = self._versioning()
+            check.object_lock = self._object_lock()
+            if check.can_retain:
+                self._probe_upload()
+                check.writable = True
+                check.checksums = ("not probed (Object Lock would keep the probe); "
+                                   "read back and hashed here after every write")
+                check.conditional_writes = "not probed"
+            else:
+                check.checksums, check.conditional_writes = self._probe_writes()
+                check.writable = True
+        except (StorageError, ConfigError) as exc:
+            check.problems.append(str(exc))
+        return check
+
+    def _versioning(self) -> str:
+        answer = self._call("read versioning of", "/", lambda: self.client.get_bucket_versioning(
+            Bucket=self.bucket))
+        return str(answer.get("Status") or "off").lower()
+
+    def _object_lock(self) -> str:
+        try:
+            answer = self._call("read Object Lock of", "/",
+                                lambda: self.client.get_object_lock_configuration(
+                                    Bucket=self.bucket))
+        except StorageError:  # no configuration (or no support): no retention here
+            return "off"
+        config = answer.get("ObjectLockConfiguration", {})
+        if config.get("ObjectLockEnabled") != "Enabled":
+            return "off"
+        default = config.get("Rule", {}).get("DefaultRetention", {})
+        return f"enabled (default {default['Mode']})" if default.get("Mode") else "enabled"
+
+    def _probe_upload(self) -> None:
+        name = self.prefix + f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        upload = self._call("write to", name, lambda: self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=name))
+        self._call("write to", name, lambda: self.client.abort_multipart_upload(
+            Bucket=self.bucket, Key=name, UploadId=upload["UploadId"]))
+
+    def _probe_writes(self) -> tuple[str, str]:
+        """Does the server refuse a wrong checksum, and honour If-None-Match?"""
+        from botocore.exceptions import ClientError
+
+        name = self.prefix + f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        body = b"preserve storage check\n"
+        right = sha256_checksum(hashlib.sha256(body).hexdigest())
+        wrong = sha256_checksum(hashlib.sha256(b"other bytes").hexdigest())
+
+        def refused(**arguments: Any) -> int | None:
+            """The HTTP status of a refused put; None when the put was accepted."""
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=name, Body=body, **arguments)
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status not in (400, 409, 412, 501):
+                    raise
+                return int(status)
+            return None
+
+        with self._translated("write to", name):
+            try:
+                checksums = ("not verified by the server (it stored a wrong checksum); read "
+                             "back and hashed here after every write"
+                             if refused(ChecksumSHA256=wrong) is None else
+                             "x-amz-checksum-sha256 verified by the server, and read back and "
+                             "hashed here")
+                self.client.put_object(Bucket=self.bucket, Key=name, Body=body,
+                                       ChecksumSHA256=right)
+                conditional = ("If-None-Match honoured"
+                               if refused(ChecksumSHA256=right, IfNoneMatch="*") in (409, 412)
+                               else "not honoured: a look before every write instead")
+            finally:
+                with suppress(Exception):
+                    self.client.delete_object(Bucket=self.bucket, Key=name)
+        return checksums, conditional
 
     # -- helpers -----------------------------------------------------------------------------
 
