@@ -202,7 +202,8 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(report.as_dict())
     else:
         _print_capture(report)
-    return 0
+    # Preserved, but not in every location asked for: an operation failed in part.
+    return 1 if any(warc["missing"] for warc in report.warcs) else 0
 
 
 def _get(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,6 +212,7 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
                        "(-o FILE) or a pipe, not the terminal")
     with _catalog(settings) as engine:
         snapshot = retrieve.find_snapshot(engine, args.url, args.at)
+        verified, missing = retrieve.copies_of(engine, snapshot)
         stores = open_stores(settings.locations)
         if args.record:
             record = retrieve.read_record(engine, stores, snapshot)
@@ -222,9 +224,15 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
     elif args.text:
         chunks = [((snapshot.text or "") + "\n").encode("utf-8")]
     elif args.json:
-        chunks = [(_json(_snapshot_json(snapshot)) + "\n").encode("utf-8")]
+        data = _snapshot_json(snapshot)
+        data["warc"].update(copies=verified, missing_copies=missing,
+                            under_replicated=bool(missing))
+        chunks = [(_json(data) + "\n").encode("utf-8")]
     else:
-        chunks = [_snapshot_summary(snapshot).encode("utf-8")]
+        copies = f"copies     {', '.join(verified) or 'none'}\n" + "".join(
+            f"           under-replicated: no copy in {location} ({problem})\n"
+            for location, problem in missing.items())
+        chunks = [(_snapshot_summary(snapshot) + copies).encode("utf-8")]
     out = _output(args.output)
     try:
         for chunk in chunks:
@@ -274,14 +282,15 @@ def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
                                 url=args.url, progress=progress)
     if show and report.described:
         print(file=sys.stderr)
+    under_replicated = any(warc["missing"] for warc in report.warcs)
     if args.json:
         _print_json(report.as_dict())
-        return 0
+        return 1 if under_replicated else 0
     print(f"described {report.described} page{'' if report.described == 1 else 's'}")
     _print_stored(report.warcs)
     for error in report.errors:
         print(f"  {error}")
-    return 0
+    return 1 if under_replicated else 0
 
 
 def _fixity(args: argparse.Namespace, settings: Settings) -> int:
@@ -443,6 +452,8 @@ def _print_stored(warcs: list[dict[str, Any]]) -> None:
     for warc in warcs:
         print(f"stored {warc['key']}\n  sha256 {warc['sha256']}  {warc['size']} bytes  "
               f"verified in: {', '.join(warc['locations'])}")
+        for location, problem in warc.get("missing", {}).items():
+            print(f"  under-replicated: no copy in {location}: {problem}")
 
 
 def _print_capture(report: CaptureReport) -> None:

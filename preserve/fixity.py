@@ -24,6 +24,7 @@ CORRUPTED = "corrupted"
 SIZE_MISMATCH = "size mismatch"
 UNREADABLE = "unreadable"
 NOT_CONFIGURED = "location not configured"
+UNDER_REPLICATED = "under-replicated"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
             finding = check_copy(stored, location, stores.get(location), result)
             if finding is not None:
                 result.findings.append(finding)
+        result.findings.extend(
+            Finding(UNDER_REPLICATED, stored.key, location, "a verified copy (asked for at "
+                    "ingest)", f"none: {problem}") for location, problem in stored.missing)
         if progress is not None:
             progress(number, len(files), stored)
     return result

@@ -6,13 +6,21 @@ and indexed, written to every location and verified there, and only then
 recorded in the catalog with a ledger entry, in one transaction. If the
 catalog write fails, the objects this ingest created are removed again, so
 neither the store nor the catalog is left half-written.
+
+A copy that fails is tried again (``copy_attempts`` in all, the wait doubling
+each time). One that still fails does not lose the file when another copy
+holds: the file is catalogued with the copies that were verified and the
+missing one noted with its reason (under-replicated, which ``get`` and
+``fixity`` report) until a repair makes it. With no copy at all, nothing is
+catalogued and the error stands.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -21,9 +29,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from preserve import ledger
 from preserve.capture.warc import SealedWarc
 from preserve.catalog import catalog_reason, record_warc_file, write_transaction
-from preserve.errors import CatalogError, PreserveError
+from preserve.errors import CatalogError, ObjectExists, PreserveError, StorageError
 from preserve.index import index_warc
 from preserve.storage import ObjectStore
+
+COPY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -37,30 +47,38 @@ class Ingested:
     captures: int
     descriptions: int
     locations: tuple[str, ...]
+    missing: dict[str, str] = field(default_factory=dict)  # location -> why there is no copy
 
 
 def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine: Engine,
            stores: Sequence[ObjectStore], actor: str,
-           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Ingested:
+           now: Callable[[], datetime] = lambda: datetime.now(UTC),
+           copy_attempts: int = COPY_ATTEMPTS, backoff_seconds: float = 1.0,
+           sleep: Callable[[float], None] = time.sleep) -> Ingested:
     """Store a sealed WARC in every location, verified, then catalogue it."""
     index = sealed.index
     if index is None:  # a file we did not write: read it
         with sealed.path.open("rb") as stream:
             index = index_warc(stream, sealed.path.name)
     verified: dict[str, datetime] = {}
+    missing: dict[str, str] = {}
     created: list[ObjectStore] = []
     try:
         for store in stores:
             existed = store.head(key) is not None
-            with sealed.path.open("rb") as stream:
-                store.put(key, stream, sealed.sha256)
+            failure = _copy(sealed, key, store, copy_attempts, backoff_seconds, sleep)
+            if failure is not None:
+                missing[store.name] = str(failure)
+                if not verified and len(missing) == len(stores):
+                    raise failure
+                continue
             if not existed:
                 created.append(store)
             verified[store.name] = now()
         with write_transaction(engine) as connection:
             record_warc_file(connection, key=key, collection=collection, sha256=sealed.sha256,
                              size=sealed.size, source=source, created_at=now(),
-                             verified=verified, index=index)
+                             verified=verified, index=index, missing=missing)
             ledger.append(connection, time=now(), actor=actor, event="ingest", object=key,
                           digest=f"sha256:{sealed.sha256}")
     except BaseException as exc:  # interrupted too: nothing stored stays uncatalogued
@@ -72,4 +90,22 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
         raise
     return Ingested(key=key, sha256=sealed.sha256, size=sealed.size, records=index.records,
                     captures=len(index.captures), descriptions=len(index.descriptions),
-                    locations=tuple(verified))
+                    locations=tuple(verified), missing=missing)
+
+
+def _copy(sealed: SealedWarc, key: str, store: ObjectStore, attempts: int, backoff: float,
+          sleep: Callable[[float], None]) -> StorageError | None:
+    """Put one verified copy, trying again after storage errors; the last error, or None."""
+    failure: StorageError | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            with sealed.path.open("rb") as stream:
+                store.put(key, stream, sealed.sha256)
+            return None
+        except ObjectExists as exc:  # other bytes under our key: trying again cannot help
+            return exc
+        except StorageError as exc:
+            failure = exc
+            if attempt < attempts:
+                sleep(backoff * 2 ** (attempt - 1))
+    return failure

@@ -198,7 +198,8 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
         out_of_scope=crawled.out_of_scope,
         duration_seconds=round(time.monotonic() - started, 3),
         warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,
-                "locations": list(stored.locations)} for stored in series.sealed],
+                "locations": list(stored.locations), "missing": stored.missing}
+               for stored in series.sealed],
         log=str(log_path), responses=crawled.responses, errors=crawled.errors,
     )
 
@@ -278,7 +279,8 @@ class _WarcSeries:
             self.sealed.append(ingest(sealed, key=self._key, collection=self.collection,
                                       source=self.source, engine=self.engine,
                                       stores=self.stores,
-                                      actor=self.settings.operator, now=self.now))
+                                      actor=self.settings.operator, now=self.now,
+                                      backoff_seconds=self.settings.capture.retry_backoff_seconds))
         finally:
             sealed.path.unlink(missing_ok=True)
 
@@ -356,6 +358,6 @@ def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None
     return RedescribeReport(
         job=job, described=described,
         warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,
-                "locations": list(stored.locations)}
+                "locations": list(stored.locations), "missing": stored.missing}
                for open_series in series.values() for stored in open_series.sealed],
         errors=errors)

@@ -21,7 +21,13 @@ from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 
 from preserve.capture.fetch import PARSE_LIMIT, SPOOL_IN_MEMORY
-from preserve.catalog import Snapshot, captures_of, nearest_capture, original_capture
+from preserve.catalog import (
+    Snapshot,
+    captures_of,
+    file_copies,
+    nearest_capture,
+    original_capture,
+)
 from preserve.catalog.schema import copies, warc_files
 from preserve.errors import NotFound, PreserveError, WarcError
 from preserve.fingerprint import iter_chunks
@@ -51,6 +57,12 @@ def list_snapshots(engine: Engine, url: str) -> list[Snapshot]:
     """Every capture of url, oldest first."""
     with engine.connect() as connection:
         return captures_of(connection, surt_key(url))
+
+
+def copies_of(engine: Engine, snapshot: Snapshot) -> tuple[list[str], dict[str, str]]:
+    """Where the snapshot's WARC file has a verified copy, and which copies are missing."""
+    with engine.connect() as connection:
+        return file_copies(connection, snapshot.warc_key)
 
 
 def read_record(engine: Engine, stores: Mapping[str, ObjectStore], snapshot: Snapshot) -> bytes:

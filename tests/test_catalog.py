@@ -16,12 +16,18 @@ from sqlalchemy import Engine, delete, insert, select, update
 
 from preserve import ledger
 from preserve.capture.warc import WarcFile
-from preserve.catalog import captures_of, nearest_capture, open_engine, record_warc_file
+from preserve.catalog import (
+    captures_of,
+    nearest_capture,
+    open_engine,
+    record_warc_file,
+    stored_files,
+)
 from preserve.catalog.engine import MIGRATIONS, SCHEMA_REVISION
 from preserve.catalog.schema import captures, copies, descriptions, metadata, warc_files
 from preserve.catalog.schema import ledger as ledger_table
 from preserve.demo import REFERENCE_PATH, LoopbackSite
-from preserve.errors import CatalogError
+from preserve.errors import CatalogError, StorageError
 from preserve.index import CaptureEntry, WarcIndex, surt_key
 from preserve.ingest import ingest
 from preserve.storage import FilesystemStore
@@ -200,24 +206,89 @@ def test_ledger_verify_finds_an_edited_catalog_digest(run: Any, site: LoopbackSi
         f"catalogued file {key} has no ingest entry in the ledger"]
 
 
-def test_a_failed_copy_leaves_no_object_anywhere(run: Any, site: LoopbackSite, home: Path,
-                                                 tmp_path: Path, engine: Engine) -> None:
+def broken_location_settings(home: Path, tmp_path: Path, local_broken: bool = False) -> None:
     blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the second location's folder should be")
+    blocker.write_text("a file where a location's folder should be")
+    local = blocker / "local" if local_broken else home / "objects"
     home.mkdir(parents=True, exist_ok=True)
     (home / "preserve.yaml").write_text(
         "storage:\n"
         "  locations:\n"
-        f"    local: {{type: filesystem, path: {home / 'objects'}}}\n"
+        f"    local: {{type: filesystem, path: {local}}}\n"
         f"    mirror: {{type: filesystem, path: {blocker / 'objects'}}}\n"
         "  default_copies: [local, mirror]\n")
+
+
+def test_a_copy_that_cannot_be_made_leaves_the_file_under_replicated(
+        run: Any, site: LoopbackSite, home: Path, tmp_path: Path, engine: Engine) -> None:
+    broken_location_settings(home, tmp_path)
+    result = run("capture", site.url(REFERENCE_PATH), "--collection", "news")
+
+    assert result.status == 1  # preserved, but not everywhere it was asked to be
+    assert "under-replicated: no copy in mirror: location 'mirror'" in result.text
+    with engine.connect() as connection:
+        [stored] = stored_files(connection)
+        assert stored.locations == ("local",)
+        assert [location for location, _ in stored.missing] == ["mirror"]
+        assert [entry.object for entry in ledger.entries(connection)] == [stored.key]
+    assert (home / "objects" / stored.key).is_file()
+
+    got = json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)
+    assert got["warc"]["copies"] == ["local"] and got["warc"]["under_replicated"] is True
+    assert "mirror" in got["warc"]["missing_copies"]
+    assert "under-replicated: no copy in mirror" in run("get", site.url(REFERENCE_PATH)).text
+    audit = run("fixity", "run", "--json")
+    assert audit.status == 1
+    [finding] = json.loads(audit.out)["findings"]
+    assert (finding["kind"], finding["location"]) == ("under-replicated", "mirror")
+
+
+def test_with_no_copy_at_all_nothing_is_catalogued(run: Any, site: LoopbackSite, home: Path,
+                                                   tmp_path: Path, engine: Engine) -> None:
+    broken_location_settings(home, tmp_path, local_broken=True)
     result = run("capture", site.url(REFERENCE_PATH), "--collection", "news")
     assert result.status == 1
     assert "location 'mirror'" in result.err and len(result.err.strip().splitlines()) == 1
-    assert [p for p in (home / "objects").rglob("*") if p.is_file()] == []
     with engine.connect() as connection:
         assert connection.execute(select(warc_files)).all() == []
         assert list(ledger.entries(connection)) == []
+
+
+class FlakyStore(FilesystemStore):
+    """A folder whose first ``failures`` puts fail, as a network store's might."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__("flaky", root)
+        self.failures = failures
+        self.puts = 0
+
+    def put(self, key: str, stream: Any, sha256: str) -> Any:
+        self.puts += 1
+        if self.puts <= self.failures:
+            raise StorageError(f"location 'flaky': put {self.puts} failed")
+        return super().put(key, stream, sha256)
+
+
+@pytest.mark.parametrize(("failures", "missing"), [(0, False), (2, False), (3, True)])
+def test_a_failed_copy_is_tried_again(engine: Engine, tmp_path: Path, failures: int,
+                                      missing: bool) -> None:
+    warc = WarcFile(tmp_path / "x.warc.gz", {"software": "test"})
+    sealed = warc.seal()
+    local = FilesystemStore("local", tmp_path / "local")
+    flaky = FlakyStore(tmp_path / "flaky", failures)
+    waits: list[float] = []
+    done = ingest(sealed, key="k/x.warc.gz", collection="c", source="test", engine=engine,
+                  stores=[local, flaky], actor="test", backoff_seconds=0.5,
+                  sleep=waits.append)
+
+    assert flaky.puts == min(failures + 1, 3)
+    assert waits == [0.5, 1.0][:min(failures, 2)]
+    assert done.locations == (("local",) if missing else ("local", "flaky"))
+    assert list(done.missing) == (["flaky"] if missing else [])
+    with engine.connect() as connection:
+        [stored] = stored_files(connection)
+    assert stored.locations == tuple(sorted(done.locations))
+    assert [location for location, _ in stored.missing] == list(done.missing)
 
 
 def test_concurrent_captures_each_get_their_own_ledger_entry(site: LoopbackSite,

@@ -490,3 +490,26 @@ storage:
     assert result.status == 1
     assert "cold" in result.text and "problem: location 'cold'" in result.text
     client.delete_bucket(Bucket=locked)
+
+
+def test_a_bucket_that_cannot_take_the_copy_leaves_the_capture_under_replicated(
+        run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint) -> None:
+    from preserve.demo import REFERENCE_PATH
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "preserve.yaml").write_text(f"""
+storage:
+  locations:
+    local: {{type: filesystem, path: {home / "objects"}}}
+    offsite: {{type: s3, bucket: no-such-bucket, endpoint_url: "{s3_endpoint.url}",
+              addressing_style: path}}
+  default_copies: [local, offsite]
+""")
+    captured = run("capture", site.url(REFERENCE_PATH), "--collection", "news", "--json")
+    assert captured.status == 1
+    [warc] = json.loads(captured.out)["warcs"]
+    assert warc["locations"] == ["local"]
+    assert "bucket 'no-such-bucket' does not exist" in warc["missing"]["offsite"]
+    got = json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)
+    assert got["warc"]["under_replicated"] is True
+    assert "under-replicated" in run("fixity", "run").text

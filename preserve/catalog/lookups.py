@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, String, Text, select, text
 
-from preserve.catalog.schema import UTCDateTime, captures, copies, descriptions, warc_files
+from preserve.catalog.schema import (
+    UTCDateTime,
+    captures,
+    copies,
+    descriptions,
+    missing_copies,
+    warc_files,
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A catalogued WARC file and the locations holding a verified copy."""
+    """A catalogued WARC file, the locations holding a verified copy, and copies missing."""
 
     id: int
     key: str
@@ -45,6 +52,7 @@ class StoredFile:
     sha256: str
     size: int
     locations: tuple[str, ...]
+    missing: tuple[tuple[str, str], ...] = ()  # (location, why) of copies never made
 
 
 def _snapshots() -> Select[Any]:
@@ -181,7 +189,26 @@ def stored_files(connection: Connection) -> list[StoredFile]:
         select(copies.c.warc_file_id, copies.c.location).order_by(copies.c.location)
     ):
         locations.setdefault(file_id, []).append(location)
+    missing: dict[int, list[tuple[str, str]]] = {}
+    for file_id, location, problem in connection.execute(
+        select(missing_copies.c.warc_file_id, missing_copies.c.location,
+               missing_copies.c.problem).order_by(missing_copies.c.location)
+    ):
+        missing.setdefault(file_id, []).append((location, problem))
     rows = connection.execute(select(
         warc_files.c.id, warc_files.c.key, warc_files.c.collection, warc_files.c.sha256,
         warc_files.c.size).order_by(warc_files.c.key))
-    return [StoredFile(*row, locations=tuple(locations.get(row.id, ()))) for row in rows]
+    return [StoredFile(*row, locations=tuple(locations.get(row.id, ())),
+                       missing=tuple(missing.get(row.id, ()))) for row in rows]
+
+
+def file_copies(connection: Connection, key: str) -> tuple[list[str], dict[str, str]]:
+    """The locations with a verified copy of a file, and the missing ones with the reason."""
+    verified = connection.execute(
+        select(copies.c.location).join(warc_files, warc_files.c.id == copies.c.warc_file_id)
+        .where(warc_files.c.key == key).order_by(copies.c.location)).scalars().all()
+    missing = connection.execute(
+        select(missing_copies.c.location, missing_copies.c.problem)
+        .join(warc_files, warc_files.c.id == missing_copies.c.warc_file_id)
+        .where(warc_files.c.key == key).order_by(missing_copies.c.location)).all()
+    return list(verified), {location: problem for location, problem in missing}

@@ -7,14 +7,19 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
-from preserve.catalog.schema import captures, copies, descriptions, warc_files
+from preserve.catalog.schema import captures, copies, descriptions, missing_copies, warc_files
 from preserve.index import WarcIndex
 
 
 def record_warc_file(connection: Connection, *, key: str, collection: str, sha256: str,
                      size: int, source: str, created_at: datetime,
-                     verified: Mapping[str, datetime], index: WarcIndex) -> int:
-    """Insert the file, its verified copies, its captures and descriptions; return its id."""
+                     verified: Mapping[str, datetime], index: WarcIndex,
+                     missing: Mapping[str, str] | None = None) -> int:
+    """Insert the file, its verified copies, its captures and descriptions; return its id.
+
+    ``missing`` names the copies that were asked for but could not be made,
+    with the reason: the file is catalogued as under-replicated.
+    """
     file_id: int = connection.execute(insert(warc_files).values(
         key=key, collection=collection, sha256=sha256, size=size, records=index.records,
         source=source, created_at=created_at,
@@ -23,6 +28,12 @@ def record_warc_file(connection: Connection, *, key: str, collection: str, sha25
         {"warc_file_id": file_id, "location": location, "verified_at": when}
         for location, when in verified.items()
     ])
+    if missing:
+        connection.execute(insert(missing_copies), [
+            {"warc_file_id": file_id, "location": location, "problem": problem,
+             "noted_at": created_at}
+            for location, problem in missing.items()
+        ])
     if index.captures:
         connection.execute(insert(captures), [
             {"warc_file_id": file_id, "collection": collection, "url": entry.url,

@@ -65,6 +65,18 @@ copies = Table(
     UniqueConstraint("warc_file_id", "location", name="uq_copies_file_location"),
 )
 
+# A copy the policy asked for that could not be written and verified (after
+# retries): the file is under-replicated until a repair makes the copy.
+missing_copies = Table(
+    "missing_copies", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("warc_file_id", Integer, ForeignKey("warc_files.id"), nullable=False),
+    Column("location", String(100), nullable=False),
+    Column("problem", Text, nullable=False),
+    Column("noted_at", UTCDateTime, nullable=False),
+    UniqueConstraint("warc_file_id", "location", name="uq_missing_copies_file_location"),
+)
+
 captures = Table(
     "captures", metadata,
     Column("id", Integer, primary_key=True),
