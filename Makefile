@@ -41,6 +41,7 @@ bench: $(STAMP)          ## benchmarks, each printing its ratio against a peer t
 	$(BIN)/python bench/crawl_site.py --articles 2000 --delay-ms 20
 	$(BIN)/python bench/crawl_site.py --articles 600 --describe --real-pages
 	$(BIN)/python bench/large_body.py --mb 1024
+	$(BIN)/python bench/s3_upload.py --mb 256
 
 clean:
 	rm -rf $(VENV) $(TOOLS) preserve-data .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,7 @@ from preserve.fingerprint import iter_chunks
 from preserve.fixity import run_fixity
 from preserve.jobs import CaptureOverrides, CaptureReport, run_capture, run_redescribe
 from preserve.policy import load_policy
+from preserve.reconcile import reconcile
 from preserve.storage import open_stores
 
 
@@ -123,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="try every location: reachable, writable, versioning, Object Lock, "
                       "checksums; exit 1 if one cannot take copies")
     _json_flag(storage_check)
+
+    reconcile_cmd = commands.add_parser(
+        "reconcile", help="compare every location with the catalog: missing, unexpected and "
+                          "mismatched objects; exit 1 if any is left")
+    reconcile_cmd.add_argument("--repair", action="store_true",
+                               help="write missing or damaged copies again from a location "
+                                    "whose bytes match the ingest digest")
+    _json_flag(reconcile_cmd)
 
     ledger_cmd = commands.add_parser("ledger", help="the hash-chained event log")
     ledger_commands = ledger_cmd.add_subparsers(dest="ledger_command", required=True,
@@ -340,6 +349,25 @@ def _storage(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(check.usable for check in checks) else 1
 
 
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    show = not args.json and sys.stderr.isatty()
+
+    def progress(location: str) -> None:
+        if show:
+            print(f"listing {location}", file=sys.stderr, flush=True)
+
+    with _catalog(settings) as engine:
+        result = reconcile(engine, open_stores(settings.locations), repair=args.repair,
+                           actor=settings.operator, progress=progress)
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        print(f"reconcile: {result.summary()}")
+        for item in result.discrepancies:
+            print(f"  {item}")
+    return 0 if result.passed else 1
+
+
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
@@ -365,7 +393,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
              "redescribe": _redescribe,
-             "fixity": _fixity, "storage": _storage, "ledger": _ledger, "demo": _demo}
+             "fixity": _fixity, "storage": _storage, "reconcile": _reconcile,
+             "ledger": _ledger, "demo": _demo}
 
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:

@@ -513,3 +513,37 @@ storage:
     got = json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)
     assert got["warc"]["under_replicated"] is True
     assert "under-replicated" in run("fixity", "run").text
+
+
+@pytest.mark.parametrize("size", ["single", "multipart"])
+@pytest.mark.parametrize("etag", ["the server's", "not an MD5"])
+def test_the_servers_md5_etag_verifies_a_copy_or_it_is_read_back(
+        s3_endpoint: S3Endpoint, small_parts: None, size: str, etag: str) -> None:
+    real = S3Store(s3_location(s3_endpoint)).client
+    reads: list[dict[str, Any]] = []
+
+    def answer(result: dict[str, Any]) -> dict[str, Any]:
+        return result if etag == "the server's" else {**result, "ETag": '"opaque-kms-etag"'}
+
+    def get_object(**arguments: Any) -> Any:
+        reads.append(arguments)
+        return real.get_object(**arguments)
+
+    store = s3_store(
+        s3_endpoint, get_object=get_object,
+        put_object=lambda **arguments: answer(real.put_object(**arguments)),
+        complete_multipart_upload=lambda **arguments: answer(
+            real.complete_multipart_upload(**arguments)))
+    data = DATA if size == "single" else BIG
+    assert put(store, "k/object", data) == ObjectInfo("k/object", len(data))
+    assert len(reads) == (0 if etag == "the server's" else 1)  # a full read only when needed
+    assert store.read_range("k/object", 0, len(data) + 1) == data
+
+
+def test_parts_that_do_not_hash_to_the_digest_are_never_completed(
+        s3_endpoint: S3Endpoint, small_parts: None) -> None:
+    store = s3_store(s3_endpoint)
+    with pytest.raises(DigestMismatch):
+        put(store, "k/big", BIG, digest=sha(b"something else"))
+    assert store.head("k/big") is None
+    assert store.client.list_multipart_uploads(Bucket=s3_endpoint.bucket).get("Uploads", []) == []

@@ -7,9 +7,12 @@ Every put is a verified copy:
   knows a composite SHA-256), so a server that checks it refuses damaged
   bytes on arrival; it is also kept as the object's ``sha256`` metadata.
 - Not every server checks (moto stores a wrong checksum without a word), so
-  the object is then read back and hashed here. Only an object whose bytes
-  have the expected digest counts as a copy; one that does not is deleted and
-  the put fails.
+  the copy is then verified here: by the ETag the server answers with, which
+  S3 servers compute as the MD5 of the bytes they received (of each part's
+  MD5s for a multipart upload) and which we compute too; where the ETag is
+  not such an MD5 or does not match, by reading the object back and hashing
+  it. Only an object whose bytes have the expected digest counts as a copy;
+  one that does not is deleted and the put fails.
 - Nothing is overwritten: the upload carries ``If-None-Match: *`` where the
   server supports conditional writes, and a key found taken with other bytes
   is refused (:class:`ObjectExists`). A multipart upload that fails is aborted,
@@ -35,6 +38,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from preserve.config import Location
@@ -43,9 +47,9 @@ from preserve.fingerprint import iter_chunks
 from preserve.storage.base import PROBE_PREFIX, LocationCheck, ObjectInfo, key_parts
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024  # larger objects go up in parts
-PART_SIZE = 16 * 1024 * 1024  # S3 wants at least 5 MiB per part but the last
+PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB per part but the last
 READ_BUFFER = 1024 * 1024
-UPLOAD_THREADS = 4  # parts in flight at once: memory is PART_SIZE times this
+UPLOAD_THREADS = 8  # parts in flight at once: memory is PART_SIZE times this
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 T = TypeVar("T")
 
@@ -75,7 +79,7 @@ class S3Store:
     # -- writing -----------------------------------------------------------------------------
 
     def put(self, key: str, stream: BinaryIO, sha256: str) -> ObjectInfo:
-        """Upload the stream under key, then read it back; never overwrite other bytes."""
+        """Upload the stream under key and verify it; never overwrite other bytes."""
         name = self._name(key)
         if self.head(key) is not None:
             return self._same_or_refuse(key, sha256)
@@ -83,11 +87,13 @@ class S3Store:
         metadata = {"sha256": sha256}
         try:
             if size is not None and size <= MULTIPART_THRESHOLD:
-                self._put_whole(key, name, stream, size, sha256, metadata)
+                sent = self._put_whole(key, name, stream, size, sha256, metadata)
             else:
-                self._put_parts(key, name, stream, metadata)
+                sent = self._put_parts(key, name, stream, sha256, metadata)
         except _Taken:
             return self._same_or_refuse(key, sha256)
+        if sent.etag_matches():  # the server hashed exactly the bytes we hold
+            return ObjectInfo(key, sent.size)
         found, stored = self._digest(key)
         if found != sha256:
             with suppress(StorageError):  # the mismatch is the error to report
@@ -97,43 +103,56 @@ class S3Store:
         return ObjectInfo(key, stored)
 
     def _put_whole(self, key: str, name: str, stream: BinaryIO, size: int, sha256: str,
-                   metadata: dict[str, str]) -> None:
+                   metadata: dict[str, str]) -> _Sent:
         body = stream.read(size)
-        sent = hashlib.sha256(body).hexdigest()
-        if sent != sha256:  # the bytes in hand are not the ones to store: nothing is sent
-            raise DigestMismatch(self.name, key, sha256, sent)
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != sha256:  # the bytes in hand are not the ones to store: nothing is sent
+            raise DigestMismatch(self.name, key, sha256, digest)
         arguments = {"Bucket": self.bucket, "Key": name, "Body": body, "ContentLength": size,
                      "ChecksumSHA256": sha256_checksum(sha256), "Metadata": metadata}
-        self._conditional("put", key, lambda condition: self.client.put_object(
+        answer = self._conditional("put", key, lambda condition: self.client.put_object(
             **arguments, **condition))
+        return _Sent(len(body), _md5(body).hexdigest(), answer.get("ETag"))
 
-    def _put_parts(self, key: str, name: str, stream: BinaryIO,
-                   metadata: dict[str, str]) -> None:
+    def _put_parts(self, key: str, name: str, stream: BinaryIO, sha256: str,
+                   metadata: dict[str, str]) -> _Sent:
         upload = self._call("start upload of", key, lambda: self.client.create_multipart_upload(
             Bucket=self.bucket, Key=name, Metadata=metadata, ChecksumAlgorithm="SHA256"))
         upload_id = upload["UploadId"]
         try:
-            parts = self._upload_parts(key, name, upload_id, stream)
-            self._conditional("complete upload of", key,
-                              lambda condition: self.client.complete_multipart_upload(
-                                  Bucket=self.bucket, Key=name, UploadId=upload_id,
-                                  MultipartUpload={"Parts": parts}, **condition))
+            whole = hashlib.sha256()
+            parts, md5s, size = self._upload_parts(key, name, upload_id, stream, whole)
+            if whole.hexdigest() != sha256:  # not the bytes to store: the upload is dropped
+                raise DigestMismatch(self.name, key, sha256, whole.hexdigest())
+            answer = self._conditional("complete upload of", key,
+                                       lambda condition: self.client.complete_multipart_upload(
+                                           Bucket=self.bucket, Key=name, UploadId=upload_id,
+                                           MultipartUpload={"Parts": parts}, **condition))
         except BaseException:  # interrupted too: a failed upload leaves no object
             with suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=name,
                                                    UploadId=upload_id)
             raise
+        # S3's multipart ETag: the MD5 of the parts' MD5s, and how many parts there were.
+        composite = f"{_md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"
+        return _Sent(size, composite, answer.get("ETag"))
 
-    def _upload_parts(self, key: str, name: str, upload_id: str,
-                      stream: BinaryIO) -> list[dict[str, Any]]:
-        def send(number: int, data: bytes) -> dict[str, Any]:
+    def _upload_parts(self, key: str, name: str, upload_id: str, stream: BinaryIO,
+                      whole: Any) -> tuple[list[dict[str, Any]], list[bytes], int]:
+        """Send the stream in parts, side by side; the parts, their MD5s, and the size.
+
+        ``whole`` (a hash) sees every byte in order, for the object's SHA-256.
+        """
+        def send(number: int, data: bytes) -> tuple[dict[str, Any], bytes]:
             checksum = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
             answer = self._call(f"upload part {number} of", key, lambda: self.client.upload_part(
                 Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number,
                 Body=data, ChecksumSHA256=checksum))
-            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+            return ({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum},
+                    _md5(data).digest())
 
-        parts: list[dict[str, Any]] = []
+        sent: list[tuple[dict[str, Any], bytes]] = []
+        size = 0
         with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
             pending = []
             number = 0
@@ -142,25 +161,29 @@ class S3Store:
                 if not data and number:
                     break
                 number += 1
+                whole.update(data)
+                size += len(data)
                 pending.append(pool.submit(send, number, data))
                 if not data:  # an empty object is one empty part
                     break
                 if len(pending) >= UPLOAD_THREADS:  # memory: only the parts in flight
-                    parts.append(pending.pop(0).result())
-            parts.extend(future.result() for future in pending)
-        return parts
+                    sent.append(pending.pop(0).result())
+            sent.extend(future.result() for future in pending)
+        return [part for part, _ in sent], [md5 for _, md5 in sent], size
 
     def _conditional(self, action: str, key: str, request: Callable[[dict[str, str]], Any]
-                     ) -> None:
+                     ) -> dict[str, Any]:
         """Send a write with ``If-None-Match: *``, or without where the server has none."""
         if self._conditional_writes:
             try:
-                self._call(action, key, lambda: request({"IfNoneMatch": "*"}), conditional=True)
-                return
+                answer: dict[str, Any] = self._call(
+                    action, key, lambda: request({"IfNoneMatch": "*"}), conditional=True)
+                return answer
             except _Unconditional:
                 self._conditional_writes = False
             # Without conditional writes, the HEAD before the upload is the check.
-        self._call(action, key, lambda: request({}))
+        answer = self._call(action, key, lambda: request({}))
+        return answer
 
     def _same_or_refuse(self, key: str, sha256: str) -> ObjectInfo:
         found, size = self._digest(key)
@@ -390,6 +413,29 @@ class S3Store:
                                ) from exc
         except BotoCoreError as exc:
             raise StorageError(f"{where}: cannot {action} {key!r}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What an upload sent, and the ETag the server answered with."""
+
+    size: int
+    md5: str  # the ETag S3 computes from the bytes it received (composite for parts)
+    etag: str | None
+
+    def etag_matches(self) -> bool:
+        """Did the server hash exactly the bytes we sent?
+
+        AWS S3, Ceph, MinIO, Garage, SeaweedFS and moto make an object's ETag the
+        MD5 of the bytes they received (of each part's MD5s for a multipart
+        upload). Where it is something else (SSE-KMS, some gateways), this is
+        False and the caller reads the object back instead.
+        """
+        return self.etag is not None and self.etag.strip('"').lower() == self.md5
+
+
+def _md5(data: bytes) -> Any:
+    return hashlib.md5(data, usedforsecurity=False)  # S3's ETag, not a security digest
 
 
 class _Taken(Exception):
