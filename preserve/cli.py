@@ -483,6 +483,9 @@ def _print_stored(warcs: list[dict[str, Any]]) -> None:
               f"verified in: {', '.join(warc['locations'])}")
         for location, problem in warc.get("missing", {}).items():
             print(f"  under-replicated: no copy in {location}: {problem}")
+        for location, until in warc.get("retention", {}).items():
+            print(f"  retained in {location} until {until}" if until else
+                  f"  no retention date in {location}: it cannot hold one (no Object Lock)")
 
 
 def _print_capture(report: CaptureReport) -> None:

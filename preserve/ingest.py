@@ -31,7 +31,7 @@ from preserve.capture.warc import SealedWarc
 from preserve.catalog import catalog_reason, record_warc_file, write_transaction
 from preserve.errors import CatalogError, ObjectExists, PreserveError, StorageError
 from preserve.index import index_warc
-from preserve.storage import ObjectStore
+from preserve.storage import ObjectInfo, ObjectStore
 
 COPY_ATTEMPTS = 3
 
@@ -48,26 +48,36 @@ class Ingested:
     descriptions: int
     locations: tuple[str, ...]
     missing: dict[str, str] = field(default_factory=dict)  # location -> why there is no copy
+    # Asked to retain: location -> the retention date it holds, or None where it cannot.
+    retention: dict[str, str | None] = field(default_factory=dict)
 
 
 def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine: Engine,
            stores: Sequence[ObjectStore], actor: str,
            now: Callable[[], datetime] = lambda: datetime.now(UTC),
            copy_attempts: int = COPY_ATTEMPTS, backoff_seconds: float = 1.0,
-           sleep: Callable[[float], None] = time.sleep) -> Ingested:
-    """Store a sealed WARC in every location, verified, then catalogue it."""
+           sleep: Callable[[float], None] = time.sleep,
+           retain_until: datetime | None = None) -> Ingested:
+    """Store a sealed WARC in every location, verified, then catalogue it.
+
+    With ``retain_until`` (a policy's ``retention_years``), locations that can
+    hold retention dates write the objects with it; which did is returned.
+    """
     index = sealed.index
     if index is None:  # a file we did not write: read it
         with sealed.path.open("rb") as stream:
             index = index_warc(stream, sealed.path.name)
     verified: dict[str, datetime] = {}
     missing: dict[str, str] = {}
+    retention: dict[str, str | None] = {}
     created: list[ObjectStore] = []
     try:
         for store in stores:
             existed = store.head(key) is not None
-            failure = _copy(sealed, key, store, copy_attempts, backoff_seconds, sleep)
-            if failure is not None:
+            copied = _copy(sealed, key, store, copy_attempts, backoff_seconds, sleep,
+                           retain_until)
+            if isinstance(copied, StorageError):
+                failure = copied
                 missing[store.name] = str(failure)
                 if not verified and len(missing) == len(stores):
                     raise failure
@@ -75,6 +85,9 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
             if not existed:
                 created.append(store)
             verified[store.name] = now()
+            if retain_until is not None:
+                retention[store.name] = (copied.retained_until.isoformat()
+                                         if copied.retained_until else None)
         with write_transaction(engine) as connection:
             record_warc_file(connection, key=key, collection=collection, sha256=sealed.sha256,
                              size=sealed.size, source=source, created_at=now(),
@@ -90,18 +103,18 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
         raise
     return Ingested(key=key, sha256=sealed.sha256, size=sealed.size, records=index.records,
                     captures=len(index.captures), descriptions=len(index.descriptions),
-                    locations=tuple(verified), missing=missing)
+                    locations=tuple(verified), missing=missing, retention=retention)
 
 
 def _copy(sealed: SealedWarc, key: str, store: ObjectStore, attempts: int, backoff: float,
-          sleep: Callable[[float], None]) -> StorageError | None:
-    """Put one verified copy, trying again after storage errors; the last error, or None."""
-    failure: StorageError | None = None
+          sleep: Callable[[float], None], retain_until: datetime | None
+          ) -> ObjectInfo | StorageError:
+    """Put one verified copy, trying again after storage errors: the object, or the last error."""
+    failure = StorageError(f"location {store.name!r}: no attempt to copy {key}")
     for attempt in range(1, attempts + 1):
         try:
             with sealed.path.open("rb") as stream:
-                store.put(key, stream, sealed.sha256)
-            return None
+                return store.put(key, stream, sealed.sha256, retain_until=retain_until)
         except ObjectExists as exc:  # other bytes under our key: trying again cannot help
             return exc
         except StorageError as exc:

@@ -87,6 +87,14 @@ class CaptureOverrides:
     warc_size: int | None = None
 
 
+def years_later(moment: datetime, years: int) -> datetime:
+    """The same moment ``years`` calendar years on (29 February becomes the 28th)."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:
+        return moment.replace(year=moment.year + years, day=28)
+
+
 def warc_key(collection: str, job: str, moment: datetime, serial: int = 1) -> str:
     """Where a capture's WARC lives in every location."""
     stamp = moment.strftime("%Y%m%d%H%M%S%f")
@@ -165,10 +173,13 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
     job = uuid.uuid4().hex
     started = time.monotonic()
     log_path = settings.home / "logs" / f"{job}.jsonl"
+    retention_years = policy.preservation.retention_years if policy else None
     series = _WarcSeries(settings, collection, job, stores, engine, now,
                          overrides.warc_size or settings.capture.warc_size,
                          policy_name=f"{policy.name} ({policy.path})" if policy
-                         else "ad hoc (command line)")
+                         else "ad hoc (command line)",
+                         retain_until=(years_later(now(), retention_years)
+                                       if retention_years else None))
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("a", encoding="utf-8") as log_file:
@@ -198,7 +209,8 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
         out_of_scope=crawled.out_of_scope,
         duration_seconds=round(time.monotonic() - started, 3),
         warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,
-                "locations": list(stored.locations), "missing": stored.missing}
+                "locations": list(stored.locations), "missing": stored.missing,
+                "retention": stored.retention}
                for stored in series.sealed],
         log=str(log_path), responses=crawled.responses, errors=crawled.errors,
     )
@@ -225,7 +237,8 @@ class _WarcSeries:
 
     def __init__(self, settings: Settings, collection: str, job: str,
                  stores: list[ObjectStore], engine: Engine, now: Callable[[], datetime],
-                 limit: int, policy_name: str, source: str = "capture") -> None:
+                 limit: int, policy_name: str, source: str = "capture",
+                 retain_until: datetime | None = None) -> None:
         self.settings = settings
         self.collection = collection
         self.job = job
@@ -235,6 +248,7 @@ class _WarcSeries:
         self.limit = limit
         self.policy_name = policy_name
         self.source = source
+        self.retain_until = retain_until
         self.sealed: list[Ingested] = []
         self._started = now()
         self._serial = 0
@@ -280,7 +294,8 @@ class _WarcSeries:
                                       source=self.source, engine=self.engine,
                                       stores=self.stores,
                                       actor=self.settings.operator, now=self.now,
-                                      backoff_seconds=self.settings.capture.retry_backoff_seconds))
+                                      backoff_seconds=self.settings.capture.retry_backoff_seconds,
+                                      retain_until=self.retain_until))
         finally:
             sealed.path.unlink(missing_ok=True)
 
@@ -358,6 +373,7 @@ def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None
     return RedescribeReport(
         job=job, described=described,
         warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,
-                "locations": list(stored.locations), "missing": stored.missing}
+                "locations": list(stored.locations), "missing": stored.missing,
+                "retention": stored.retention}
                for open_series in series.values() for stored in open_series.sealed],
         errors=errors)

@@ -262,11 +262,11 @@ class FlakyStore(FilesystemStore):
         self.failures = failures
         self.puts = 0
 
-    def put(self, key: str, stream: Any, sha256: str) -> Any:
+    def put(self, key: str, stream: Any, sha256: str, retain_until: Any = None) -> Any:
         self.puts += 1
         if self.puts <= self.failures:
             raise StorageError(f"location 'flaky': put {self.puts} failed")
-        return super().put(key, stream, sha256)
+        return super().put(key, stream, sha256, retain_until)
 
 
 @pytest.mark.parametrize(("failures", "missing"), [(0, False), (2, False), (3, True)])

@@ -10,6 +10,7 @@ import io
 import json
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -547,3 +548,47 @@ def test_parts_that_do_not_hash_to_the_digest_are_never_completed(
         put(store, "k/big", BIG, digest=sha(b"something else"))
     assert store.head("k/big") is None
     assert store.client.list_multipart_uploads(Bucket=s3_endpoint.bucket).get("Uploads", []) == []
+
+
+def test_a_policys_retention_is_written_where_object_lock_allows_it(
+        run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint, moto_endpoint: str,
+        tmp_path: Path) -> None:
+    import boto3
+
+    from preserve.demo import REFERENCE_PATH
+
+    client = boto3.session.Session().client("s3", endpoint_url=moto_endpoint,
+                                             region_name="us-east-1")
+    locked = f"{s3_endpoint.bucket}-locked"
+    client.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "preserve.yaml").write_text(f"""
+storage:
+  locations:
+    local: {{type: filesystem, path: {home / "objects"}}}
+    offsite: {{type: s3, bucket: {s3_endpoint.bucket}, endpoint_url: "{s3_endpoint.url}",
+              addressing_style: path}}
+    vault: {{type: s3, bucket: {locked}, endpoint_url: "{moto_endpoint}",
+            addressing_style: path, retention_mode: compliance}}
+  default_copies: [local]
+""")
+    policy = tmp_path / "kept.yaml"
+    policy.write_text("collection: kept\n"
+                      "capture: {delay_seconds: 0}\n"  # our own loopback site: no pause needed
+                      "preservation: {copies: [local, vault, offsite], retention_years: 10}\n")
+    captured = run("capture", site.url(REFERENCE_PATH), "--policy", str(policy), "--json")
+    assert captured.status == 0, json.loads(captured.out)["warcs"][0]["missing"]
+    [warc] = json.loads(captured.out)["warcs"]
+    retention = warc["retention"]
+    assert retention["local"] is None and retention["offsite"] is None
+    assert retention["vault"] is not None
+    held = client.head_object(Bucket=locked, Key=warc["key"])
+    assert held["ObjectLockMode"] == "COMPLIANCE"
+    assert held["ObjectLockRetainUntilDate"].year == int(retention["vault"][:4])
+    assert int(retention["vault"][:4]) - 10 == datetime.now(UTC).year or (
+        int(retention["vault"][:4]) - 10 == datetime.now(UTC).year - 1)  # a run at New Year
+    version = held["VersionId"]
+    with pytest.raises(client.exceptions.ClientError):  # locked: not even we can delete it
+        client.delete_object(Bucket=locked, Key=warc["key"], VersionId=version)
+    printed = run("capture", site.url(REFERENCE_PATH), "--policy", str(policy)).text
+    assert "no retention date in offsite" in printed and "retained in vault until" in printed

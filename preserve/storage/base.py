@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from preserve.errors import StorageError
@@ -25,6 +26,7 @@ class ObjectInfo:
 
     key: str
     size: int
+    retained_until: datetime | None = None  # set by a put that wrote a retention date
 
 
 @dataclass
@@ -57,8 +59,14 @@ class ObjectStore(Protocol):
 
     name: str
 
-    def put(self, key: str, stream: BinaryIO, sha256: str) -> ObjectInfo:
-        """Store the stream under key, verified against sha256; never overwrite other bytes."""
+    def put(self, key: str, stream: BinaryIO, sha256: str,
+            retain_until: datetime | None = None) -> ObjectInfo:
+        """Store the stream under key, verified against sha256; never overwrite other bytes.
+
+        With ``retain_until``, a store that can hold retention dates (S3 Object
+        Lock) writes the object so that it cannot be deleted or changed before
+        then; :attr:`ObjectInfo.retained_until` says whether it did.
+        """
         ...
 
     def open(self, key: str) -> BinaryIO:

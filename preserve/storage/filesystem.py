@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,8 +30,9 @@ class FilesystemStore:
         self.name = name
         self.root = root
 
-    def put(self, key: str, stream: BinaryIO, sha256: str) -> ObjectInfo:
-        """Store a stream under key after verifying it on disk."""
+    def put(self, key: str, stream: BinaryIO, sha256: str,
+            retain_until: datetime | None = None) -> ObjectInfo:
+        """Store a stream under key after verifying it on disk (a folder holds no retention)."""
         final = self._path(key)
         if final.exists() or final.is_symlink():
             return self._same_or_refuse(key, final, sha256)

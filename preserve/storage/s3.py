@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
 from preserve.config import Location
@@ -69,6 +70,7 @@ class S3Store:
         self.prefix = location.prefix
         self._client = client
         self._conditional_writes = True  # until the server says it has none
+        self._can_retain: bool | None = None
 
     @property
     def client(self) -> Any:
@@ -78,46 +80,57 @@ class S3Store:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def put(self, key: str, stream: BinaryIO, sha256: str) -> ObjectInfo:
-        """Upload the stream under key and verify it; never overwrite other bytes."""
+    def put(self, key: str, stream: BinaryIO, sha256: str,
+            retain_until: datetime | None = None) -> ObjectInfo:
+        """Upload the stream under key and verify it; never overwrite other bytes.
+
+        With ``retain_until`` and a bucket with Object Lock, the object is
+        written with that retention date in the location's ``retention_mode``.
+        """
         name = self._name(key)
         if self.head(key) is not None:
             return self._same_or_refuse(key, sha256)
         size = _remaining(stream)
-        metadata = {"sha256": sha256}
+        lock: dict[str, Any] = {}
+        if retain_until is not None and self.can_retain():
+            lock = {"ObjectLockMode": self.location.retention_mode,
+                    "ObjectLockRetainUntilDate": retain_until}
+        extra: dict[str, Any] = {"Metadata": {"sha256": sha256}, **lock}
         try:
             if size is not None and size <= MULTIPART_THRESHOLD:
-                sent = self._put_whole(key, name, stream, size, sha256, metadata)
+                sent = self._put_whole(key, name, stream, size, sha256, extra)
             else:
-                sent = self._put_parts(key, name, stream, sha256, metadata)
+                sent = self._put_parts(key, name, stream, sha256, extra)
         except _Taken:
             return self._same_or_refuse(key, sha256)
+        retained = retain_until if lock else None
         if sent.etag_matches():  # the server hashed exactly the bytes we hold
-            return ObjectInfo(key, sent.size)
+            return ObjectInfo(key, sent.size, retained)
         found, stored = self._digest(key)
         if found != sha256:
             with suppress(StorageError):  # the mismatch is the error to report
                 self._call("delete", key, lambda: self.client.delete_object(
                     Bucket=self.bucket, Key=name))
             raise DigestMismatch(self.name, key, sha256, found)
-        return ObjectInfo(key, stored)
+        return ObjectInfo(key, stored, retained)
 
     def _put_whole(self, key: str, name: str, stream: BinaryIO, size: int, sha256: str,
-                   metadata: dict[str, str]) -> _Sent:
+                   extra: dict[str, Any]) -> _Sent:
         body = stream.read(size)
         digest = hashlib.sha256(body).hexdigest()
         if digest != sha256:  # the bytes in hand are not the ones to store: nothing is sent
             raise DigestMismatch(self.name, key, sha256, digest)
         arguments = {"Bucket": self.bucket, "Key": name, "Body": body, "ContentLength": size,
-                     "ChecksumSHA256": sha256_checksum(sha256), "Metadata": metadata}
+                     "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": sha256_checksum(sha256),
+                     **extra}
         answer = self._conditional("put", key, lambda condition: self.client.put_object(
             **arguments, **condition))
         return _Sent(len(body), _md5(body).hexdigest(), answer.get("ETag"))
 
     def _put_parts(self, key: str, name: str, stream: BinaryIO, sha256: str,
-                   metadata: dict[str, str]) -> _Sent:
+                   extra: dict[str, Any]) -> _Sent:
         upload = self._call("start upload of", key, lambda: self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=name, Metadata=metadata, ChecksumAlgorithm="SHA256"))
+            Bucket=self.bucket, Key=name, ChecksumAlgorithm="SHA256", **extra))
         upload_id = upload["UploadId"]
         try:
             whole = hashlib.sha256()
@@ -147,7 +160,7 @@ class S3Store:
             checksum = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
             answer = self._call(f"upload part {number} of", key, lambda: self.client.upload_part(
                 Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number,
-                Body=data, ChecksumSHA256=checksum))
+                Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum))
             return ({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum},
                     _md5(data).digest())
 
@@ -278,6 +291,12 @@ class S3Store:
         except (StorageError, ConfigError) as exc:
             check.problems.append(str(exc))
         return check
+
+    def can_retain(self) -> bool:
+        """Does the bucket have Object Lock, so objects can carry retention dates? (Asked once.)"""
+        if self._can_retain is None:
+            self._can_retain = self._object_lock().startswith("enabled")
+        return self._can_retain
 
     def _versioning(self) -> str:
         answer = self._call("read versioning of", "/", lambda: self.client.get_bucket_versioning(
