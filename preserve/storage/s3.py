@@ -282,8 +282,8 @@ class S3Store:
             if check.can_retain:
                 self._probe_upload()
                 check.writable = True
-                check.checksums = ("not probed (Object Lock would keep the probe); "
-                                   "read back and hashed here after every write")
+                check.checksums = ("not probed (Object Lock would keep the probe); every "
+                                   "copy verified here (the server's MD5 ETag, else a read-back)")
                 check.conditional_writes = "not probed"
             else:
                 check.checksums, check.conditional_writes = self._probe_writes()
@@ -345,11 +345,11 @@ class S3Store:
 
         with self._translated("write to", name):
             try:
-                checksums = ("not verified by the server (it stored a wrong checksum); read "
-                             "back and hashed here after every write"
+                checksums = ("not verified by the server (it stored a wrong checksum); every "
+                             "copy verified here (the server's MD5 ETag, else a read-back)"
                              if refused(ChecksumSHA256=wrong) is None else
-                             "x-amz-checksum-sha256 verified by the server, and read back and "
-                             "hashed here")
+                             "x-amz-checksum-sha256 verified by the server, and every copy "
+                             "verified here (its MD5 ETag, else a read-back)")
                 self.client.put_object(Bucket=self.bucket, Key=name, Body=body,
                                        ChecksumSHA256=right)
                 conditional = ("If-None-Match honoured"
