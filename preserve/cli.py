@@ -7,10 +7,12 @@ Exit status: 0 done, 1 a check found problems (or an operation failed),
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -28,7 +30,7 @@ from preserve.config import Settings, load_settings
 from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import iter_chunks
-from preserve.fixity import run_fixity
+from preserve.fixity import EVENT_COLUMNS, fixity_report, run_fixity
 from preserve.jobs import CaptureOverrides, CaptureReport, run_capture, run_redescribe
 from preserve.policy import load_policy
 from preserve.reconcile import reconcile
@@ -114,8 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     fixity_commands = fixity.add_subparsers(dest="fixity_command", required=True,
                                             metavar="COMMAND")
     fixity_run = fixity_commands.add_parser(
-        "run", help="re-hash every stored copy against the catalog; exit 1 on any problem")
+        "run", help="re-hash every stored copy against the ingest digest; exit 1 on any "
+                    "problem left")
+    fixity_run.add_argument("--collection", help="only this collection's files")
+    fixity_run.add_argument("--location", help="only the copies in this location")
+    fixity_run.add_argument("--deep", action="store_true",
+                            help="also re-verify every WARC record's digests, naming the "
+                                 "damaged records")
+    fixity_run.add_argument("--repair", action="store_true",
+                            help="write damaged, missing or never-made copies again from a "
+                                 "copy that hashes to the ingest digest")
     _json_flag(fixity_run)
+    fixity_report = fixity_commands.add_parser(
+        "report", help="what the audits found: totals per collection, failures, objects "
+                       "overdue for a check")
+    fixity_report.add_argument("--since", type=_datetime_arg, metavar="DATETIME",
+                               help="only checks from then on (default: all)")
+    fixity_report.add_argument("--every-days", type=_positive(int), default=90, metavar="N",
+                               help="a copy not checked and found whole for N days is "
+                                    "overdue (default 90)")
+    report_form = fixity_report.add_mutually_exclusive_group()
+    report_form.add_argument("--json", action="store_true", help="machine-readable output")
+    report_form.add_argument("--csv", action="store_true",
+                             help="one line per event, for spreadsheets")
 
     storage = commands.add_parser("storage", help="storage locations")
     storage_commands = storage.add_subparsers(dest="storage_command", required=True,
@@ -303,14 +326,24 @@ def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fixity(args: argparse.Namespace, settings: Settings) -> int:
+    if args.fixity_command == "report":
+        return _fixity_report(args, settings)
     show = not args.json and sys.stderr.isatty()
+    started = time.monotonic()
+    checked_bytes = 0
 
     def progress(number: int, total: int, stored: Any) -> None:
+        nonlocal checked_bytes
+        checked_bytes += stored.size * max(1, len(stored.locations))
         if show:
-            print(f"\rchecked {number}/{total} objects", end="", file=sys.stderr, flush=True)
+            rate = checked_bytes / max(time.monotonic() - started, 1e-9) / 1e6
+            print(f"\rchecked {number}/{total} objects, {rate:.0f} MB/s", end="",
+                  file=sys.stderr, flush=True)
 
     with _catalog(settings) as engine:
-        result = run_fixity(engine, open_stores(settings.locations), progress)
+        result = run_fixity(engine, open_stores(settings.locations), progress,
+                            collection=args.collection, location=args.location,
+                            deep=args.deep, repair=args.repair, actor=settings.operator)
     if show and result.objects:
         print(file=sys.stderr)
     if args.json:
@@ -320,6 +353,21 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
         for finding in result.findings:
             print(f"  {finding}")
     return 0 if result.passed else 1
+
+
+def _fixity_report(args: argparse.Namespace, settings: Settings) -> int:
+    with _catalog(settings) as engine:
+        report = fixity_report(engine, since=args.since, every_days=args.every_days)
+    if args.json:
+        _print_json(report.as_dict())
+    elif args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(EVENT_COLUMNS)
+        for event in report.events:
+            writer.writerow([event[column] for column in EVENT_COLUMNS])
+    else:
+        print(report.text())
+    return 0 if report.passed else 1
 
 
 def _storage(args: argparse.Namespace, settings: Settings) -> int:

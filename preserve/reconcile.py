@@ -162,9 +162,22 @@ def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, S
 
 def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
             item: Discrepancy, actor: str, now: Callable[[], datetime]) -> None:
-    """Write the copy again from a location whose bytes hash to the ingest digest."""
-    target = stores[item.location]
-    sources = [name for name in stored.locations if name != item.location and name in stores]
+    item.repaired_from, item.repair_failed = repair_copy(engine, stores, stored, item.location,
+                                                         actor, now)
+
+
+def repair_copy(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
+                location: str, actor: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+                ) -> tuple[str | None, str | None]:
+    """Write a file's copy in ``location`` again from a copy that hashes to the ingest digest.
+
+    Returns the location the good bytes came from, or why nothing was done.
+    The repair is recorded in the catalog (a verified copy) and in the ledger.
+    """
+    target = stores.get(location)
+    if target is None:
+        return None, f"location {location!r} is not configured"
+    sources = [name for name in stored.locations if name != location and name in stores]
     problems = []
     for name in sources:
         try:
@@ -180,13 +193,11 @@ def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
             with stores[name].open(stored.key) as stream:
                 target.put(stored.key, stream, stored.sha256)
         except PreserveError as exc:
-            item.repair_failed = f"copy from {name} failed: {exc}"
-            return
-        _record_repair(engine, stored, item.location, actor, now)
-        item.repaired_from = name
-        return
-    item.repair_failed = ("no good copy to repair from" + (f" ({'; '.join(problems)})"
-                                                            if problems else ""))
+            return None, f"copy from {name} failed: {exc}"
+        _record_repair(engine, stored, location, actor, now)
+        return name, None
+    return None, "no good copy to repair from" + (f" ({'; '.join(problems)})" if problems
+                                                    else "")
 
 
 def _check_source(store: ObjectStore, stored: StoredFile) -> None:

@@ -211,3 +211,177 @@ def test_a_record_is_read_by_its_range_only(run: Any, site: LoopbackSite, home: 
     assert store.reads == [(snapshot.warc_key, snapshot.offset, snapshot.length)]
     assert store.opened == []
     assert len(record) == snapshot.length
+
+
+# -- issue 5: scope, deep mode, repair, events, unexpected objects -------------------------
+
+
+def damage_one_record(path: Path, target_suffix: str) -> tuple[str, int]:
+    """Change one byte of one response record's payload, keeping the gzip member valid.
+
+    Returns the record's URI and the offset of its member, as deep mode must name them.
+    """
+    import gzip
+    import io
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    data = path.read_bytes()
+    with path.open("rb") as stream:
+        iterator = ArchiveIterator(stream)
+        for record in iterator:
+            uri = record.rec_headers.get_header("WARC-Target-URI") or ""
+            if record.rec_type == "response" and uri.endswith(target_suffix):
+                offset = iterator.get_record_offset()
+                length = iterator.get_record_length()
+                break
+        else:
+            raise AssertionError(f"no response for {target_suffix}")
+    member = bytearray(gzip.decompress(data[offset:offset + length]))
+    member[-10] ^= 0x20  # a payload byte, before the closing CRLF CRLF
+    replaced = io.BytesIO()
+    with gzip.GzipFile(fileobj=replaced, mode="wb") as out:
+        out.write(bytes(member))
+    path.write_bytes(data[:offset] + replaced.getvalue() + data[offset + length:])
+    return uri, offset
+
+
+def test_deep_mode_names_the_damaged_record(run: Any, stored: list[Path], home: Path,
+                                            site: LoopbackSite) -> None:
+    clean = run("fixity", "run", "--deep", "--json")
+    assert clean.status == 0
+    assert json.loads(clean.out)["records"] > 20
+    uri, offset = damage_one_record(stored[0], REFERENCE_PATH)
+    result = run("fixity", "run", "--deep", "--json")
+    assert result.status == 1
+    findings = json.loads(result.out)["findings"]
+    assert findings[0]["kind"] in ("corrupted", "size mismatch")
+    record = [f for f in findings if f["kind"] == "record digest mismatch"]
+    assert {(f["record"], f["offset"]) for f in record} == {(uri, offset)}
+    assert {f["expected"].split(":")[0] for f in record} == {"sha1"}
+    assert f"record {uri} at offset {offset}" in run("fixity", "run", "--deep").text
+
+
+def test_deep_mode_checks_revisit_records_too(run: Any, site: LoopbackSite, home: Path,
+                                              database_url: str) -> None:
+    first = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                           "--json").out)
+    second = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                            "--json").out)
+    assert second["revisits"] > 0 and first["warcs"][0]["key"] != second["warcs"][0]["key"]
+    path = home / "objects" / second["warcs"][0]["key"]
+    from warcio.archiveiterator import ArchiveIterator
+    with path.open("rb") as stream:
+        iterator = ArchiveIterator(stream)
+        for record in iterator:
+            if record.rec_type == "revisit":
+                revisit_offset = iterator.get_record_offset()
+                break
+    import gzip
+    import io
+    data = path.read_bytes()
+    end = data.index(b"\x1f\x8b", revisit_offset + 2)
+    member = bytearray(gzip.decompress(data[revisit_offset:end]))
+    member[-6] ^= 0x20  # the last byte of its HTTP headers' blank line region
+    rewritten = io.BytesIO()
+    with gzip.GzipFile(fileobj=rewritten, mode="wb") as out:
+        out.write(bytes(member))
+    path.write_bytes(data[:revisit_offset] + rewritten.getvalue() + data[end:])
+    findings = json.loads(run("fixity", "run", "--deep", "--json").out)["findings"]
+    assert revisit_offset in {f["offset"] for f in findings
+                              if f["kind"] == "record digest mismatch"}
+
+
+def test_scope_by_location_and_collection(run: Any, site: LoopbackSite, home: Path) -> None:
+    mirror = two_locations(home)
+    report = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "news",
+                            "--json").out)
+    run("capture", site.url("/gone"), "--collection", "other")
+    key = report["warcs"][0]["key"]
+    (mirror / key).write_bytes(b"\0" * (mirror / key).stat().st_size)
+
+    local = json.loads(run("fixity", "run", "--location", "local", "--json").out)
+    assert local["passed"] and local["copies"] == 2
+    only_other = json.loads(run("fixity", "run", "--collection", "other", "--json").out)
+    assert only_other["passed"] and only_other["objects"] == 1
+    news = run("fixity", "run", "--collection", "news", "--json")
+    assert news.status == 1
+    bad = run("fixity", "run", "--location", "tape")
+    assert bad.status == 2 and "location 'tape' is not configured" in bad.err
+
+
+def test_repair_from_the_good_copy_and_nothing_without_one(run: Any, site: LoopbackSite,
+                                                           home: Path) -> None:
+    mirror = two_locations(home)
+    key = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                         "--json").out)["warcs"][0]["key"]
+    good = (home / "objects" / key).read_bytes()
+    (mirror / key).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # same size, other bytes
+
+    repaired = run("fixity", "run", "--repair", "--json")
+    assert repaired.status == 0  # the finding is repaired: nothing is left open
+    [finding] = json.loads(repaired.out)["findings"]
+    assert (finding["kind"], finding["repaired_from"]) == ("corrupted", "local")
+    assert (mirror / key).read_bytes() == good
+    assert run("fixity", "run").status == 0
+
+    (mirror / key).write_bytes(b"\0" * len(good))
+    (home / "objects" / key).write_bytes(good[:100])
+    both = run("fixity", "run", "--repair", "--json")
+    assert both.status == 1
+    findings = json.loads(both.out)["findings"]
+    assert all(f["open"] and "no good copy" in f["repair_failed"] for f in findings)
+    assert (home / "objects" / key).read_bytes() == good[:100]  # nothing "repaired"
+    assert run("ledger", "verify").status == 0
+
+
+def test_an_unknown_object_is_unexpected(run: Any, stored: list[Path], home: Path) -> None:
+    stray = home / "objects" / "warcs" / "c" / "stray.warc.gz"
+    stray.write_bytes(b"left by a crash")
+    status, result, _ = audit(run)
+    assert status == 1
+    assert [(f["kind"], f["key"]) for f in result["findings"]] == [
+        ("unexpected", "warcs/c/stray.warc.gz")]
+
+
+def test_every_check_is_a_premis_event_and_the_report_sums_them(
+        run: Any, stored: list[Path], home: Path) -> None:
+    before = run("fixity", "report", "--json")
+    assert json.loads(before.out)["overdue"] == []  # written and verified today
+    run("fixity", "run")
+    data = bytearray(stored[0].read_bytes())
+    data[100] ^= 0x01
+    stored[0].write_bytes(bytes(data))
+    run("fixity", "run")
+
+    report = run("fixity", "report", "--json")
+    assert report.status == 1
+    summary = json.loads(report.out)
+    assert summary["collections"]["c"] == {"checks": 4, "passed": 3, "failed": 1, "repairs": 0}
+    [failing] = summary["failing"]
+    assert failing["event_type"] == "fixity check" and failing["outcome"] == "fail"
+    assert failing["object"] == key_of(stored[0], home) and failing["location"] == "local"
+    assert failing["agent"].startswith("preserve/")
+    rows = run("fixity", "report", "--csv").text.splitlines()
+    assert rows[0] == "event_date,event_type,outcome,collection,object,location,detail,agent"
+    assert len(rows) == 5
+    later = run("fixity", "report", "--since", "2999-01-01", "--json")
+    assert json.loads(later.out)["collections"] == {}
+    overdue = json.loads(run("fixity", "report", "--every-days", "1", "--json").out)
+    assert overdue["overdue"] == []  # everything was checked just now
+
+
+def test_copies_not_found_whole_in_time_are_overdue(run: Any, stored: list[Path], home: Path,
+                                                    database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from preserve.catalog import open_engine
+    from preserve.fixity import fixity_report
+
+    engine = open_engine(database_url)
+    later = datetime.now(UTC) + timedelta(days=100)
+    overdue = fixity_report(engine, every_days=90, now=lambda: later).overdue
+    assert sorted(item["object"] for item in overdue) == sorted(key_of(p, home) for p in stored)
+    assert all(item["last_passed"] for item in overdue)  # written and verified, long ago
+    engine.dispose()
+    assert "overdue (no whole check in 90 days): 0" in run("fixity", "report").text

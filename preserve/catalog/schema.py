@@ -115,6 +115,23 @@ descriptions = Table(
     Column("extractor_version", String(40), nullable=False),
 )
 
+# PREMIS 3 events (eventType, eventDateTime, eventOutcome, eventOutcomeDetail,
+# linking agent and object): every fixity check and repair of one copy.
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_type", String(40), nullable=False),  # "fixity check", "repair"
+    Column("event_date", UTCDateTime, nullable=False),
+    Column("outcome", String(10), nullable=False),  # "pass" or "fail"
+    Column("detail", Text, nullable=False),
+    Column("agent", String(100), nullable=False),  # software and version
+    Column("object", Text, nullable=False),  # the object's key
+    Column("collection", String(200), nullable=True),  # None for an object nobody catalogued
+    Column("location", String(100), nullable=False),
+    Index("ix_events_object_location", "object", "location"),
+    Index("ix_events_date", "event_date"),
+)
+
 ledger = Table(
     "ledger", metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
