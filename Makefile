@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet 'pywb>=2.8,<3' 'cdxj-indexer>=1.4,<2'
+	$(TOOLS)/bin/python -m pip install --quiet 'pywb>=2.8,<3' 'cdxj-indexer>=1.4,<2' 'fastwarc>=0.15'
 	touch $(TOOLS_STAMP)
 
 run: $(STAMP)            ## the offline walk-through: archive the bundled page, retrieve, audit
@@ -35,8 +35,8 @@ lint: $(STAMP)           ## ruff and mypy --strict
 docs: $(STAMP)           ## regenerate docs/cli.md from --help
 	$(BIN)/python -m preserve.clidoc > docs/cli.md
 
-bench: $(STAMP)          ## benchmarks, each printing its ratio against a peer tool
-	$(BIN)/python bench/fixity_hash.py
+bench: $(STAMP) $(TOOLS_STAMP)  ## benchmarks, each printing its ratio against a peer tool
+	$(BIN)/python bench/fixity_hash.py --files 16 --mb-per-file 128 --tools $(TOOLS)/bin
 	$(BIN)/python bench/crawl_site.py --articles 3000
 	$(BIN)/python bench/crawl_site.py --articles 2000 --delay-ms 20
 	$(BIN)/python bench/crawl_site.py --articles 600 --describe --real-pages

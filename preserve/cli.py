@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     fixity_run.add_argument("--deep", action="store_true",
                             help="also re-verify every WARC record's digests, naming the "
                                  "damaged records")
+    fixity_run.add_argument("--sample", type=_fraction, default=1.0, metavar="F",
+                            help="check this fraction of the files, those checked longest "
+                                 "ago first, and every overdue one besides (default 1)")
+    fixity_run.add_argument("--every-days", type=_positive(int), default=90, metavar="N",
+                            help="with --sample: a file not found whole for N days is always "
+                                 "checked (default 90)")
     fixity_run.add_argument("--repair", action="store_true",
                             help="write damaged, missing or never-made copies again from a "
                                  "copy that hashes to the ingest digest")
@@ -343,12 +349,16 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine:
         result = run_fixity(engine, open_stores(settings.locations), progress,
                             collection=args.collection, location=args.location,
-                            deep=args.deep, repair=args.repair, actor=settings.operator)
+                            deep=args.deep, repair=args.repair, sample=args.sample,
+                            every_days=args.every_days, actor=settings.operator)
     if show and result.objects:
         print(file=sys.stderr)
     if args.json:
         _print_json(result.as_dict())
     else:
+        if result.resumed:
+            print(f"fixity: resumed an interrupted audit ({result.skipped} copies it had "
+                  "checked are not checked again)")
         print(f"fixity: {result.summary()}")
         for finding in result.findings:
             print(f"  {finding}")
@@ -447,6 +457,17 @@ _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _descr
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:
     parser.add_argument("--json", action="store_true", help=help)
+
+
+def _fraction(value: str) -> float:
+    """An argparse type: a number above 0 and at most 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
+    if not 0 < number <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {value}")
+    return number
 
 
 def _whole(value: str) -> int:

@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import math
+import os
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from preserve import __version__
 from preserve.catalog import StoredFile, stored_files, write_transaction
-from preserve.catalog.schema import copies, events, warc_files
+from preserve.catalog.schema import copies, events, fixity_runs, warc_files
 from preserve.errors import BadInput, StorageError
 from preserve.fingerprint import iter_chunks, sha256_chunks
 from preserve.storage import ObjectStore
@@ -47,6 +52,7 @@ RECORD_DAMAGED = "record digest mismatch"
 REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, RECORD_DAMAGED)
 AGENT = f"preserve/{__version__}"
 HEADER_LIMIT = 16 * 1024 * 1024
+DEFAULT_EVERY_DAYS = 90
 
 
 @dataclass
@@ -87,6 +93,8 @@ class FixityResult:
     bytes: int = 0
     records: int = 0  # deep mode
     findings: list[Finding] = field(default_factory=list)
+    resumed: bool = False  # this run took over one that was interrupted
+    skipped: int = 0  # copies the interrupted run had checked already
 
     @property
     def passed(self) -> bool:
@@ -107,54 +115,186 @@ class FixityResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "objects": self.objects, "copies": self.copies,
-                "records": self.records, "bytes": self.bytes,
+                "records": self.records, "bytes": self.bytes, "resumed": self.resumed,
+                "skipped": self.skipped,
                 "findings": [{**asdict(f), "open": f.open} for f in self.findings]}
 
 
 def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                progress: Callable[[int, int, StoredFile], None] | None = None, *,
                collection: str | None = None, location: str | None = None,
-               deep: bool = False, repair: bool = False, actor: str = "preserve",
+               deep: bool = False, repair: bool = False, sample: float = 1.0,
+               every_days: int = DEFAULT_EVERY_DAYS, workers: int | None = None,
+               actor: str = "preserve",
                now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FixityResult:
-    """Check every copy of every catalogued object; never stop at the first finding."""
+    """Check every copy of every catalogued object; never stop at the first finding.
+
+    Copies are hashed side by side (``workers``, one per core by default:
+    hashlib lets go of the interpreter lock). With ``sample`` below 1, that
+    fraction of the files is checked, those checked longest ago first, and
+    every file not found whole for ``every_days`` besides. A run that is
+    interrupted is resumed by the next run of the same scope: copies it already
+    checked are skipped.
+    """
     if location is not None and location not in stores:
         raise BadInput(f"fixity: location {location!r} is not configured "
                        f"(configured: {', '.join(sorted(stores))})")
+    if not 0 < sample <= 1:
+        raise BadInput(f"fixity: --sample must be above 0 and at most 1, not {sample:g}")
+    scope = json.dumps({"collection": collection, "location": location, "deep": deep,
+                        "sample": sample}, sort_keys=True)
     with engine.connect() as connection:
         files = [stored for stored in stored_files(connection)
                  if collection is None or stored.collection == collection]
-    result = FixityResult(objects=len(files))
-    for number, stored in enumerate(files, start=1):
-        found: list[Finding] = []
-        checked: list[tuple[str, Finding | None, int]] = []
-        for name in stored.locations:
-            if location is not None and name != location:
-                continue
+        last_whole = _last_whole(connection)
+    run_id, resumed_from = _start_run(engine, scope, now())
+    done = _checked_since(engine, resumed_from) if resumed_from else set()
+    files = _choose(files, last_whole, sample, every_days, now())
+    result = FixityResult(objects=len(files), resumed=resumed_from is not None)
+    jobs = [(stored, name) for stored in files for name in stored.locations
+            if (location is None or name == location) and (stored.key, name) not in done]
+    result.skipped = sum(1 for stored in files for name in stored.locations
+                         if (location is None or name == location) and (stored.key, name) in done)
+    by_file: dict[str, list[tuple[str, list[Finding], int, int]]] = {}
+    remaining: dict[str, int] = dict.fromkeys((stored.key for stored in files), 0)
+    for stored, _name in jobs:
+        remaining[stored.key] += 1
+    number = 0
+    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1,
+                              thread_name_prefix="fixity")
+    try:
+        # Files with nothing to hash here (every copy elsewhere, or checked by the
+        # interrupted run): only their missing copies are reported.
+        for stored in files:
+            if remaining[stored.key] == 0:
+                number += 1
+                _finish_file(engine, stores, stored, [], location, deep, repair, actor, now,
+                             result)
+                if progress is not None:
+                    progress(number, len(files), stored)
+        for stored, name, copy_findings, size, records in _checked_copies(
+                pool, jobs, stores, deep):
             result.copies += 1
-            records_before = result.records
-            finding = check_copy(stored, name, stores.get(name), result)
-            damaged: list[Finding] = []
-            # Deep mode reads the records of a copy that holds, and of one whose bytes
-            # changed (to name the records); a missing or unreadable one has none.
-            if deep and (finding is None or finding.kind in (CORRUPTED, SIZE_MISMATCH)):
-                damaged = list(_deep_check(stored, name, stores[name], result))
-            copy_findings = ([finding] if finding is not None else []) + damaged
-            found.extend(copy_findings)
-            checked.append((name, copy_findings[0] if copy_findings else None,
-                            result.records - records_before))
-        found.extend(
-            Finding(UNDER_REPLICATED, stored.key, name, "a verified copy (asked for at ingest)",
-                    f"none: {problem}")
-            for name, problem in stored.missing if location is None or name == location)
-        _record_checks(engine, stored, checked, deep, now())
-        if repair:
-            _repair(engine, stores, stored, found, actor, now)
-        result.findings.extend(found)
-        if progress is not None:
-            progress(number, len(files), stored)
+            result.bytes += size
+            result.records += records
+            by_file.setdefault(stored.key, []).append((name, copy_findings, size, records))
+            remaining[stored.key] -= 1
+            if remaining[stored.key] == 0:
+                number += 1
+                _finish_file(engine, stores, stored, by_file.pop(stored.key), location, deep,
+                             repair, actor, now, result)
+                if progress is not None:
+                    progress(number, len(files), stored)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if collection is None:
         result.findings.extend(_unexpected(engine, stores, location))
+    _finish_run(engine, run_id, now())
     return result
+
+
+def _checked_copies(pool: ThreadPoolExecutor, jobs: list[tuple[StoredFile, str]],
+                    stores: Mapping[str, ObjectStore], deep: bool
+                    ) -> Iterator[tuple[StoredFile, str, list[Finding], int, int]]:
+    """Hash the copies side by side, a few ahead, yielding them in order."""
+    window = (pool._max_workers or 1) * 2
+    pending: deque[tuple[StoredFile, str, Future[tuple[list[Finding], int, int]]]] = deque()
+    for stored, name in jobs:
+        pending.append((stored, name, pool.submit(_check_one, stored, name, stores, deep)))
+        if len(pending) >= window:
+            first, first_name, future = pending.popleft()
+            yield (first, first_name, *future.result())
+    while pending:
+        first, first_name, future = pending.popleft()
+        yield (first, first_name, *future.result())
+
+
+def _check_one(stored: StoredFile, name: str, stores: Mapping[str, ObjectStore],
+               deep: bool) -> tuple[list[Finding], int, int]:
+    """One copy: its findings, the bytes hashed and the records verified."""
+    counter = FixityResult()
+    finding = check_copy(stored, name, stores.get(name), counter)
+    damaged: list[Finding] = []
+    # Deep mode reads the records of a copy that holds, and of one whose bytes
+    # changed (to name the records); a missing or unreadable one has none.
+    if deep and (finding is None or finding.kind in (CORRUPTED, SIZE_MISMATCH)):
+        damaged = list(_deep_check(stored, name, stores[name], counter))
+    return ([finding] if finding is not None else []) + damaged, counter.bytes, counter.records
+
+
+def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
+                 copies_checked: list[tuple[str, list[Finding], int, int]],
+                 location: str | None, deep: bool, repair: bool, actor: str,
+                 now: Callable[[], datetime], result: FixityResult) -> None:
+    """Record a file's checks, add its missing copies, repair what may be repaired."""
+    found = [finding for _, findings, _, _ in copies_checked for finding in findings]
+    found.extend(
+        Finding(UNDER_REPLICATED, stored.key, name, "a verified copy (asked for at ingest)",
+                f"none: {problem}")
+        for name, problem in stored.missing if location is None or name == location)
+    _record_checks(engine, stored, [(name, findings[0] if findings else None, records)
+                                    for name, findings, _, records in copies_checked],
+                   deep, now())
+    if repair:
+        _repair(engine, stores, stored, found, actor, now)
+    result.findings.extend(found)
+
+
+def _last_whole(connection: Any) -> dict[str, datetime]:
+    """When each file was last found whole (written and verified, or checked), oldest copy."""
+    moments: dict[tuple[str, str], datetime] = {
+        (key, location): moment for key, location, moment in connection.execute(
+            select(warc_files.c.key, copies.c.location, copies.c.verified_at)
+            .join(warc_files, warc_files.c.id == copies.c.warc_file_id))}
+    for key, location, moment in connection.execute(
+            select(events.c.object, events.c.location, events.c.event_date)
+            .where(events.c.event_type == "fixity check", events.c.outcome == "pass")):
+        if moment > moments.get((key, location), moment - timedelta(seconds=1)):
+            moments[(key, location)] = moment
+    oldest: dict[str, datetime] = {}
+    for (key, _location), moment in moments.items():
+        oldest[key] = min(moment, oldest.get(key, moment))
+    return oldest
+
+
+def _choose(files: list[StoredFile], last_whole: Mapping[str, datetime], sample: float,
+            every_days: int, moment: datetime) -> list[StoredFile]:
+    """All files, or a sample: longest unchecked first, and every overdue one."""
+    if sample >= 1:
+        return files
+    never = moment - timedelta(days=365 * 1000)
+    ordered = sorted(files, key=lambda stored: last_whole.get(stored.key, never))
+    count = math.ceil(sample * len(ordered))
+    horizon = moment - timedelta(days=every_days)
+    return [stored for number, stored in enumerate(ordered)
+            if number < count or last_whole.get(stored.key, never) <= horizon]
+
+
+def _start_run(engine: Engine, scope: str, moment: datetime) -> tuple[int, datetime | None]:
+    """This run's ID, and the start of the interrupted run it resumes (None if none)."""
+    with write_transaction(engine) as connection:
+        unfinished = connection.execute(
+            select(fixity_runs.c.id, fixity_runs.c.started_at)
+            .where(fixity_runs.c.scope == scope, fixity_runs.c.finished_at.is_(None))
+            .order_by(fixity_runs.c.id.desc()).limit(1)).first()
+        if unfinished is not None:
+            return int(unfinished.id), unfinished.started_at
+        run_id = connection.execute(insert(fixity_runs).values(
+            scope=scope, started_at=moment).returning(fixity_runs.c.id)).scalar_one()
+    return int(run_id), None
+
+
+def _checked_since(engine: Engine, moment: datetime) -> set[tuple[str, str]]:
+    with engine.connect() as connection:
+        return {(key, location) for key, location in connection.execute(
+            select(events.c.object, events.c.location).where(
+                events.c.event_type == "fixity check", events.c.event_date >= moment))}
+
+
+def _finish_run(engine: Engine, run_id: int, moment: datetime) -> None:
+    with write_transaction(engine) as connection:
+        connection.execute(update(fixity_runs).where(fixity_runs.c.id == run_id)
+                           .values(finished_at=moment))
 
 
 def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,

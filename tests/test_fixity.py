@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from preserve.demo import REFERENCE_PATH, LoopbackSite
+from preserve.demo import REFERENCE_PATH, LoopbackSite, Route
 
 
 @pytest.fixture
@@ -385,3 +385,78 @@ def test_copies_not_found_whole_in_time_are_overdue(run: Any, stored: list[Path]
     assert all(item["last_passed"] for item in overdue)  # written and verified, long ago
     engine.dispose()
     assert "overdue (no whole check in 90 days): 0" in run("fixity", "report").text
+
+
+@pytest.fixture
+def four_files(run: Any, site: LoopbackSite, home: Path, database_url: str) -> list[str]:
+    keys = []
+    for number in range(4):
+        site.routes[f"/page/{number}"] = Route(
+            f"<html><body><p>Page {number} of four.</p></body></html>".encode())
+        report = json.loads(run("capture", site.url(f"/page/{number}"), "--collection", "c",
+                                "--json").out)
+        keys.append(report["warcs"][0]["key"])
+    return keys
+
+
+def events_per_object(run: Any) -> dict[str, int]:
+    import csv
+    import io
+    counts: dict[str, int] = {}
+    for row in csv.DictReader(io.StringIO(run("fixity", "report", "--csv").text)):
+        counts[row["object"]] = counts.get(row["object"], 0) + 1
+    return counts
+
+
+def test_a_sample_checks_those_checked_longest_ago_first(run: Any, four_files: list[str]) -> None:
+    assert run("fixity", "run").status == 0
+    assert events_per_object(run) == dict.fromkeys(four_files, 1)
+    first = json.loads(run("fixity", "run", "--sample", "0.5", "--json").out)
+    assert first["objects"] == 2
+    second = json.loads(run("fixity", "run", "--sample", "0.5", "--json").out)
+    assert second["objects"] == 2
+    assert events_per_object(run) == dict.fromkeys(four_files, 2)  # the other half, then
+    assert run("fixity", "run", "--sample", "0").status == 2
+    assert run("fixity", "run", "--sample", "1.5").status == 2
+
+
+def test_a_sample_always_takes_the_overdue(run: Any, four_files: list[str],
+                                           database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from preserve.catalog import open_engine
+    from preserve.config import load_settings
+    from preserve.fixity import run_fixity
+    from preserve.storage import open_stores
+
+    engine = open_engine(database_url)
+    later = datetime.now(UTC) + timedelta(days=100)
+    result = run_fixity(engine, open_stores(load_settings().locations), sample=0.25,
+                        every_days=90, now=lambda: later)
+    assert result.objects == 4  # one for the sample, and all four are overdue
+    engine.dispose()
+
+
+def test_an_interrupted_audit_resumes_where_it_stopped(run: Any, four_files: list[str],
+                                                       database_url: str) -> None:
+    from preserve.catalog import open_engine
+    from preserve.config import load_settings
+    from preserve.fixity import run_fixity
+    from preserve.storage import open_stores
+
+    engine = open_engine(database_url)
+    stores = open_stores(load_settings().locations)
+
+    def killed_after_two(number: int, total: int, stored: Any) -> None:
+        if number == 2:
+            raise KeyboardInterrupt  # the audit is stopped midway
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fixity(engine, stores, killed_after_two, workers=1)
+    assert sum(events_per_object(run).values()) == 2
+    resumed = json.loads(run("fixity", "run", "--json").out)
+    assert resumed["resumed"] is True and resumed["skipped"] == 2 and resumed["copies"] == 2
+    assert events_per_object(run) == dict.fromkeys(four_files, 1)  # none twice, none left out
+    fresh = json.loads(run("fixity", "run", "--json").out)
+    assert fresh["resumed"] is False and fresh["copies"] == 4
+    engine.dispose()

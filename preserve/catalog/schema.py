@@ -132,6 +132,15 @@ events = Table(
     Index("ix_events_date", "event_date"),
 )
 
+# An audit in progress (finished_at NULL) is resumed by the next one of the same scope.
+fixity_runs = Table(
+    "fixity_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scope", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+)
+
 ledger = Table(
     "ledger", metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
