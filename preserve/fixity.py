@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
@@ -160,8 +160,8 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
     for stored, _name in jobs:
         remaining[stored.key] += 1
     number = 0
-    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1,
-                              thread_name_prefix="fixity")
+    threads = workers or os.cpu_count() or 1
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fixity")
     try:
         # Files with nothing to hash here (every copy elsewhere, or checked by the
         # interrupted run): only their missing copies are reported.
@@ -173,7 +173,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                 if progress is not None:
                     progress(number, len(files), stored)
         for stored, name, copy_findings, size, records in _checked_copies(
-                pool, jobs, stores, deep):
+                pool, threads * 2, jobs, stores, deep):
             result.copies += 1
             result.bytes += size
             result.records += records
@@ -193,11 +193,10 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
     return result
 
 
-def _checked_copies(pool: ThreadPoolExecutor, jobs: list[tuple[StoredFile, str]],
+def _checked_copies(pool: ThreadPoolExecutor, window: int, jobs: list[tuple[StoredFile, str]],
                     stores: Mapping[str, ObjectStore], deep: bool
                     ) -> Iterator[tuple[StoredFile, str, list[Finding], int, int]]:
-    """Hash the copies side by side, a few ahead, yielding them in order."""
-    window = (pool._max_workers or 1) * 2
+    """Hash the copies side by side, ``window`` at most in flight, yielding them in order."""
     pending: deque[tuple[StoredFile, str, Future[tuple[list[Finding], int, int]]]] = deque()
     for stored, name in jobs:
         pending.append((stored, name, pool.submit(_check_one, stored, name, stores, deep)))
@@ -247,14 +246,22 @@ def _last_whole(connection: Any) -> dict[str, datetime]:
             select(warc_files.c.key, copies.c.location, copies.c.verified_at)
             .join(warc_files, warc_files.c.id == copies.c.warc_file_id))}
     for key, location, moment in connection.execute(
-            select(events.c.object, events.c.location, events.c.event_date)
-            .where(events.c.event_type == "fixity check", events.c.outcome == "pass")):
-        if moment > moments.get((key, location), moment - timedelta(seconds=1)):
+            select(events.c.object, events.c.location, func.max(events.c.event_date))
+            .where(events.c.event_type == "fixity check", events.c.outcome == "pass")
+            .group_by(events.c.object, events.c.location)):
+        moment = _utc(moment)
+        if (key, location) not in moments or moment > moments[(key, location)]:
             moments[(key, location)] = moment
     oldest: dict[str, datetime] = {}
     for (key, _location), moment in moments.items():
         oldest[key] = min(moment, oldest.get(key, moment))
     return oldest
+
+
+def _utc(moment: Any) -> datetime:
+    """An aggregate's datetime as UTC (SQLite gives max() back as text, untyped)."""
+    parsed: datetime = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _choose(files: list[StoredFile], last_whole: Mapping[str, datetime], sample: float,
