@@ -33,7 +33,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from preserve import __version__
+from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, fixity_runs, warc_files
 from preserve.errors import BadInput, StorageError
@@ -233,7 +233,7 @@ def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: Stor
         for name, problem in stored.missing if location is None or name == location)
     _record_checks(engine, stored, [(name, findings[0] if findings else None, records)
                                     for name, findings, _, records in copies_checked],
-                   deep, now())
+                   deep, now(), actor)
     if repair:
         _repair(engine, stores, stored, found, actor, now)
     result.findings.extend(found)
@@ -439,8 +439,8 @@ def _http_header_end(data: bytes) -> int | None:
 
 def _record_checks(engine: Engine, stored: StoredFile,
                    checked: list[tuple[str, Finding | None, int]], deep: bool,
-                   moment: datetime) -> None:
-    """One PREMIS ``fixity check`` event per copy checked."""
+                   moment: datetime, actor: str) -> None:
+    """One PREMIS ``fixity check`` event per copy checked, and one ledger entry."""
     if not checked:
         return
     rows = [{"event_type": "fixity check", "event_date": moment,
@@ -453,6 +453,11 @@ def _record_checks(engine: Engine, stored: StoredFile,
             for location, finding, records in checked]
     with write_transaction(engine) as connection:
         connection.execute(insert(events), rows)
+        for location, finding, _records in checked:
+            # The digest found: the ingest digest when the copy held, else what was there.
+            found = f"sha256:{stored.sha256}" if finding is None else finding.found
+            ledger.append(connection, time=moment, actor=actor, event="fixity check",
+                          object=f"{location}:{stored.key}", digest=found[:100])
 
 
 def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,

@@ -460,3 +460,22 @@ def test_an_interrupted_audit_resumes_where_it_stopped(run: Any, four_files: lis
     fresh = json.loads(run("fixity", "run", "--json").out)
     assert fresh["resumed"] is False and fresh["copies"] == 4
     engine.dispose()
+
+
+def test_every_check_and_repair_is_in_the_ledger(run: Any, site: LoopbackSite, home: Path,
+                                                 database_url: str) -> None:
+    from preserve import ledger
+    from preserve.catalog import open_engine
+
+    mirror = two_locations(home)
+    key = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                         "--json").out)["warcs"][0]["key"]
+    (mirror / key).unlink()
+    run("fixity", "run", "--repair")
+    engine = open_engine(database_url)
+    with engine.connect() as connection:
+        entries = [(entry.event, entry.object) for entry in ledger.entries(connection)]
+        assert ledger.verify(connection).passed
+    engine.dispose()
+    assert entries == [("ingest", key), ("fixity check", f"local:{key}"),
+                       ("fixity check", f"mirror:{key}"), ("repair", f"mirror:{key}")]
