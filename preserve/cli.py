@@ -346,11 +346,16 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
             print(f"\rchecked {number}/{total} objects, {rate:.0f} MB/s", end="",
                   file=sys.stderr, flush=True)
 
+    stores = open_stores(settings.locations)
     with _catalog(settings) as engine:
-        result = run_fixity(engine, open_stores(settings.locations), progress,
+        result = run_fixity(engine, stores, progress,
                             collection=args.collection, location=args.location,
                             deep=args.deep, repair=args.repair, sample=args.sample,
                             every_days=args.every_days, actor=settings.operator)
+        with engine.connect() as connection:
+            newest = ledger.head(connection)
+    # The ledger's head, kept where a rewrite of the whole chain cannot reach it.
+    checkpointed = ledger.write_checkpoint(stores, newest) if newest else []
     if show and result.objects:
         print(file=sys.stderr)
     if args.json:
@@ -362,6 +367,9 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
         print(f"fixity: {result.summary()}")
         for finding in result.findings:
             print(f"  {finding}")
+        if newest is not None:
+            print(f"ledger: entry {newest.seq} checkpointed to "
+                  f"{', '.join(checkpointed) or 'no location (none could take it)'}")
     return 0 if result.passed else 1
 
 
@@ -433,6 +441,8 @@ def _yes(value: bool) -> str:
 def _ledger(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine, engine.connect() as connection:
         check = ledger.verify(connection)
+        check.problems.extend(ledger.verify_checkpoints(connection,
+                                                        open_stores(settings.locations)))
     if args.json:
         _print_json({"passed": check.passed, "entries": check.entries,
                      "problems": check.problems})

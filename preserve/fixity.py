@@ -498,7 +498,8 @@ def _unexpected(engine: Engine, stores: Mapping[str, ObjectStore],
             yield Finding(UNREADABLE, "", name, "a location that can be listed", str(exc))
             continue
         for info in listed:
-            if info.key not in known and not info.key.startswith(INCOMING + "/"):
+            if info.key not in known and not info.key.startswith(
+                    (INCOMING + "/", ledger.CHECKPOINTS)):
                 yield Finding(UNEXPECTED, info.key, name, "no object (none is catalogued)",
                               f"{info.size} bytes")
 

@@ -5,21 +5,34 @@ Each entry is ``{seq, time, actor, event, object, digest, prev_hash, hash}``;
 ``prev_hash`` is the previous entry's hash (64 zeros for the first). Changing,
 removing or reordering any entry breaks every hash after it, which
 :func:`verify` finds and names.
+
+A chain rewritten whole, every hash recomputed, would still be consistent.
+So the head of the chain is checkpointed to object storage after each audit
+(:func:`write_checkpoint`: an immutable object per checkpoint, under
+``ledger/checkpoints/``), and :func:`verify_checkpoints` proves that the chain
+still holds every checkpointed entry with the hash it had then.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, insert, select, text
 
 from preserve.catalog.schema import ledger, warc_files
+from preserve.errors import PreserveError
+
+if TYPE_CHECKING:
+    from preserve.storage import ObjectStore
 
 GENESIS_HASH = "0" * 64
+CHECKPOINTS = "ledger/checkpoints/"
 
 
 @dataclass(frozen=True)
@@ -116,3 +129,54 @@ def verify(connection: Connection) -> LedgerCheck:
             check.problems.append(f"catalogued file {key} has sha256:{sha256}, "
                                   f"the ledger recorded {recorded}")
     return check
+
+
+def head(connection: Connection) -> LedgerEntry | None:
+    """The newest entry, or None for an empty ledger."""
+    row = connection.execute(select(ledger).order_by(ledger.c.seq.desc()).limit(1)).first()
+    return LedgerEntry(**row._mapping) if row else None
+
+
+def write_checkpoint(stores: Mapping[str, ObjectStore], entry: LedgerEntry) -> list[str]:
+    """Store the head's seq and hash in every location; the keys written (one per location).
+
+    A checkpoint already there is kept (the same bytes); a location that cannot
+    take it is left out, and the caller hears which did.
+    """
+    body = json.dumps({"seq": entry.seq, "hash": entry.hash, "time": entry.time},
+                      sort_keys=True).encode()
+    key = f"{CHECKPOINTS}{entry.seq:012d}-{entry.hash}.json"
+    written = []
+    for name, store in sorted(stores.items()):
+        try:
+            store.put(key, io.BytesIO(body), hashlib.sha256(body).hexdigest())
+        except PreserveError:
+            continue
+        written.append(name)
+    return written
+
+
+def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
+                       ) -> list[str]:
+    """Problems: checkpointed entries the chain no longer holds with the same hash."""
+    hashes = {seq: digest for seq, digest in connection.execute(select(ledger.c.seq,
+                                                                       ledger.c.hash))}
+    problems = []
+    for name, store in sorted(stores.items()):
+        try:
+            keys = [info.key for info in store.list(CHECKPOINTS)]
+        except PreserveError as exc:
+            problems.append(f"checkpoints in {name} cannot be listed: {exc}")
+            continue
+        for key in keys:
+            seq_text, _, rest = key.removeprefix(CHECKPOINTS).partition("-")
+            checkpointed = rest.removesuffix(".json")
+            if not seq_text.isdigit():
+                continue
+            seq = int(seq_text)
+            if seq not in hashes:
+                problems.append(f"entry {seq} is gone: checkpoint {key} in {name} holds it")
+            elif hashes[seq] != checkpointed:
+                problems.append(f"entry {seq} was rewritten: checkpoint {key} in {name} "
+                                f"recorded hash {checkpointed}, the ledger has {hashes[seq]}")
+    return problems

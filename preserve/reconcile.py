@@ -35,6 +35,7 @@ from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, missing_copies
 from preserve.errors import PreserveError, StorageError
 from preserve.fingerprint import iter_chunks, sha256_chunks
+from preserve.ledger import CHECKPOINTS
 from preserve.storage import ObjectStore
 from preserve.storage.base import INCOMING
 
@@ -126,7 +127,7 @@ def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, S
     listed: dict[str, int] = {}
     try:
         for info in store.list():
-            if not info.key.startswith(INCOMING + "/"):
+            if not info.key.startswith((INCOMING + "/", CHECKPOINTS)):
                 listed[info.key] = info.size
     except StorageError as exc:  # the others are still compared
         yield Discrepancy(UNREACHABLE, name, "", f"cannot list: {exc}")

@@ -479,3 +479,43 @@ def test_every_check_and_repair_is_in_the_ledger(run: Any, site: LoopbackSite, h
     engine.dispose()
     assert entries == [("ingest", key), ("fixity check", f"local:{key}"),
                        ("fixity check", f"mirror:{key}"), ("repair", f"mirror:{key}")]
+
+
+def test_a_whole_rewritten_chain_is_caught_by_the_checkpoint_in_storage(
+        run: Any, stored: list[Path], home: Path, database_url: str) -> None:
+    from sqlalchemy import delete, insert, select
+
+    from preserve import ledger
+    from preserve.catalog import open_engine
+    from preserve.catalog.schema import ledger as ledger_table
+
+    audited = run("fixity", "run")
+    assert audited.status == 0 and "checkpointed to local" in audited.text
+    checkpoints = sorted((home / "objects" / "ledger" / "checkpoints").iterdir())
+    assert len(checkpoints) == 1
+    assert run("fixity", "run").status == 0  # the checkpoint is not an "unexpected" object
+    assert run("ledger", "verify").status == 0
+
+    # Someone rewrites an early entry and recomputes every hash after it: the chain
+    # itself is consistent again, and the catalog digests still match it.
+    engine = open_engine(database_url)
+    with engine.begin() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(
+            select(ledger_table).order_by(ledger_table.c.seq))]
+        rows[1]["actor"] = "someone else"
+        prev = ledger.GENESIS_HASH
+        for row in rows:
+            row["prev_hash"] = prev
+            row["hash"] = prev = ledger.entry_hash(
+                row["seq"], row["time"], row["actor"], row["event"], row["object"],
+                row["digest"], prev)
+        connection.execute(delete(ledger_table))
+        connection.execute(insert(ledger_table), rows)
+        assert ledger.verify(connection).passed  # the chain alone cannot tell
+    engine.dispose()
+    result = run("ledger", "verify", "--json")
+    assert result.status == 1
+    problems = json.loads(result.out)["problems"]
+    # Each audit left a checkpoint of the head it ended with; both heads were rewritten.
+    assert [problem.split(": ")[0] for problem in problems] == [
+        f"entry {len(rows) - 2} was rewritten", f"entry {len(rows)} was rewritten"]
