@@ -27,6 +27,7 @@ from preserve.capture.crawl import Response
 from preserve.capture.scope import SCOPES
 from preserve.catalog import Snapshot, open_engine
 from preserve.config import Settings, load_settings
+from preserve.deletion import delete_file
 from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import iter_chunks
@@ -161,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                                help="write missing or damaged copies again from a location "
                                     "whose bytes match the ingest digest")
     _json_flag(reconcile_cmd)
+
+    delete_cmd = commands.add_parser(
+        "delete", help="delete every copy of a stored WARC file, with a recorded reason; "
+                       "a tombstone and a ledger entry remain")
+    delete_cmd.add_argument("key", metavar="KEY", help="the WARC file's key (as `get --json` "
+                                                       "or `capture` shows it)")
+    delete_cmd.add_argument("--reason", required=True, help="why it is deleted (recorded)")
+    _json_flag(delete_cmd)
 
     ledger_cmd = commands.add_parser("ledger", help="the hash-chained event log")
     ledger_commands = ledger_cmd.add_subparsers(dest="ledger_command", required=True,
@@ -434,6 +443,19 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.passed else 1
 
 
+def _delete(args: argparse.Namespace, settings: Settings) -> int:
+    with _catalog(settings) as engine:
+        tombstone = delete_file(engine, open_stores(settings.locations), args.key,
+                                args.reason, actor=settings.operator)
+    if args.json:
+        _print_json(tombstone.as_dict())
+    else:
+        print(f"deleted {tombstone.key} from {tombstone.locations.replace(',', ', ')}: "
+              f"{tombstone.captures} captures, sha256 {tombstone.sha256}; "
+              f"reason recorded: {tombstone.reason}")
+    return 0
+
+
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
@@ -461,7 +483,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
              "redescribe": _redescribe,
-             "fixity": _fixity, "storage": _storage, "reconcile": _reconcile,
+             "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
              "ledger": _ledger, "demo": _demo}
 
 

@@ -519,3 +519,59 @@ def test_a_whole_rewritten_chain_is_caught_by_the_checkpoint_in_storage(
     # Each audit left a checkpoint of the head it ended with; both heads were rewritten.
     assert [problem.split(": ")[0] for problem in problems] == [
         f"entry {len(rows) - 2} was rewritten", f"entry {len(rows)} was rewritten"]
+
+
+def test_deleting_needs_a_reason_and_leaves_a_tombstone(run: Any, site: LoopbackSite,
+                                                        home: Path, database_url: str) -> None:
+    from sqlalchemy import select
+
+    from preserve import ledger
+    from preserve.catalog import open_engine
+    from preserve.catalog.schema import captures, tombstones, warc_files
+
+    mirror = two_locations(home)
+    site.routes["/other"] = Route(b"<html><body><p>Another page entirely.</p></body></html>")
+    doomed = json.loads(run("capture", site.url("/other"), "--collection", "c",
+                            "--json").out)["warcs"][0]
+    kept = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                          "--json").out)["warcs"][0]
+
+    assert run("delete", doomed["key"]).status == 2  # argparse: --reason is required
+    blank = run("delete", doomed["key"], "--reason", "  ")
+    assert blank.status == 2 and "a reason is required" in blank.err
+    unknown = run("delete", "warcs/none.warc.gz", "--reason", "x")
+    assert unknown.status == 2 and "no catalogued WARC file" in unknown.err
+
+    done = run("delete", doomed["key"], "--reason", "takedown request 42", "--json")
+    assert done.status == 0, done.err
+    tombstone = json.loads(done.out)
+    assert tombstone["sha256"] == doomed["sha256"] and tombstone["size"] == doomed["size"]
+    assert tombstone["locations"] == "local,mirror" and tombstone["captures"] >= 1
+    assert not (home / "objects" / doomed["key"]).exists()
+    assert not (mirror / doomed["key"]).exists()
+    engine = open_engine(database_url)
+    with engine.connect() as connection:
+        assert [row.key for row in connection.execute(select(warc_files))] == [kept["key"]]
+        assert connection.execute(select(tombstones.c.reason)).scalars().all() == [
+            "takedown request 42"]
+        assert not connection.execute(select(captures).where(
+            captures.c.url == site.url("/other"))).all()
+        last = list(ledger.entries(connection))[-1]
+        assert (last.event, last.object, last.digest) == (
+            "delete", doomed["key"], f"sha256:{doomed['sha256']}")
+    engine.dispose()
+    assert run("ledger", "verify").status == 0
+    assert run("fixity", "run").status == 0
+    assert run("get", site.url("/other")).status == 2
+
+
+def test_a_file_other_files_revisits_stand_on_is_not_deleted(run: Any, site: LoopbackSite,
+                                                             home: Path,
+                                                             database_url: str) -> None:
+    first = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                           "--json").out)["warcs"][0]
+    assert json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                          "--json").out)["revisits"] > 0
+    refused = run("delete", first["key"], "--reason", "duplicate")
+    assert refused.status == 2 and "revisit record(s) in other files" in refused.err
+    assert (home / "objects" / first["key"]).exists()

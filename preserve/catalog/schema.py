@@ -141,6 +141,22 @@ fixity_runs = Table(
     Column("finished_at", UTCDateTime, nullable=True),
 )
 
+# What a deleted WARC file was (its digests), why it went and who deleted it.
+tombstones = Table(
+    "tombstones", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(512), nullable=False, unique=True),
+    Column("collection", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("captures", Integer, nullable=False),
+    Column("locations", Text, nullable=False),  # where copies were deleted, comma-separated
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=False),
+)
+
 ledger = Table(
     "ledger", metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),

@@ -1,0 +1,124 @@
+"""Deleting a stored WARC file: a recorded, reasoned act that leaves a tombstone.
+
+Nothing is deleted without a reason. A file whose payloads other files'
+revisit records stand on is refused (deleting it would leave them pointing at
+nothing). Every copy is removed first; if a location refuses (Object Lock
+retention, say), the catalog forgets only the copies that really went, and the
+error stands. When every copy is gone, one transaction replaces the file's
+catalog rows with a tombstone (key, digests, size, records, where it was, why,
+who, when) and appends a ``delete`` entry to the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, select
+
+from preserve import ledger
+from preserve.catalog import stored_files, write_transaction
+from preserve.catalog.schema import (
+    captures,
+    copies,
+    descriptions,
+    missing_copies,
+    tombstones,
+    warc_files,
+)
+from preserve.errors import BadInput, NotFound, PreserveError
+from preserve.storage import ObjectStore
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """What is left of a deleted file."""
+
+    key: str
+    collection: str
+    sha256: str
+    size: int
+    records: int
+    captures: int
+    locations: str
+    reason: str
+    actor: str
+    deleted_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["deleted_at"] = self.deleted_at.isoformat().replace("+00:00", "Z")
+        return data
+
+
+def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, reason: str,
+                actor: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+                ) -> Tombstone:
+    """Delete every copy of a catalogued WARC file and leave its tombstone."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise BadInput("delete: a reason is required (--reason)")
+    with engine.connect() as connection:
+        found = [stored for stored in stored_files(connection) if stored.key == key]
+        if not found:
+            raise NotFound(f"delete: no catalogued WARC file {key!r}")
+        stored = found[0]
+        row = connection.execute(select(warc_files.c.records).where(
+            warc_files.c.id == stored.id)).one()
+        count = connection.execute(select(func.count()).select_from(captures).where(
+            captures.c.warc_file_id == stored.id)).scalar_one()
+        dependents = _dependent_revisits(connection, stored.id)
+    if dependents:
+        raise BadInput(f"delete: {dependents} revisit record(s) in other files stand on "
+                       f"payloads of {key}; deleting it would leave them without their bytes")
+    deleted: list[str] = []
+    try:
+        for location in stored.locations:
+            store = stores.get(location)
+            if store is None:
+                raise BadInput(f"delete: location {location!r} holds a copy of {key} but is "
+                               "not configured")
+            if store.head(key) is not None:
+                store.delete(key)
+            deleted.append(location)
+    except PreserveError:
+        if deleted:  # the catalog forgets the copies that really went
+            with write_transaction(engine) as connection:
+                connection.execute(delete(copies).where(
+                    copies.c.warc_file_id == stored.id, copies.c.location.in_(deleted)))
+        raise
+    moment = now()
+    tombstone = Tombstone(key=key, collection=stored.collection, sha256=stored.sha256,
+                          size=stored.size, records=row.records, captures=count,
+                          locations=",".join(deleted), reason=reason, actor=actor,
+                          deleted_at=moment)
+    with write_transaction(engine) as connection:
+        ids = select(captures.c.id).where(captures.c.warc_file_id == stored.id)
+        connection.execute(delete(descriptions).where(descriptions.c.capture_id.in_(ids)))
+        connection.execute(delete(captures).where(captures.c.warc_file_id == stored.id))
+        connection.execute(delete(copies).where(copies.c.warc_file_id == stored.id))
+        connection.execute(delete(missing_copies).where(
+            missing_copies.c.warc_file_id == stored.id))
+        connection.execute(delete(warc_files).where(warc_files.c.id == stored.id))
+        connection.execute(insert(tombstones).values(**asdict(tombstone)))
+        ledger.append(connection, time=moment, actor=actor, event="delete", object=key,
+                      digest=f"sha256:{stored.sha256}")
+    return tombstone
+
+
+def _dependent_revisits(connection: Any, file_id: int) -> int:
+    """Revisits in other files whose payload digest is only held, in full, by this file."""
+    here = captures.alias("here")
+    elsewhere = captures.alias("elsewhere")
+    other_full = captures.alias("other_full")
+    held_elsewhere = select(other_full.c.id).where(
+        other_full.c.payload_digest == elsewhere.c.payload_digest,
+        other_full.c.record_type == "response", other_full.c.warc_file_id != file_id)
+    return int(connection.execute(
+        select(func.count(func.distinct(elsewhere.c.id))).select_from(elsewhere).join(here, and_(
+            here.c.payload_digest == elsewhere.c.payload_digest,
+            here.c.warc_file_id == file_id, here.c.record_type == "response"))
+        .where(elsewhere.c.record_type == "revisit", elsewhere.c.warc_file_id != file_id,
+               ~held_elsewhere.exists())).scalar_one())
