@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_form.add_argument("--json", action="store_true", help="machine-readable output")
     report_form.add_argument("--csv", action="store_true",
                              help="one line per event, for spreadsheets")
+    report_form.add_argument("--html", action="store_true",
+                             help="a standalone page: totals, failing and overdue copies")
 
     storage = commands.add_parser("storage", help="storage locations")
     storage_commands = storage.add_subparsers(dest="storage_command", required=True,
@@ -387,6 +389,8 @@ def _fixity_report(args: argparse.Namespace, settings: Settings) -> int:
         report = fixity_report(engine, since=args.since, every_days=args.every_days)
     if args.json:
         _print_json(report.as_dict())
+    elif args.html:
+        print(report.html())
     elif args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(EVENT_COLUMNS)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import IO, Any
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -543,6 +544,42 @@ class FixityReport:
         if len(self.overdue) > 50:
             lines.append(f"  ... and {len(self.overdue) - 50} more")
         return "\n".join(lines)
+
+    def html(self) -> str:
+        """A page an auditor can file or mail: totals, failing and overdue copies."""
+        def cell(value: Any) -> str:
+            return f"<td>{escape(str(value if value is not None else ''))}</td>"
+
+        def table(headings: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+            head = "".join(f"<th>{escape(heading)}</th>" for heading in headings)
+            body = "".join("<tr>" + "".join(cell(value) for value in row) + "</tr>"
+                           for row in rows) or (f'<tr><td colspan="{len(headings)}">none'
+                                                "</td></tr>")
+            return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+        period = f"since {self.since.isoformat()}" if self.since else "all time"
+        verdict = "every copy holds" if self.passed else "findings"
+        return "\n".join([
+            "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>Fixity report ({escape(period)})</title>",
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+            "margin-bottom:2em}td,th{border:1px solid #999;padding:.3em .6em;text-align:left}"
+            "</style></head><body>",
+            f"<h1>Fixity report: {escape(verdict)}</h1>",
+            f"<p>{escape(period)}; {len(self.events)} events; agent {escape(AGENT)}</p>",
+            "<h2>Per collection</h2>",
+            table(("collection", "checks", "passed", "failed", "repairs"),
+                  [(name, t["checks"], t["passed"], t["failed"], t["repairs"])
+                   for name, t in sorted(self.collections.items())]),
+            "<h2>Failing now</h2>",
+            table(("object", "location", "checked", "detail"),
+                  [(f["object"], f["location"], f["event_date"], f["detail"])
+                   for f in self.failing]),
+            f"<h2>Overdue (no whole check in {self.every_days} days)</h2>",
+            table(("object", "location", "collection", "last found whole"),
+                  [(o["object"], o["location"], o["collection"], o["last_passed"] or "never")
+                   for o in self.overdue]),
+            "</body></html>"])
 
 
 def fixity_report(engine: Engine, since: datetime | None = None, every_days: int = 90,

@@ -365,6 +365,9 @@ def test_every_check_is_a_premis_event_and_the_report_sums_them(
     rows = run("fixity", "report", "--csv").text.splitlines()
     assert rows[0] == "event_date,event_type,outcome,collection,object,location,detail,agent"
     assert len(rows) == 5
+    page = run("fixity", "report", "--html").text
+    assert page.startswith("<!doctype html>") and "<h1>Fixity report: findings</h1>" in page
+    assert f"<td>{key_of(stored[0], home)}</td>" in page and "<td>c</td>" in page
     later = run("fixity", "report", "--since", "2999-01-01", "--json")
     assert json.loads(later.out)["collections"] == {}
     overdue = json.loads(run("fixity", "report", "--every-days", "1", "--json").out)
