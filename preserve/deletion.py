@@ -61,7 +61,7 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
     if not reason:
         raise BadInput("delete: a reason is required (--reason)")
     with engine.connect() as connection:
-        found = [stored for stored in stored_files(connection) if stored.key == key]
+        found = stored_files(connection, key=key)
         if not found:
             raise NotFound(f"delete: no catalogued WARC file {key!r}")
         stored = found[0]

@@ -145,12 +145,12 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
     scope = json.dumps({"collection": collection, "location": location, "deep": deep,
                         "sample": sample}, sort_keys=True)
     with engine.connect() as connection:
-        files = [stored for stored in stored_files(connection)
-                 if collection is None or stored.collection == collection]
-        last_whole = _last_whole(connection)
+        catalogued = stored_files(connection, collection=collection)
+        # Only a sample needs to know when each file was last found whole.
+        files = catalogued if sample >= 1 else _choose(
+            catalogued, _last_whole(connection), sample, every_days, now())
     run_id, resumed_from = _start_run(engine, scope, now())
     done = _checked_since(engine, resumed_from) if resumed_from else set()
-    files = _choose(files, last_whole, sample, every_days, now())
     result = FixityResult(objects=len(files), resumed=resumed_from is not None)
     jobs = [(stored, name) for stored in files for name in stored.locations
             if (location is None or name == location) and (stored.key, name) not in done]
@@ -188,8 +188,9 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                     progress(number, len(files), stored)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    if collection is None:
-        result.findings.extend(_unexpected(engine, stores, location))
+    if collection is None:  # then every catalogued key is known here
+        result.findings.extend(_unexpected({stored.key for stored in catalogued}, stores,
+                                           location))
     _finish_run(engine, run_id, now())
     return result
 
@@ -267,9 +268,7 @@ def _utc(moment: Any) -> datetime:
 
 def _choose(files: list[StoredFile], last_whole: Mapping[str, datetime], sample: float,
             every_days: int, moment: datetime) -> list[StoredFile]:
-    """All files, or a sample: longest unchecked first, and every overdue one."""
-    if sample >= 1:
-        return files
+    """A sample of the files: longest unchecked first, and every overdue one besides."""
     never = moment - timedelta(days=365 * 1000)
     ordered = sorted(files, key=lambda stored: last_whole.get(stored.key, never))
     count = math.ceil(sample * len(ordered))
@@ -485,11 +484,9 @@ def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
         finding.repaired_from, finding.repair_failed = outcome[finding.location]
 
 
-def _unexpected(engine: Engine, stores: Mapping[str, ObjectStore],
+def _unexpected(known: set[str], stores: Mapping[str, ObjectStore],
                 location: str | None) -> Iterator[Finding]:
-    """Objects in a location that no catalogued file accounts for."""
-    with engine.connect() as connection:
-        known = {stored.key for stored in stored_files(connection)}
+    """Objects in a location that no catalogued file (of ``known``) accounts for."""
     for name, store in sorted(stores.items()):
         if location is not None and name != location:
             continue

@@ -182,23 +182,37 @@ def undescribed(connection: Connection, collection: str | None = None,
         query.order_by(captures.c.capture_time, captures.c.id))]
 
 
-def stored_files(connection: Connection) -> list[StoredFile]:
-    """Every catalogued WARC file with its verified locations, in key order."""
+def stored_files(connection: Connection, *, key: str | None = None,
+                 collection: str | None = None) -> list[StoredFile]:
+    """Catalogued WARC files (all, the one with ``key``, or a collection's) with their
+    verified locations and missing copies, in key order."""
+    files = select(warc_files.c.id)
+    if key is not None:
+        files = files.where(warc_files.c.key == key)
+    if collection is not None:
+        files = files.where(warc_files.c.collection == collection)
+    filtered = key is not None or collection is not None
+
+    def chosen(query: Select[Any], column: Any) -> Select[Any]:
+        return query.where(column.in_(files)) if filtered else query
+
     locations: dict[int, list[str]] = {}
-    for file_id, location in connection.execute(
-        select(copies.c.warc_file_id, copies.c.location).order_by(copies.c.location)
-    ):
+    for file_id, location in connection.execute(chosen(
+            select(copies.c.warc_file_id, copies.c.location).order_by(copies.c.location),
+            copies.c.warc_file_id)):
         locations.setdefault(file_id, []).append(location)
     missing: dict[int, list[tuple[str, str]]] = {}
-    for file_id, location, problem in connection.execute(
-        select(missing_copies.c.warc_file_id, missing_copies.c.location,
-               missing_copies.c.problem).order_by(missing_copies.c.location)
-    ):
+    for file_id, location, problem in connection.execute(chosen(
+            select(missing_copies.c.warc_file_id, missing_copies.c.location,
+                   missing_copies.c.problem).order_by(missing_copies.c.location),
+            missing_copies.c.warc_file_id)):
         missing.setdefault(file_id, []).append((location, problem))
-    rows = connection.execute(select(
-        warc_files.c.id, warc_files.c.key, warc_files.c.collection, warc_files.c.sha256,
-        warc_files.c.size).order_by(warc_files.c.key))
-    return [StoredFile(*row, locations=tuple(locations.get(row.id, ())),
+    rows = connection.execute(chosen(
+        select(warc_files.c.id, warc_files.c.key, warc_files.c.collection,
+               warc_files.c.sha256, warc_files.c.size).order_by(warc_files.c.key),
+        warc_files.c.id))
+    return [StoredFile(row.id, row.key, row.collection, row.sha256, row.size,
+                       locations=tuple(locations.get(row.id, ())),
                        missing=tuple(missing.get(row.id, ()))) for row in rows]
 
 
