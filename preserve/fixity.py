@@ -39,16 +39,20 @@ from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, fixity_runs, warc_files
 from preserve.errors import BadInput, StorageError
 from preserve.fingerprint import iter_chunks, sha256_chunks
+from preserve.reconcile import (
+    MISSING,
+    SIZE_MISMATCH,
+    UNDER_REPLICATED,
+    UNEXPECTED,
+    held_objects,
+    repair_copy,
+    with_repair,
+)
 from preserve.storage import ObjectStore
-from preserve.storage.base import INCOMING
 
-MISSING = "missing"
 CORRUPTED = "corrupted"
-SIZE_MISMATCH = "size mismatch"
 UNREADABLE = "unreadable"
 NOT_CONFIGURED = "location not configured"
-UNDER_REPLICATED = "under-replicated"
-UNEXPECTED = "unexpected"
 RECORD_DAMAGED = "record digest mismatch"
 REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, RECORD_DAMAGED)
 AGENT = f"preserve/{__version__}"
@@ -76,13 +80,9 @@ class Finding:
 
     def __str__(self) -> str:
         where = f" record {self.record} at offset {self.offset}" if self.offset is not None else ""
-        text = (f"{self.kind}: {self.key} in {self.location}{where} "
-                f"(expected {self.expected}, found {self.found})")
-        if self.repaired_from:
-            return f"{text}: repaired from {self.repaired_from}"
-        if self.repair_failed:
-            return f"{text}: not repaired: {self.repair_failed}"
-        return text
+        return with_repair(f"{self.kind}: {self.key} in {self.location}{where} "
+                           f"(expected {self.expected}, found {self.found})",
+                           self.repaired_from, self.repair_failed)
 
 
 @dataclass
@@ -463,8 +463,6 @@ def _record_checks(engine: Engine, stored: StoredFile,
 def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
             found: list[Finding], actor: str, now: Callable[[], datetime]) -> None:
     """Repair each damaged copy once (a copy may have several record findings)."""
-    from preserve.reconcile import repair_copy  # reconcile builds on this module's neighbours
-
     outcome: dict[str, tuple[str | None, str | None]] = {}
     for finding in found:
         if finding.kind not in REPAIRABLE:
@@ -491,15 +489,13 @@ def _unexpected(known: set[str], stores: Mapping[str, ObjectStore],
         if location is not None and name != location:
             continue
         try:
-            listed = list(store.list())
+            listed = held_objects(store)
         except StorageError as exc:
             yield Finding(UNREADABLE, "", name, "a location that can be listed", str(exc))
             continue
-        for info in listed:
-            if info.key not in known and not info.key.startswith(
-                    (INCOMING + "/", ledger.CHECKPOINTS)):
-                yield Finding(UNEXPECTED, info.key, name, "no object (none is catalogued)",
-                              f"{info.size} bytes")
+        for key in sorted(set(listed) - known):
+            yield Finding(UNEXPECTED, key, name, "no object (none is catalogued)",
+                          f"{listed[key]} bytes")
 
 
 EVENT_COLUMNS = ("event_date", "event_type", "outcome", "collection", "object", "location",

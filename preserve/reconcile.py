@@ -64,12 +64,26 @@ class Discrepancy:
         return self.repaired_from is None
 
     def __str__(self) -> str:
-        text = f"{self.kind}: {self.key} in {self.location} ({self.detail})"
-        if self.repaired_from:
-            return f"{text}: repaired from {self.repaired_from}"
-        if self.repair_failed:
-            return f"{text}: not repaired: {self.repair_failed}"
-        return text
+        return with_repair(f"{self.kind}: {self.key} in {self.location} ({self.detail})",
+                           self.repaired_from, self.repair_failed)
+
+
+def with_repair(text: str, repaired_from: str | None, repair_failed: str | None) -> str:
+    """A finding's text, and what its repair did, if one was tried."""
+    if repaired_from:
+        return f"{text}: repaired from {repaired_from}"
+    if repair_failed:
+        return f"{text}: not repaired: {repair_failed}"
+    return text
+
+
+def held_objects(store: ObjectStore) -> dict[str, int]:
+    """The objects a location holds, key to size, that a catalogued file should account for.
+
+    Its workspace (``.incoming/``) and the ledger's checkpoints are not such objects.
+    """
+    return {info.key: info.size for info in store.list()
+            if not info.key.startswith((INCOMING + "/", CHECKPOINTS))}
 
 
 @dataclass
@@ -124,11 +138,8 @@ def reconcile(engine: Engine, stores: Mapping[str, ObjectStore], *, repair: bool
 def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, StoredFile],
              result: ReconcileResult) -> Iterator[Discrepancy]:
     name = store.name
-    listed: dict[str, int] = {}
     try:
-        for info in store.list():
-            if not info.key.startswith((INCOMING + "/", CHECKPOINTS)):
-                listed[info.key] = info.size
+        listed = held_objects(store)
     except StorageError as exc:  # the others are still compared
         yield Discrepancy(UNREACHABLE, name, "", f"cannot list: {exc}")
         for stored in files:
