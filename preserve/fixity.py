@@ -242,7 +242,16 @@ def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: Stor
 
 
 def _last_whole(connection: Any) -> dict[str, datetime]:
-    """When each file was last found whole (written and verified, or checked), oldest copy."""
+    """When each file was last found whole: its copy found whole longest ago."""
+    oldest: dict[str, datetime] = {}
+    for (key, _location), moment in _whole_copies(connection).items():
+        oldest[key] = min(moment, oldest.get(key, moment))
+    return oldest
+
+
+def _whole_copies(connection: Any) -> dict[tuple[str, str], datetime]:
+    """When each copy, (key, location), was last found whole: written and verified (a copy
+    is verified when it is written), or since then by a passing fixity check."""
     moments: dict[tuple[str, str], datetime] = {
         (key, location): moment for key, location, moment in connection.execute(
             select(warc_files.c.key, copies.c.location, copies.c.verified_at)
@@ -254,10 +263,7 @@ def _last_whole(connection: Any) -> dict[str, datetime]:
         moment = _utc(moment)
         if (key, location) not in moments or moment > moments[(key, location)]:
             moments[(key, location)] = moment
-    oldest: dict[str, datetime] = {}
-    for (key, _location), moment in moments.items():
-        oldest[key] = min(moment, oldest.get(key, moment))
-    return oldest
+    return moments
 
 
 def _utc(moment: Any) -> datetime:
@@ -583,14 +589,13 @@ def fixity_report(engine: Engine, since: datetime | None = None, every_days: int
         query = query.where(events.c.event_date >= since)
     with engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(query)]
-        history = [dict(row._mapping) for row in connection.execute(
-            select(events).where(events.c.event_type == "fixity check")
+        latest_checks = select(func.max(events.c.id)).where(
+            events.c.event_type == "fixity check").group_by(events.c.object, events.c.location)
+        failing = [_event_json(dict(row._mapping)) for row in connection.execute(
+            select(events).where(events.c.id.in_(latest_checks), events.c.outcome == "fail")
             .order_by(events.c.event_date, events.c.id))]
         files = stored_files(connection)
-        # A copy is verified when it is written: that counts as its first whole check.
-        verified = {(key, location): moment for key, location, moment in connection.execute(
-            select(warc_files.c.key, copies.c.location, copies.c.verified_at)
-            .join(warc_files, warc_files.c.id == copies.c.warc_file_id))}
+        last_passed = _whole_copies(connection)
     collections: dict[str, dict[str, int]] = {}
     for row in rows:
         totals = collections.setdefault(row["collection"] or "(uncatalogued)",
@@ -600,13 +605,6 @@ def fixity_report(engine: Engine, since: datetime | None = None, every_days: int
         else:
             totals["checks"] += 1
             totals["passed" if row["outcome"] == "pass" else "failed"] += 1
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    last_passed: dict[tuple[str, str], datetime] = dict(verified)
-    for row in history:
-        latest[(row["object"], row["location"])] = row
-        if row["outcome"] == "pass":
-            last_passed[(row["object"], row["location"])] = row["event_date"]
-    failing = [_event_json(row) for row in latest.values() if row["outcome"] == "fail"]
     horizon = now() - timedelta(days=every_days)
     overdue = [{"object": stored.key, "location": location, "collection": stored.collection,
                 "last_passed": _iso(last_passed.get((stored.key, location)))}
