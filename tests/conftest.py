@@ -207,6 +207,20 @@ class S3Endpoint:
     bucket: str
 
 
+def local_and_s3_settings(home: Path, endpoint: S3Endpoint, bucket: str | None = None,
+                          prefix: str = "") -> None:
+    """preserve.yaml with a folder and a bucket, both copies of every capture."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "preserve.yaml").write_text(f"""
+storage:
+  locations:
+    local: {{type: filesystem, path: {home / "objects"}}}
+    offsite: {{type: s3, bucket: {bucket or endpoint.bucket}, prefix: "{prefix}",
+              endpoint_url: "{endpoint.url}", addressing_style: path}}
+  default_copies: [local, offsite]
+""")
+
+
 # Where S3 tests run: moto always, and the endpoint given in the environment, if any.
 S3_TARGETS = ["moto"] + (["given"] if os.environ.get("PRESERVE_TEST_S3_ENDPOINT") else [])
 

@@ -9,21 +9,9 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import S3Endpoint
+from conftest import S3Endpoint, local_and_s3_settings
 
 from preserve.demo import REFERENCE_PATH, LoopbackSite, Route
-
-
-def settings(home: Path, endpoint: S3Endpoint, bucket: str | None = None) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "preserve.yaml").write_text(f"""
-storage:
-  locations:
-    local: {{type: filesystem, path: {home / "objects"}}}
-    offsite: {{type: s3, bucket: {bucket or endpoint.bucket}, endpoint_url: "{endpoint.url}",
-              addressing_style: path}}
-  default_copies: [local, offsite]
-""")
 
 
 def client(endpoint: S3Endpoint) -> Any:
@@ -45,7 +33,7 @@ def reconciled(run: Any, *args: str) -> tuple[int, list[dict[str, Any]]]:
 @pytest.fixture
 def two_captures(run: Any, site: LoopbackSite, home: Path,
                  s3_endpoint: S3Endpoint) -> tuple[dict[str, Any], dict[str, Any]]:
-    settings(home, s3_endpoint)
+    local_and_s3_settings(home, s3_endpoint)
     site.routes["/second"] = Route(b"<html><body><p>Another page.</p></body></html>")
     first, second = capture(run, site, REFERENCE_PATH), capture(run, site, "/second")
     assert run("reconcile").status == 0
@@ -118,7 +106,7 @@ def test_with_no_good_copy_left_nothing_is_touched(
 
 def test_an_under_replicated_file_gets_its_copy_once_the_location_works(
         run: Any, site: LoopbackSite, home: Path, s3_endpoint: S3Endpoint) -> None:
-    settings(home, s3_endpoint, bucket=f"{s3_endpoint.bucket}-later")
+    local_and_s3_settings(home, s3_endpoint, bucket=f"{s3_endpoint.bucket}-later")
     assert run("capture", site.url(REFERENCE_PATH), "--collection", "news").status == 1
     status, found = reconciled(run, "--repair")  # the bucket is not there yet
     assert status == 1 and [d["kind"] for d in found] == ["unreachable", "under-replicated"]

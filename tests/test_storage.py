@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import S3_TARGETS, S3Endpoint, s3_bucket
+from conftest import S3_TARGETS, S3Endpoint, local_and_s3_settings, s3_bucket
 
 from preserve.config import Location
 from preserve.errors import ConfigError, DigestMismatch, ObjectExists, ObjectMissing, StorageError
@@ -416,15 +416,7 @@ def test_a_capture_is_preserved_in_a_filesystem_and_an_s3_location(
         run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint) -> None:
     from preserve.demo import REFERENCE_PATH
 
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "preserve.yaml").write_text(f"""
-storage:
-  locations:
-    local: {{type: filesystem, path: {home / "objects"}}}
-    offsite: {{type: s3, bucket: {s3_endpoint.bucket}, prefix: archive,
-              endpoint_url: "{s3_endpoint.url}", addressing_style: path}}
-  default_copies: [local, offsite]
-""")
+    local_and_s3_settings(home, s3_endpoint, prefix="archive")
     captured = run("capture", site.url(REFERENCE_PATH), "--collection", "news", "--json")
     assert captured.status == 0, captured.err
     [warc] = json.loads(captured.out)["warcs"]
@@ -497,15 +489,7 @@ def test_a_bucket_that_cannot_take_the_copy_leaves_the_capture_under_replicated(
         run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint) -> None:
     from preserve.demo import REFERENCE_PATH
 
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "preserve.yaml").write_text(f"""
-storage:
-  locations:
-    local: {{type: filesystem, path: {home / "objects"}}}
-    offsite: {{type: s3, bucket: no-such-bucket, endpoint_url: "{s3_endpoint.url}",
-              addressing_style: path}}
-  default_copies: [local, offsite]
-""")
+    local_and_s3_settings(home, s3_endpoint, bucket="no-such-bucket")
     captured = run("capture", site.url(REFERENCE_PATH), "--collection", "news", "--json")
     assert captured.status == 1
     [warc] = json.loads(captured.out)["warcs"]
