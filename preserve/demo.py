@@ -20,10 +20,11 @@ from typing import Any
 from preserve import retrieve
 from preserve.catalog import open_engine
 from preserve.config import Settings
-from preserve.fixity import check_record_digests, run_fixity
+from preserve.fixity import run_fixity
 from preserve.jobs import run_capture
 from preserve.policy import CaptureOptions, Policy
 from preserve.storage import open_stores
+from preserve.warc_digests import check_record_digests
 
 DEMO_PORT = 8737  # a fixed port, so the walk-through's URL is the same run after run
 # Our own loopback server: no pause between requests is needed.

@@ -17,7 +17,6 @@ ingest digest (see :func:`preserve.reconcile.repair_copy`).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
@@ -28,17 +27,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
 
 from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, fixity_runs, warc_files
 from preserve.errors import BadInput, StorageError
-from preserve.fingerprint import iter_chunks, sha256_chunks
+from preserve.fingerprint import iter_chunks
 from preserve.reconcile import (
     MISSING,
     SIZE_MISMATCH,
@@ -49,6 +46,7 @@ from preserve.reconcile import (
     with_repair,
 )
 from preserve.storage import ObjectStore
+from preserve.warc_digests import RecordCount, verify_records
 
 CORRUPTED = "corrupted"
 UNREADABLE = "unreadable"
@@ -56,7 +54,6 @@ NOT_CONFIGURED = "location not configured"
 RECORD_DAMAGED = "record digest mismatch"
 REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, RECORD_DAMAGED)
 AGENT = f"preserve/{__version__}"
-HEADER_LIMIT = 16 * 1024 * 1024
 DEFAULT_EVERY_DAYS = 90
 
 
@@ -214,13 +211,8 @@ def _check_one(stored: StoredFile, name: str, stores: Mapping[str, ObjectStore],
                deep: bool) -> tuple[list[Finding], int, int]:
     """One copy: its findings, the bytes hashed and the records verified."""
     counter = FixityResult()
-    finding = check_copy(stored, name, stores.get(name), counter)
-    damaged: list[Finding] = []
-    # Deep mode reads the records of a copy that holds, and of one whose bytes
-    # changed (to name the records); a missing or unreadable one has none.
-    if deep and (finding is None or finding.kind in (CORRUPTED, SIZE_MISMATCH)):
-        damaged = list(_deep_check(stored, name, stores[name], counter))
-    return ([finding] if finding is not None else []) + damaged, counter.bytes, counter.records
+    findings = check_copy(stored, name, stores.get(name), counter, deep=deep)
+    return findings, counter.bytes, counter.records
 
 
 def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
@@ -311,136 +303,51 @@ def _finish_run(engine: Engine, run_id: int, moment: datetime) -> None:
 
 
 def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,
-               result: FixityResult) -> Finding | None:
-    """Re-hash one copy; a Finding when it is missing, resized or changed."""
+               result: FixityResult, *, deep: bool = False) -> list[Finding]:
+    """Re-hash one copy: a Finding when it is missing, resized or changed, first.
+
+    With ``deep``, the same read also re-verifies every record's digests (see
+    :mod:`preserve.warc_digests`), adding a Finding per damaged record: those
+    of a changed copy say which records the change hit.
+    """
     def finding(kind: str, expected: str, found: str) -> Finding:
         return Finding(kind, stored.key, location, expected, found)
 
     if store is None:
-        return finding(NOT_CONFIGURED, "a configured location", "no such location in settings")
-    info = store.head(stored.key)
-    if info is None:
-        return finding(MISSING, f"{stored.size} bytes", "no object")
+        return [finding(NOT_CONFIGURED, "a configured location", "no such location in settings")]
+    if store.head(stored.key) is None:
+        return [finding(MISSING, f"{stored.size} bytes", "no object")]
+    whole = hashlib.sha256()
+    size = 0
+    damaged: list[Finding] = []
     try:
         with store.open(stored.key) as stream:
-            digest, size = sha256_chunks(iter_chunks(stream))
+            def hashed() -> Iterator[bytes]:
+                nonlocal size
+                for chunk in iter_chunks(stream):
+                    whole.update(chunk)
+                    size += len(chunk)
+                    yield chunk
+
+            chunks = hashed()
+            if deep:
+                counter = RecordCount()
+                damaged = [Finding(RECORD_DAMAGED, stored.key, location, problem.expected,
+                                   problem.found, record=problem.uri, offset=problem.offset)
+                           for problem in verify_records(chunks, counter)]
+                result.records += counter.records
+            for _rest in chunks:  # what a file unreadable part-way leaves to hash
+                pass
     except StorageError as exc:
-        return finding(UNREADABLE, f"sha256:{stored.sha256}", str(exc))
+        return [finding(UNREADABLE, f"sha256:{stored.sha256}", str(exc))]
     result.bytes += size
+    digest = whole.hexdigest()
     if size != stored.size:
-        return finding(SIZE_MISMATCH, f"{stored.size} bytes", f"{size} bytes, sha256:{digest}")
+        return [finding(SIZE_MISMATCH, f"{stored.size} bytes",
+                        f"{size} bytes, sha256:{digest}"), *damaged]
     if digest != stored.sha256:
-        return finding(CORRUPTED, f"sha256:{stored.sha256}", f"sha256:{digest}")
-    return None
-
-
-def _deep_check(stored: StoredFile, location: str, store: ObjectStore,
-                result: FixityResult) -> Iterator[Finding]:
-    """Every record of one copy, its digests re-verified; a Finding per damaged record."""
-    try:
-        with store.open(stored.key) as stream:
-            for problem in verify_records(stream, result):
-                yield Finding(RECORD_DAMAGED, stored.key, location, problem.expected,
-                              problem.found, record=problem.uri, offset=problem.offset)
-    except StorageError as exc:
-        yield Finding(UNREADABLE, stored.key, location, "readable records", str(exc))
-
-
-@dataclass(frozen=True)
-class RecordProblem:
-    """A record whose digest does not hold, or where the file stops being readable."""
-
-    uri: str
-    offset: int
-    expected: str
-    found: str
-
-
-def verify_records(stream: IO[bytes], counter: FixityResult | None = None
-                   ) -> Iterator[RecordProblem]:
-    """Re-verify the block digest of every record, and the payload digest where it is held.
-
-    Records are framed by warcio but hashed here from their exact bytes. A
-    revisit's block is checked; its payload digest names the original's payload
-    and is not. A file that cannot be read on ends with one problem there.
-    """
-    iterator = ArchiveIterator(stream, no_record_parse=True)
-    uri, offset = "", 0
-    try:
-        for record in iterator:
-            headers = record.rec_headers
-            uri = headers.get_header("WARC-Target-URI") or headers.get_header("WARC-Record-ID")
-            block_digest = headers.get_header("WARC-Block-Digest")
-            payload_digest = (headers.get_header("WARC-Payload-Digest")
-                              if record.rec_type in ("response", "request", "resource")
-                              else None)
-            http = (headers.get_header("Content-Type") or "").startswith("application/http")
-            block, payload = _hashers(block_digest), _hashers(payload_digest)
-            in_payload = not http  # a resource's payload is its block
-            pending = b""
-            for chunk in iter_chunks(record.raw_stream):
-                if block is not None:
-                    block.update(chunk)
-                if payload is None:
-                    continue
-                if in_payload:
-                    payload.update(chunk)
-                    continue
-                pending += chunk
-                end = _http_header_end(pending)
-                if end is None and len(pending) > HEADER_LIMIT:
-                    payload = None  # no end to the HTTP headers: nothing to call a payload
-                    pending = b""
-                elif end is not None:
-                    in_payload = True
-                    payload.update(pending[end:])
-                    pending = b""
-            offset = iterator.get_record_offset()
-            if counter is not None:
-                counter.records += 1
-            for declared, hasher in ((block_digest, block), (payload_digest, payload)):
-                if declared and hasher is not None and not _same(declared, hasher):
-                    yield RecordProblem(uri, offset, declared, _label(declared, hasher))
-    except (ArchiveLoadFailed, ValueError, EOFError, OSError) as exc:
-        yield RecordProblem(f"the record after {uri or 'the start'}", offset,
-                            "readable records", f"unreadable ({exc})")
-
-
-def _hashers(declared: str | None) -> Any:
-    if not declared or ":" not in declared:
-        return None
-    algorithm = declared.split(":", 1)[0].lower().replace("-", "")
-    try:
-        return hashlib.new(algorithm)
-    except ValueError:
-        return None  # an algorithm we cannot check is not reported as damage
-
-
-def _same(declared: str, hasher: Any) -> bool:
-    value = declared.split(":", 1)[1].strip()
-    digest = hasher.digest()
-    return value in (base64.b32encode(digest).decode(), digest.hex(), digest.hex().upper(),
-                     base64.b64encode(digest).decode())
-
-
-def _label(declared: str, hasher: Any) -> str:
-    return f"{declared.split(':', 1)[0]}:{base64.b32encode(hasher.digest()).decode()}"
-
-
-def _http_header_end(data: bytes) -> int | None:
-    """Where the HTTP headers end: after the first line that is empty once stripped
-    (warcio's rule, so our payload digests match ``warcio check``'s), past the status line."""
-    start = 0
-    first = True
-    while True:
-        end = data.find(b"\n", start)
-        if end < 0:
-            return None
-        line = data[start:end + 1]
-        start = end + 1
-        if not first and not line.strip():
-            return start
-        first = False
+        return [finding(CORRUPTED, f"sha256:{stored.sha256}", f"sha256:{digest}"), *damaged]
+    return damaged
 
 
 def _record_checks(engine: Engine, stored: StoredFile,
@@ -620,23 +527,3 @@ def _event_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-@dataclass
-class RecordCheck:
-    """Every record of one WARC file re-read with its block and payload digests checked."""
-
-    records: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.problems
-
-
-def check_record_digests(stream: IO[bytes], name: str) -> RecordCheck:
-    """Every record re-read and its digests checked (revisits too, unlike ``warcio check``)."""
-    counter = FixityResult()
-    problems = [f"{name} offset {problem.offset} ({problem.uri}): expected {problem.expected}, "
-                f"found {problem.found}" for problem in verify_records(stream, counter)]
-    return RecordCheck(records=counter.records, problems=problems)
