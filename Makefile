@@ -36,7 +36,7 @@ docs: $(STAMP)           ## regenerate docs/cli.md from --help
 	$(BIN)/python -m preserve.clidoc > docs/cli.md
 
 bench: $(STAMP) $(TOOLS_STAMP)  ## benchmarks, each printing its ratio against a peer tool
-	$(BIN)/python bench/fixity_hash.py --files 16 --mb-per-file 128 --tools $(TOOLS)/bin
+	$(BIN)/python bench/fixity_hash.py --web-articles 8000 --files 16 --mb-per-file 128 --tools $(TOOLS)/bin
 	$(BIN)/python bench/crawl_site.py --articles 3000
 	$(BIN)/python bench/crawl_site.py --articles 2000 --delay-ms 20
 	$(BIN)/python bench/crawl_site.py --articles 600 --describe --real-pages

@@ -1,16 +1,25 @@
 """Fixity throughput: `preserve fixity run` against the tools an auditor would otherwise use.
 
-Captures a loopback site with large random bodies into a scratch home (so the
-WARC files are real captures), then times, in one run, over the same stored
-files:
+Two sets of real captures (WARC files our crawler wrote into a scratch home):
+
+- web: a loopback site of article pages (real news pages from the shared
+  extraction corpus, when it is beside us; generated ones otherwise), each with
+  two images of random bytes, crawled by host: what an archive mostly holds,
+  thousands of records, HTML that compresses and images that do not;
+- large: one large random body per capture, so one record is most of a file.
+
+For each it times, in one run, over the same stored files:
 
 - fast mode (`preserve fixity run`: SHA-256 of every copy, objects side by
   side) against coreutils `sha256sum` and a single-threaded Python hashlib loop;
-- deep mode (`preserve fixity run --deep`: every record's block and payload
-  digests too) against `warcio check` and, when it is installed (`make bench`
-  puts it in `.venv-tools`), FastWARC's `fastwarc check --verify-payloads`.
+- deep mode (`preserve fixity run --deep`: the SHA-256 and every record's block
+  and payload digests, from one read) against `warcio check` and, when it is
+  installed (`make bench` puts it in `.venv-tools`), FastWARC's
+  `fastwarc check --verify-payloads`;
+- peak memory (max RSS) of `preserve fixity run --deep`, by GNU time.
 
-    .venv/bin/python bench/fixity_hash.py [--files N] [--mb-per-file M] [--tools DIR]
+    .venv/bin/python bench/fixity_hash.py [--web-articles N] [--files N] [--mb-per-file M]
+                                          [--tools DIR]
 
 Prints GB/s for each and the ratios the issue sets targets for.
 """
@@ -20,18 +29,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from crawl_site import CORPUS, PER_SECTION, real_pages
+from sqlalchemy import Engine
+
 from preserve.catalog import open_engine
-from preserve.config import load_settings
+from preserve.config import Settings, load_settings
 from preserve.demo import LoopbackSite, Route
-from preserve.fixity import run_fixity
-from preserve.jobs import run_capture
+from preserve.fixity import FixityResult, run_fixity
+from preserve.jobs import CaptureOverrides, run_capture
 from preserve.storage import open_stores
 
 
@@ -49,64 +63,95 @@ def hashlib_loop(files: list[str]) -> None:
                 digest.update(chunk)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--mb-per-file", type=int, default=64)
-    parser.add_argument("--tools", type=Path, default=Path(".venv-tools/bin"),
-                        help="where fastwarc is installed (skipped when it is not)")
-    args = parser.parse_args()
-    if shutil.which("sha256sum") is None:
-        raise SystemExit("sha256sum (coreutils) is needed for the comparison")
+def web_site(articles: int, pages: list[bytes], seed: int = 7) -> dict[str, Route]:
+    """Article pages with two random images each, reached from section pages."""
+    rng = random.Random(seed)
+    # The real pages' own links are made inert: only this site's URLs are fetched.
+    inert = [page.replace(b" src=", b" data-src=").replace(b" href=", b" data-href=")
+             .replace(b"srcset=", b"data-srcset=").replace(b"url(", b"u(") for page in pages]
+    routes: dict[str, Route] = {}
+    for number in range(articles):
+        images = "".join(f'<img src="/img/{number}-{n}.jpg">' for n in range(2))
+        for n in range(2):
+            routes[f"/img/{number}-{n}.jpg"] = Route(
+                rng.randbytes(rng.randint(20_000, 200_000)), "image/jpeg")
+        text = inert[number % len(inert)] if inert else (
+            "".join(f"<p>Paragraph {p} of article {number}: " + "words " * 200 + "</p>"
+                    for p in range(20)).encode())
+        routes[f"/article/{number}.html"] = Route(
+            f"{images}<!-- article {number} -->".encode() + text)
+    sections = (articles + PER_SECTION - 1) // PER_SECTION
+    for section in range(sections):
+        links = "".join(f'<a href="/article/{n}.html">{n}</a> ' for n in
+                        range(section * PER_SECTION, min(articles, (section + 1) * PER_SECTION)))
+        routes[f"/section/{section}.html"] = Route(f"<html><body>{links}</body></html>".encode())
+    routes["/index.html"] = Route(("<html><body>" + "".join(
+        f'<a href="/section/{s}.html">{s}</a> ' for s in range(sections))
+        + "</body></html>").encode())
+    return routes
+
+
+def capture_web(settings: Settings, engine: Engine, articles: int) -> str:
+    pages = real_pages(CORPUS)
+    with LoopbackSite(web_site(articles, pages)) as site:
+        run_capture([site.url("/index.html")], collection="bench", settings=settings,
+                    engine=engine, overrides=CaptureOverrides(
+                        scope="host", depth=3, describe=False, warc_size=128 << 20,
+                        exclude=(r"^https?://(?!127\.0\.0\.1[:/])",)))
+    return (f"web: {articles} articles, "
+            f"{'real pages from ' + CORPUS.name if pages else 'generated pages'}, 2 images each")
+
+
+def capture_large(settings: Settings, engine: Engine, files: int, mb_per_file: int) -> str:
+    with LoopbackSite({}) as site:
+        for _ in range(files):
+            # A new body each time: the same one would be stored once, then as revisits.
+            site.routes["/big.bin"] = Route(os.urandom(mb_per_file << 20),
+                                            "application/octet-stream")
+            run_capture([site.url("/big.bin")], collection="bench", settings=settings,
+                        engine=engine)
+    return f"large: one random {mb_per_file} MB body per file"
+
+
+def measure(label: str, settings: Settings, engine: Engine, tools: Path) -> None:
+    """Time every checker over the same files, and print GB/s and the ratios."""
+    files = sorted(str(p) for p in (settings.home / "objects").rglob("*.warc.gz"))
+    total = sum(os.path.getsize(f) for f in files)
+    stores = open_stores(settings.locations)
     warcio = Path(sys.executable).parent / "warcio"
-    fastwarc = args.tools / "fastwarc"
+    fastwarc = tools / "fastwarc"
+    results: dict[str, FixityResult] = {}
 
-    with tempfile.TemporaryDirectory(prefix="preserve-bench-") as scratch:
-        settings = load_settings({"PRESERVE_HOME": scratch}).with_capture(
-            allow_private_addresses=True, max_resource_bytes=(args.mb_per_file + 1) << 20)
-        engine = open_engine(settings.database_url)
-        with LoopbackSite({}) as site:
-            for _ in range(args.files):
-                # A new body each time: the same one would be stored once, then as revisits.
-                site.routes["/big.bin"] = Route(os.urandom(args.mb_per_file << 20),
-                                                "application/octet-stream")
-                run_capture([site.url("/big.bin")], collection="bench", settings=settings,
-                            engine=engine)
-        files = sorted(str(p) for p in (Path(scratch) / "objects").rglob("*.warc.gz"))
-        total = sum(os.path.getsize(f) for f in files)
-        stores = open_stores(settings.locations)
+    def fast() -> None:
+        results["fast"] = run_fixity(engine, stores)
 
-        results: dict[str, object] = {}
+    def deep() -> None:
+        results["deep"] = run_fixity(engine, stores, deep=True)
 
-        def fast() -> None:
-            results["fast"] = run_fixity(engine, stores)
-
-        def deep() -> None:
-            results["deep"] = run_fixity(engine, stores, deep=True)
-
-        times = {
-            "preserve fixity run": timed(fast),
-            "sha256sum": timed(lambda: subprocess.run(["sha256sum", *files], check=True,
-                                                      stdout=subprocess.DEVNULL)),
-            "hashlib, one thread": timed(lambda: hashlib_loop(files)),
-            "preserve fixity run --deep": timed(deep),
-            "warcio check": timed(lambda: subprocess.run([str(warcio), "check", *files],
-                                                         check=True,
-                                                         stdout=subprocess.DEVNULL)),
-        }
-        if fastwarc.exists():
-            def fastwarc_check() -> None:
-                for name in files:
-                    subprocess.run([str(fastwarc), "check", "-q", "--verify-payloads", name],
-                                   check=True, stdout=subprocess.DEVNULL)
-            times["fastwarc check"] = timed(fastwarc_check)
-        for mode in ("fast", "deep"):
-            outcome = results[mode]
-            assert outcome.passed and outcome.bytes == total, outcome  # type: ignore[attr-defined]
-        engine.dispose()
+    times = {
+        "preserve fixity run": timed(fast),
+        "sha256sum": timed(lambda: subprocess.run(["sha256sum", *files], check=True,
+                                                  stdout=subprocess.DEVNULL)),
+        "hashlib, one thread": timed(lambda: hashlib_loop(files)),
+        "preserve fixity run --deep": timed(deep),
+        "warcio check": timed(lambda: subprocess.run([str(warcio), "check", *files],
+                                                     check=True, stdout=subprocess.DEVNULL)),
+    }
+    if fastwarc.exists():
+        def fastwarc_check() -> None:
+            for name in files:
+                subprocess.run([str(fastwarc), "check", "-q", "--verify-payloads", name],
+                               check=True, stdout=subprocess.DEVNULL)
+        times["fastwarc check"] = timed(fastwarc_check)
+    for mode in ("fast", "deep"):
+        outcome = results[mode]
+        assert outcome.passed and outcome.bytes == total, outcome
+    peak = peak_mb([str(Path(sys.executable).parent / "preserve"), "fixity", "run", "--deep"],
+                   {**os.environ, "PRESERVE_HOME": str(settings.home)})
 
     gb = total / 1e9
-    print(f"fixity: {len(files)} WARC files, {gb:.2f} GB")
+    print(f"fixity, {label}: {len(files)} WARC files, {gb:.2f} GB, "
+          f"{results['deep'].records} records")
     for name, seconds in times.items():
         print(f"  {name:<28} {seconds:6.2f} s  {gb / seconds:5.2f} GB/s")
     print(f"  fast mode / sha256sum: {times['sha256sum'] / times['preserve fixity run']:.2f}x; "
@@ -117,6 +162,42 @@ def main() -> None:
           + (f"; / fastwarc check: "
              f"{times['fastwarc check'] / times['preserve fixity run --deep']:.2f}x"
              if "fastwarc check" in times else "; fastwarc not installed"))
+    print(f"  deep mode peak memory: {peak:.0f} MB")
+
+
+def peak_mb(command: list[str], env: dict[str, str]) -> float:
+    """Peak RSS of a command, by GNU time (forked from a small process, not from us)."""
+    with tempfile.NamedTemporaryFile() as report:
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *command], env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        return int(Path(report.name).read_text().split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--web-articles", type=int, default=4000,
+                        help="articles in the web set (about 250 kB of WARC each); 0 skips it")
+    parser.add_argument("--files", type=int, default=8, help="files in the large set")
+    parser.add_argument("--mb-per-file", type=int, default=64)
+    parser.add_argument("--tools", type=Path, default=Path(".venv-tools/bin"),
+                        help="where fastwarc is installed (skipped when it is not)")
+    args = parser.parse_args()
+    for tool, package in (("sha256sum", "coreutils"), ("/usr/bin/time", "time")):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed for the comparison (apt-get install {package})")
+    sets: list[Callable[[Settings, Engine], str]] = []
+    if args.web_articles:
+        sets.append(lambda settings, engine: capture_web(settings, engine, args.web_articles))
+    sets.append(lambda settings, engine: capture_large(settings, engine, args.files,
+                                                       args.mb_per_file))
+    for capture in sets:
+        with tempfile.TemporaryDirectory(prefix="preserve-bench-") as scratch:
+            settings = load_settings({"PRESERVE_HOME": scratch}).with_capture(
+                allow_private_addresses=True, max_resource_bytes=(args.mb_per_file + 1) << 20)
+            engine = open_engine(settings.database_url)
+            label = capture(settings, engine)
+            measure(label, settings, engine, args.tools)
+            engine.dispose()
 
 
 if __name__ == "__main__":
