@@ -76,9 +76,10 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCount | None = None
                    ) -> Iterator[RecordProblem]:
     """A problem for every record whose block or payload digest does not hold.
 
-    ``counter.records`` (when given) counts the records read. A file that
-    cannot be read on (bad gzip data, a record cut short, something that is
-    not a WARC record) ends with one problem there, naming the last record read.
+    ``counter.records`` (when given) is kept to the number of records read. A
+    file that cannot be read on (bad gzip data, a record cut short, something
+    that is not a WARC record) ends with one problem there, naming the record it
+    stopped in, or else the last one read.
     """
     records = _Records()
     try:
@@ -88,8 +89,7 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCount | None = None
                 yield from records.problems
                 records.problems.clear()
             if counter is not None:
-                counter.records += records.finished
-            records.finished = 0
+                counter.records = records.records_read
         records.close()
     except Unreadable as exc:
         # Named: the record being read when the file stopped, else the one before.
@@ -155,7 +155,6 @@ class _Records:
         self.remaining = -1  # block bytes still to come; -1 between records
         self.offset = 0  # where the current record starts
         self.plain_at = 0  # bytes seen before this piece, in a plain file
-        self.finished = 0
         self.last_uri = ""
         self.uri = ""
         self.block: Any = None
@@ -331,7 +330,6 @@ class _Records:
 
     def _end(self) -> None:
         self.remaining = -1
-        self.finished += 1
         self.records_read += 1
         self.last_uri = self.uri
         self.last_offset = self.offset
