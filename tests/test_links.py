@@ -7,7 +7,7 @@ from urllib.parse import urldefrag, urljoin
 
 import pytest
 
-from preserve.capture.links import _absolute, css_links, html_requisites
+from preserve.capture.links import _absolute, css_links, html_links, html_requisites
 
 PAGE = "http://news.test/section/article.html"
 SHEET = "http://cdn.test/css/site/main.css"
@@ -40,6 +40,14 @@ def test_scripts_and_images_are_requisites() -> None:
 
     assert html_requisites(html, PAGE) == [
         "http://news.test/js/app.js", "http://news.test/section/photo.jpg"]
+
+
+def test_what_follows_the_closing_html_tag_is_read_as_a_browser_reads_it() -> None:
+    html = ('<html><body><p>x</p></body></html>\n<img src="/after.jpg">'
+            '<script src="/late.js"></script><a href="/next.html">next</a>')
+    links = html_links(html, PAGE)
+    assert links.requisites == ["http://news.test/after.jpg", "http://news.test/late.js"]
+    assert links.outlinks == ["http://news.test/next.html"]
 
 
 def test_srcset_of_img_and_picture_sources() -> None:

@@ -131,9 +131,11 @@ class _RequisiteParser:
             return
         if root is None:
             return
-        for element in root.iter():
-            if isinstance(element.tag, str):
-                self._element(element.tag.lower(), element)
+        # What follows </html> libxml2 puts in a second root element; browsers render it.
+        for top in (*root.itersiblings(preceding=True), root, *root.itersiblings()):
+            for element in top.iter():
+                if isinstance(element.tag, str):
+                    self._element(element.tag.lower(), element)
 
     def _element(self, tag: str, element: Any) -> None:
         values = element.attrib
