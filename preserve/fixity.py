@@ -46,7 +46,7 @@ from preserve.reconcile import (
     with_repair,
 )
 from preserve.storage import ObjectStore
-from preserve.warc_digests import RecordCount, verify_records
+from preserve.warc_digests import RecordCheck, verify_records
 
 CORRUPTED = "corrupted"
 UNREADABLE = "unreadable"
@@ -331,7 +331,7 @@ def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,
 
             chunks = hashed()
             if deep:
-                counter = RecordCount()
+                counter = RecordCheck()
                 damaged = [Finding(RECORD_DAMAGED, stored.key, location, problem.expected,
                                    problem.found, record=problem.uri, offset=problem.offset)
                            for problem in verify_records(chunks, counter)]

@@ -56,13 +56,6 @@ class RecordProblem:
     found: str
 
 
-@dataclass
-class RecordCount:
-    """How many records were read (deep fixity adds it to its totals)."""
-
-    records: int = 0
-
-
 class Unreadable(Exception):
     """The file cannot be read on from here: the message says why, ``offset`` where
     (None: where the record being read starts)."""
@@ -72,7 +65,7 @@ class Unreadable(Exception):
         self.offset = offset
 
 
-def verify_records(chunks: Iterable[bytes], counter: RecordCount | None = None
+def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None
                    ) -> Iterator[RecordProblem]:
     """A problem for every record whose block or payload digest does not hold.
 
@@ -409,8 +402,8 @@ class RecordCheck:
 
 def check_record_digests(stream: IO[bytes], name: str) -> RecordCheck:
     """Every record re-read and its digests checked (revisits too, unlike ``warcio check``)."""
-    counter = RecordCount()
-    problems = [f"{name} offset {problem.offset} ({problem.uri}): expected {problem.expected}, "
-                f"found {problem.found}" for problem in verify_records(iter_chunks(stream),
-                                                                       counter)]
-    return RecordCheck(records=counter.records, problems=problems)
+    check = RecordCheck()
+    check.problems = [f"{name} offset {problem.offset} ({problem.uri}): expected "
+                      f"{problem.expected}, found {problem.found}"
+                      for problem in verify_records(iter_chunks(stream), check)]
+    return check

@@ -20,7 +20,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from preserve.warc_digests import RecordCount, RecordProblem, verify_records
+from preserve.warc_digests import RecordCheck, RecordProblem, verify_records
 
 DATA = Path(__file__).parent / "data"
 
@@ -64,7 +64,7 @@ def redigest(data: bytes, gzip_members: bool, algorithm: str, encoding: str) -> 
 
 
 def check(data: bytes, chunk: int = 4096) -> tuple[list[RecordProblem], int]:
-    counter = RecordCount()
+    counter = RecordCheck()
     pieces = [data[at:at + chunk] for at in range(0, len(data), chunk)]
     return list(verify_records(pieces, counter)), counter.records
 
