@@ -31,7 +31,7 @@ from preserve.deletion import delete_file
 from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import iter_chunks
-from preserve.fixity import EVENT_COLUMNS, fixity_report, run_fixity
+from preserve.fixity import DEFAULT_EVERY_DAYS, EVENT_COLUMNS, fixity_report, run_fixity
 from preserve.jobs import CaptureOverrides, CaptureReport, run_capture, run_redescribe
 from preserve.policy import load_policy
 from preserve.reconcile import reconcile
@@ -127,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     fixity_run.add_argument("--sample", type=_fraction, default=1.0, metavar="F",
                             help="check this fraction of the files, those checked longest "
                                  "ago first, and every overdue one besides (default 1)")
-    fixity_run.add_argument("--every-days", type=_positive(int), default=90, metavar="N",
-                            help="with --sample: a file not found whole for N days is always "
-                                 "checked (default 90)")
+    fixity_run.add_argument("--every-days", type=_positive(int), default=DEFAULT_EVERY_DAYS,
+                            metavar="N", help="with --sample: a file not found whole for N days "
+                                              f"is always checked (default {DEFAULT_EVERY_DAYS})")
     fixity_run.add_argument("--repair", action="store_true",
                             help="write damaged, missing or never-made copies again from a "
                                  "copy that hashes to the ingest digest")
@@ -139,9 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "overdue for a check")
     fixity_report.add_argument("--since", type=_datetime_arg, metavar="DATETIME",
                                help="only checks from then on (default: all)")
-    fixity_report.add_argument("--every-days", type=_positive(int), default=90, metavar="N",
-                               help="a copy not checked and found whole for N days is "
-                                    "overdue (default 90)")
+    fixity_report.add_argument("--every-days", type=_positive(int), default=DEFAULT_EVERY_DAYS,
+                               metavar="N", help="a copy not checked and found whole for N days "
+                                                 f"is overdue (default {DEFAULT_EVERY_DAYS})")
     report_form = fixity_report.add_mutually_exclusive_group()
     report_form.add_argument("--json", action="store_true", help="machine-readable output")
     report_form.add_argument("--csv", action="store_true",

@@ -488,7 +488,8 @@ class FixityReport:
             "</body></html>"])
 
 
-def fixity_report(engine: Engine, since: datetime | None = None, every_days: int = 90,
+def fixity_report(engine: Engine, since: datetime | None = None,
+                  every_days: int = DEFAULT_EVERY_DAYS,
                   now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FixityReport:
     """What the recorded fixity events say, and which catalogued copies are overdue."""
     query = select(events).order_by(events.c.event_date, events.c.id)
