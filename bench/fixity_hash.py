@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crawl_site import CORPUS, PER_SECTION, real_pages
+from crawl_site import timed as timed_command  # wall seconds and peak MB, by GNU time
 from sqlalchemy import Engine
 
 from preserve.catalog import open_engine
@@ -146,8 +147,9 @@ def measure(label: str, settings: Settings, engine: Engine, tools: Path) -> None
     for mode in ("fast", "deep"):
         outcome = results[mode]
         assert outcome.passed and outcome.bytes == total, outcome
-    peak = peak_mb([str(Path(sys.executable).parent / "preserve"), "fixity", "run", "--deep"],
-                   {**os.environ, "PRESERVE_HOME": str(settings.home)})
+    _, peak = timed_command(
+        [str(Path(sys.executable).parent / "preserve"), "fixity", "run", "--deep"],
+        {**os.environ, "PRESERVE_HOME": str(settings.home)}, str(settings.home))
 
     gb = total / 1e9
     print(f"fixity, {label}: {len(files)} WARC files, {gb:.2f} GB, "
@@ -163,14 +165,6 @@ def measure(label: str, settings: Settings, engine: Engine, tools: Path) -> None
              f"{times['fastwarc check'] / times['preserve fixity run --deep']:.2f}x"
              if "fastwarc check" in times else "; fastwarc not installed"))
     print(f"  deep mode peak memory: {peak:.0f} MB")
-
-
-def peak_mb(command: list[str], env: dict[str, str]) -> float:
-    """Peak RSS of a command, by GNU time (forked from a small process, not from us)."""
-    with tempfile.NamedTemporaryFile() as report:
-        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *command], env=env,
-                       check=True, stdout=subprocess.DEVNULL)
-        return int(Path(report.name).read_text().split()[-1]) / 1024
 
 
 def main() -> None:
