@@ -436,17 +436,17 @@ def test_a_capture_is_preserved_in_a_filesystem_and_an_s3_location(
     assert audit.status == 1 and "local" in audit.text
 
 
-def test_storage_check_tries_every_location_and_leaves_nothing(
-        run: Any, home: Path, s3_endpoint: S3Endpoint, moto_endpoint: str) -> None:
+def with_a_locked_vault(home: Path, s3_endpoint: S3Endpoint, moto_endpoint: str,
+                        retention_mode: str | None = None) -> tuple[Any, str, str]:
+    """preserve.yaml with a folder, the test bucket, and a bucket with Object Lock on moto
+    ("vault"); returns a boto3 client, the locked bucket's name and the settings written."""
     import boto3
 
     client = boto3.session.Session().client("s3", endpoint_url=moto_endpoint,
                                              region_name="us-east-1")
     locked = f"{s3_endpoint.bucket}-locked"
     client.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    mode = f", retention_mode: {retention_mode}" if retention_mode else ""
     home.mkdir(parents=True, exist_ok=True)
     settings = f"""
 storage:
@@ -455,10 +455,19 @@ storage:
     offsite: {{type: s3, bucket: {s3_endpoint.bucket}, endpoint_url: "{s3_endpoint.url}",
               addressing_style: path}}
     vault: {{type: s3, bucket: {locked}, endpoint_url: "{moto_endpoint}",
-            addressing_style: path}}
+            addressing_style: path{mode}}}
   default_copies: [local]
 """
     (home / "preserve.yaml").write_text(settings)
+    return client, locked, settings
+
+
+def test_storage_check_tries_every_location_and_leaves_nothing(
+        run: Any, home: Path, s3_endpoint: S3Endpoint, moto_endpoint: str) -> None:
+    client, locked, settings = with_a_locked_vault(home, s3_endpoint, moto_endpoint)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
     result = run("storage", "check", "--json")
     assert result.status == 0, result.text
     checks = {check["location"]: check for check in json.loads(result.out)}
@@ -537,25 +546,10 @@ def test_parts_that_do_not_hash_to_the_digest_are_never_completed(
 def test_a_policys_retention_is_written_where_object_lock_allows_it(
         run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint, moto_endpoint: str,
         tmp_path: Path) -> None:
-    import boto3
-
     from preserve.demo import REFERENCE_PATH
 
-    client = boto3.session.Session().client("s3", endpoint_url=moto_endpoint,
-                                             region_name="us-east-1")
-    locked = f"{s3_endpoint.bucket}-locked"
-    client.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "preserve.yaml").write_text(f"""
-storage:
-  locations:
-    local: {{type: filesystem, path: {home / "objects"}}}
-    offsite: {{type: s3, bucket: {s3_endpoint.bucket}, endpoint_url: "{s3_endpoint.url}",
-              addressing_style: path}}
-    vault: {{type: s3, bucket: {locked}, endpoint_url: "{moto_endpoint}",
-            addressing_style: path, retention_mode: compliance}}
-  default_copies: [local]
-""")
+    client, locked, _ = with_a_locked_vault(home, s3_endpoint, moto_endpoint,
+                                            retention_mode="compliance")
     policy = tmp_path / "kept.yaml"
     policy.write_text("collection: kept\n"
                       "capture: {delay_seconds: 0}\n"  # our own loopback site: no pause needed
