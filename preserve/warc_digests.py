@@ -205,7 +205,7 @@ class _Records:
             start = len(self.pending)
             self.pending += window
             if not self.pending.startswith(b"WARC/"[:len(self.pending)]):
-                return self._not_a_record(piece, at - start, member)
+                return self._not_a_record(piece, max(at - start, 0), member)
             end = self.pending.find(b"\r\n\r\n", max(0, start - 3))
             if end >= 0:
                 headers = self.pending[:end]
@@ -218,9 +218,12 @@ class _Records:
         return at
 
     def _not_a_record(self, piece: memoryview, at: int, member: int | None) -> int:
-        """Where a record should start, something else: an ARC file, something that
-        is not WARC at all, or (after a record) a Content-Length that is wrong."""
+        """Where a record should start (``pending``, from ``at`` in this piece), something
+        else: an ARC file, something that is not WARC at all, or (after a record) a
+        Content-Length that is wrong."""
         found = self.pending
+        # What came before this piece is at most a few bytes of "WARC/" (checked as it
+        # came): no record starts in it, so the search goes on from ``at`` in the piece.
         self.pending = b""
         if not self.records_read:
             if found.startswith(b"filedesc:"[:len(found)]):
@@ -232,7 +235,7 @@ class _Records:
             f"{found[:20]!r}... at offset {self.offset}, not a WARC record (its "
             f"Content-Length may be wrong); read on from the next WARC/ line"))
         self.lost = True
-        return self._find_record(piece, max(at, 0), member)
+        return self._find_record(piece, at, member)
 
     def _find_record(self, piece: memoryview, at: int, member: int | None) -> int:
         """Skip to the next line that starts a WARC record (kept in ``pending``)."""
@@ -247,9 +250,9 @@ class _Records:
         self.pending = b""
         if start < len(carried):  # the marker began in what was carried over
             self.pending = carried[start:]
-            return at
-        at += start - len(carried)
-        self.offset = member if member is not None else self.plain_at + at
+        else:
+            at += start - len(carried)
+        self.offset = member if member is not None else self.plain_at + at - len(self.pending)
         return at
 
     def _begin(self, raw: bytes) -> None:

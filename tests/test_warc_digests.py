@@ -138,18 +138,27 @@ def test_a_clipped_member_names_the_record_it_cuts() -> None:
     assert problem.offset == 0 and "cut short" in problem.found
 
 
-def test_a_content_length_that_lies_is_named_and_the_records_after_it_still_read() -> None:
+@pytest.mark.parametrize("chunk", [4096, 7, 1])
+@pytest.mark.parametrize("short_by", [2, 40])
+def test_a_content_length_that_lies_is_named_and_the_records_after_it_still_read(
+        chunk: int, short_by: int) -> None:
     data = write_warc([b"<p>one</p>", b"<p>two</p>"], gzip_members=False)
     # The first response claims two bytes more than it holds.
     first = data.index(b"WARC-Type: response")
     length_at = data.index(b"Content-Length: ", first) + len(b"Content-Length: ")
     length_end = data.index(b"\r\n", length_at)
-    wrong = str(int(data[length_at:length_end]) - 2).encode()
+    wrong = str(int(data[length_at:length_end]) - short_by).encode()
     data = data[:length_at] + wrong + data[length_end:]
-    problems, records = check(data)
+    problems, records = check(data, chunk)
     assert records == 3  # the lying record, then the two after it
     named = [p for p in problems if "Content-Length may be wrong" in p.found]
     assert [p.uri for p in named] == ["http://example.test/0"]
+    # The record read on from is named by its own offset when it is damaged too.
+    second = data.rindex(b"WARC/1.1", 0, data.index(b"WARC-Type: response", length_end))
+    damaged = data.replace(b"<p>two</p>", b"<p>TWO</p>", 1)
+    problems, records = check(damaged, chunk)
+    assert records == 3
+    assert {p.offset for p in problems if p.uri == "http://example.test/1"} == {second}
 
 
 @pytest.mark.parametrize(("data", "found"), [
