@@ -155,10 +155,13 @@ def is_public_address(address: str) -> bool:
 def resolve(url: str, host: str, port: int, allow_private: bool) -> list[str]:
     """The addresses to try, in order, after checking every address the host has."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"{url}: cannot resolve host {host!r}") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        addresses = [str(ipaddress.ip_address(host))]  # an address already: nothing to look up
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError(f"{url}: cannot resolve host {host!r}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private:
         for address in addresses:
             if not is_public_address(address):
@@ -374,9 +377,14 @@ class _RecordingConnection(http.client.HTTPConnection):
         # Only addresses that passed the guard are tried, first answer wins.
         failure: OSError | None = None
         for address in self._addresses:
+            # Straight to the checked address: create_connection would look it up again.
+            sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
+                                 socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
             try:
-                sock = socket.create_connection((address, self.port), self.timeout)
+                sock.connect((address, self.port))
             except OSError as exc:
+                sock.close()
                 failure = exc
                 continue
             self.connected_to = address
