@@ -11,7 +11,9 @@ import csv
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,10 +34,18 @@ from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import iter_chunks
 from preserve.fixity import DEFAULT_EVERY_DAYS, EVENT_COLUMNS, fixity_report, run_fixity
-from preserve.jobs import CaptureOverrides, CaptureReport, run_capture, run_redescribe
-from preserve.policy import load_policy
+from preserve.jobs import (
+    CaptureOverrides,
+    CaptureReport,
+    capture_settings,
+    run_capture,
+    run_redescribe,
+)
+from preserve.policy import check_policies, load_policy
 from preserve.reconcile import reconcile
+from preserve.schedule import STATES, Job, Tick, cancel_job, list_jobs, run_due
 from preserve.storage import open_stores
+from preserve.workers.local import DEFAULT_THREADS, LocalWorkers, run_scheduler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +190,45 @@ def build_parser() -> argparse.ArgumentParser:
                                         "or reordered; exit 1 if one was")
     _json_flag(verify)
 
+    policies_cmd = commands.add_parser("policies", help="policy files")
+    policies_commands = policies_cmd.add_subparsers(dest="policies_command", required=True,
+                                                    metavar="COMMAND")
+    policies_check = policies_commands.add_parser(
+        "check", help="validate policy files: every problem of every file, with file, line "
+                      "and key; exit 1 if there is one")
+    policies_check.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                                help="policy files or folders of them (default: the "
+                                     "settings' policies folder)")
+    _json_flag(policies_check)
+
+    jobs_cmd = commands.add_parser("jobs", help="scheduled runs: list them, or cancel one")
+    jobs_cmd.add_argument("--state", choices=STATES, help="only jobs in this state")
+    jobs_cmd.add_argument("--limit", type=_positive(int), default=100, metavar="N",
+                          help="at most N jobs, newest first (default 100)")
+    _json_flag(jobs_cmd)
+    jobs_commands = jobs_cmd.add_subparsers(dest="jobs_command", metavar="COMMAND")
+    jobs_cancel = jobs_commands.add_parser("cancel", help="cancel a queued job")
+    jobs_cancel.add_argument("job", metavar="ID", help="the job's ID (as `preserve jobs` shows)")
+    _json_flag(jobs_cancel)
+
+    schedule_cmd = commands.add_parser("schedule", help="run what the policies' schedules say")
+    schedule_commands = schedule_cmd.add_subparsers(dest="schedule_command", required=True,
+                                                    metavar="COMMAND")
+    run_due = schedule_commands.add_parser(
+        "run-due", help="create the jobs of every run that is due and run them here, now; "
+                        "exit 1 if one fails")
+    run_due.add_argument("--now", type=_datetime_arg, metavar="DATETIME",
+                         help="which runs are due as of this time (default: now)")
+    _json_flag(run_due)
+
+    scheduler_cmd = commands.add_parser(
+        "scheduler", help="schedule and run jobs until stopped (Ctrl-C or SIGTERM), on "
+                          "threads of this process")
+    scheduler_cmd.add_argument("--every", type=_positive(float), default=30, metavar="SECONDS",
+                               help="seconds between looks at the schedules (default 30)")
+    scheduler_cmd.add_argument("--threads", type=_positive(int), default=DEFAULT_THREADS,
+                               metavar="N", help=f"jobs run at once (default {DEFAULT_THREADS})")
+
     demo_cmd = commands.add_parser("demo", help="offline walk-through: serve the bundled "
                                    "reference page on loopback, archive, retrieve and audit it")
     _json_flag(demo_cmd, "the walk-through's findings as JSON instead of the narration")
@@ -218,13 +267,8 @@ def _catalog(settings: Settings) -> Iterator[Engine]:
 
 def _capture(args: argparse.Namespace, settings: Settings) -> int:
     policy = load_policy(args.policy) if args.policy is not None else None
-    # Limits: the command line, else the policy, else the settings.
-    limits = {"timeout_seconds": args.timeout, "max_resource_bytes": args.max_resource_bytes}
-    if policy is not None:
-        limits["timeout_seconds"] = limits["timeout_seconds"] or policy.capture.timeout_seconds
-        limits["max_resource_bytes"] = (limits["max_resource_bytes"]
-                                        or policy.capture.max_resource_bytes)
-    settings = settings.with_capture(**{k: v for k, v in limits.items() if v is not None})
+    settings = capture_settings(settings, policy, timeout_seconds=args.timeout,
+                                max_resource_bytes=args.max_resource_bytes)
     fetched: list[int] = []
 
     def progress(response: Response) -> None:
@@ -363,10 +407,7 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
                             collection=args.collection, location=args.location,
                             deep=args.deep, repair=args.repair, sample=args.sample,
                             every_days=args.every_days, actor=settings.operator)
-        with engine.connect() as connection:
-            newest = ledger.head(connection)
-    # The ledger's head, kept where a rewrite of the whole chain cannot reach it.
-    checkpointed = ledger.write_checkpoint(stores, newest) if newest else []
+        newest, checkpointed = ledger.checkpoint(engine, stores)
     if show and result.objects:
         print(file=sys.stderr)
     if args.json:
@@ -478,6 +519,96 @@ def _ledger(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if check.passed else 1
 
 
+def _policies(args: argparse.Namespace, settings: Settings) -> int:
+    checked = check_policies(args.paths or [settings.policies_dir], settings.locations)
+    problems = [problem for _path, found in checked for problem in found]
+    if args.json:
+        _print_json({"files": [{"path": str(path), "problems": [str(p) for p in found]}
+                               for path, found in checked], "problems": len(problems)})
+    else:
+        for problem in problems:
+            print(problem)
+        print(f"policies: {len(checked)} files, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+def _jobs(args: argparse.Namespace, settings: Settings) -> int:
+    with _catalog(settings) as engine:
+        if args.jobs_command == "cancel":
+            job = cancel_job(engine, args.job, datetime.now(UTC))
+            if args.json:
+                _print_json(job.as_dict())
+            else:
+                print(f"job {job.id}: cancelled")
+            return 0
+        found = list_jobs(engine, args.state, args.limit)
+    if args.json:
+        _print_json({"jobs": [job.as_dict() for job in found]})
+        return 0
+    for job in found:
+        print(_job_line(job))
+    if not found:
+        print("jobs: none" + (f" {args.state}" if args.state else ""))
+    return 0
+
+
+def _job_line(job: Job) -> str:
+    line = (f"{job.id}  {job.state:<9}  {job.kind:<7}  "
+            f"{job.scheduled_for:%Y-%m-%d %H:%M}Z  {job.policy}  {job.target}")
+    if job.attempts > 1 or (job.error and job.state != "succeeded"):
+        line += f"  (attempt {job.attempts})"
+    if job.error and job.state in ("queued", "failed"):
+        line += f"  {job.error}"
+    return line
+
+
+def _schedule(args: argparse.Namespace, settings: Settings) -> int:
+    with _catalog(settings) as engine:
+        passed, ran = run_due(settings, engine, at=args.now)
+    if args.json:
+        _print_json({"created": passed.created, "requeued": passed.requeued,
+                     "problems": [str(problem) for problem in passed.problems],
+                     "jobs": [job.as_dict() for job in ran]})
+    else:
+        for problem in passed.problems:
+            print(f"left out: {problem}")
+        print(f"schedule: {len(passed.created)} runs due, {len(ran)} jobs run")
+        for job in ran:
+            print(_job_line(job))
+    return 1 if passed.problems or any(job.state != "succeeded" for job in ran) else 0
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    reported: set[str] = set()
+
+    def report(passed: Tick) -> None:
+        for problem in passed.problems:
+            if str(problem) not in reported:  # once, not at every look
+                reported.add(str(problem))
+                print(f"scheduler: left out until fixed: {problem}", flush=True)
+        for job_id in passed.created:
+            print(f"scheduler: job {job_id} queued", flush=True)
+        for job_id in passed.requeued:
+            print(f"scheduler: job {job_id} queued again (its runner stopped answering)",
+                  flush=True)
+
+    with _catalog(settings) as engine:
+        workers = LocalWorkers(settings, engine, args.threads,
+                               finished=lambda job: print(f"scheduler: {_job_line(job)}",
+                                                          flush=True))
+        print(f"scheduler: policies in {settings.policies_dir}, a look every {args.every:g} s, "
+              f"{args.threads} jobs at once; Ctrl-C stops", flush=True)
+        try:
+            run_scheduler(settings, engine, workers, stop, args.every, report)
+        except KeyboardInterrupt:
+            stop.set()
+        print("scheduler: stopping; waiting for the jobs running here to end", flush=True)
+        workers.shutdown()
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     status, summary = demo.walkthrough(settings, (lambda line: None) if args.json else print)
     if args.json:
@@ -488,7 +619,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
              "redescribe": _redescribe,
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
-             "ledger": _ledger, "demo": _demo}
+             "ledger": _ledger, "policies": _policies, "jobs": _jobs, "schedule": _schedule,
+             "scheduler": _scheduler, "demo": _demo}
 
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:

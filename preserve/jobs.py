@@ -113,6 +113,18 @@ def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
     return [stores[name] for name in wanted]
 
 
+def capture_settings(settings: Settings, policy: Policy | None, *,
+                     timeout_seconds: float | None = None,
+                     max_resource_bytes: int | None = None) -> Settings:
+    """The settings a capture runs with: limits given, else the policy's, else the settings'."""
+    limits = {"timeout_seconds": timeout_seconds, "max_resource_bytes": max_resource_bytes}
+    if policy is not None:
+        limits["timeout_seconds"] = limits["timeout_seconds"] or policy.capture.timeout_seconds
+        limits["max_resource_bytes"] = (limits["max_resource_bytes"]
+                                        or policy.capture.max_resource_bytes)
+    return settings.with_capture(**{k: v for k, v in limits.items() if v is not None})
+
+
 def plan_seeds(urls: Sequence[str], policy: Policy | None,
                overrides: CaptureOverrides) -> list[Seed]:
     """The crawl's seeds: the URLs given, else the policy's targets, each with its scope."""

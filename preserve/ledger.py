@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 
 from preserve.catalog.schema import ledger, warc_files
 from preserve.errors import PreserveError
@@ -135,6 +135,15 @@ def head(connection: Connection) -> LedgerEntry | None:
     """The newest entry, or None for an empty ledger."""
     row = connection.execute(select(ledger).order_by(ledger.c.seq.desc()).limit(1)).first()
     return LedgerEntry(**row._mapping) if row else None
+
+
+def checkpoint(engine: Engine, stores: Mapping[str, ObjectStore],
+               ) -> tuple[LedgerEntry | None, list[str]]:
+    """Checkpoint the ledger's head to every location, where a rewrite of the whole
+    chain cannot reach it (after each audit); the head and the keys written."""
+    with engine.connect() as connection:
+        newest = head(connection)
+    return newest, write_checkpoint(stores, newest) if newest else []
 
 
 def write_checkpoint(stores: Mapping[str, ObjectStore], entry: LedgerEntry) -> list[str]:

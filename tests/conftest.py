@@ -59,14 +59,29 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may open a connection beyond this machine, even if the address guard broke."""
     real = socket.create_connection
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(address: Any) -> None:
+        if isinstance(address, tuple):  # an internet address (a Unix socket is a path)
+            host = str(address[0])
+            if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                raise AssertionError(f"a test tried to connect to {host}, beyond loopback")
 
     def guarded(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        host = str(address[0])
-        if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
-            raise AssertionError(f"a test tried to connect to {host}, beyond loopback")
+        check(address)
         return real(address, *args, **kwargs)
 
+    def connect(sock: socket.socket, address: Any) -> None:
+        check(address)
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        check(address)
+        return real_connect_ex(sock, address)
+
     monkeypatch.setattr(socket, "create_connection", guarded)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
 
 
 @pytest.fixture

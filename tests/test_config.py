@@ -302,3 +302,20 @@ def test_the_compose_stack_settings_are_valid_and_match_the_compose_file() -> No
     assert offsite.endpoint_url is not None and "//s3:" in offsite.endpoint_url
     assert "s3" in compose["services"] and "redis" in compose["services"]
     assert f"/s3/{offsite.bucket}" in " ".join(compose["services"]["s3"]["entrypoint"])
+
+
+def test_the_compose_scheduler_runs_the_mounted_policies_with_the_same_settings() -> None:
+    import yaml
+
+    from preserve.cli import build_parser
+
+    root = Path(__file__).parent.parent
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    scheduler, preserve = services["scheduler"], services["preserve"]
+    assert build_parser().parse_args(scheduler["command"]).command == "scheduler"
+    mounts = dict(volume.split(":")[1::-1] for volume in scheduler["volumes"])
+    assert mounts[scheduler["environment"]["PRESERVE_POLICIES"]] == "./policies"
+    assert (root / "policies").is_dir()
+    for name in ("PRESERVE_HOME", "PRESERVE_CONFIG", "PRESERVE_DATABASE_URL"):
+        assert scheduler["environment"][name] == preserve["environment"][name]
+    assert scheduler["image"] == preserve["image"]

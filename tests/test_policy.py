@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from preserve.errors import PolicyError
-from preserve.policy import SCOPES, check_collection, load_policy
+from preserve.policy import (
+    SCOPES,
+    PolicyProblem,
+    Schedule,
+    check_collection,
+    check_policy,
+    load_policy,
+    parse_schedule,
+)
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -111,37 +119,118 @@ def replaced(old: str, new: str) -> str:
     return VALID.replace(old, new, 1)
 
 
+KNOWN_TARGET_KEYS = ("depth, exclude, include, max_pages, missed_runs, schedule, scope, timezone, "
+                     "url")
+# Each broken file, with the one problem it has: line (None: no line), key path, problem.
 BROKEN = {
-    "unknown top-level key": (VALID + "retention: 5\n", "retention"),
-    "unknown target key": (replaced("    depth: 1\n", "    depht: 1\n"), "targets[0].depht"),
-    "missing collection": (replaced("collection: news\n", ""), "collection"),
-    "bad collection name": (replaced("collection: news", 'collection: "../etc"'), "collection"),
-    "scope not known": (replaced("scope: prefix", "scope: site"), "targets[0].scope"),
-    "fixity sample over 1": (replaced("fixity_sample: 0.25", "fixity_sample: 2"),
-                             "preservation.fixity_sample"),
-    "obey_robots as text": (replaced("obey_robots: false", 'obey_robots: "yes"'),
-                            "capture.obey_robots"),
-    "unknown capture key": (replaced("  requisites: false\n", "  requisite: false\n"),
-                            "capture.requisite"),
-    "negative embargo": (replaced("embargo_days: 14", "embargo_days: -1"), "access.embargo_days"),
-    "copies not a list": (replaced("copies: [local, offsite]", "copies: local"),
-                          "preservation.copies"),
+    "unknown top-level key": (VALID + "retention: 5\n", 24, "retention",
+                              "unknown key (known: access, capture, collection, description, "
+                              "preservation, targets)"),
+    "unknown target key": (replaced("    depth: 1\n", "    depht: 1\n"), 7, "targets[0].depht",
+                           f"unknown key (known: {KNOWN_TARGET_KEYS})"),
+    "missing collection": (replaced("collection: news\n", ""), None, "collection",
+                           "is required and must be text"),
+    "bad collection name": (replaced("collection: news", 'collection: "../etc"'), 1, "collection",
+                            "collection '../etc' is not a valid name: use 1-100 letters, digits, "
+                            "'.', '_' or '-', starting with a letter or digit"),
+    "scope not known": (replaced("scope: prefix", "scope: site"), 6, "targets[0].scope",
+                        "must be one of page, prefix, host, domain, not 'site'"),
+    "fixity sample over 1": (replaced("fixity_sample: 0.25", "fixity_sample: 2"), 20,
+                             "preservation.fixity_sample", "must be between 0 and 1, not 2"),
+    "obey_robots as text": (replaced("obey_robots: false", 'obey_robots: "yes"'), 12,
+                            "capture.obey_robots", "must be true or false, not 'yes'"),
+    "unknown capture key": (replaced("  requisites: false\n", "  requisite: false\n"), 16,
+                            "capture.requisite",
+                            "unknown key (known: delay_seconds, host_connections, "
+                            "max_resource_bytes, obey_robots, requisites, timeout_seconds)"),
+    "negative embargo": (replaced("embargo_days: 14", "embargo_days: -1"), 23,
+                         "access.embargo_days", "must be at least 0, not -1"),
+    "copies not a list": (replaced("copies: [local, offsite]", "copies: local"), 18,
+                          "preservation.copies", "must be a list of names"),
     "target without url": (replaced("  - url: https://news.test/front\n    schedule",
-                                    "  - schedule"), "targets[0].url"),
-    "targets not a list": ("collection: news\ntargets: https://news.test/front\n", "targets"),
+                                    "  - schedule"), 4, "targets[0].url",
+                           "is required and must be text"),
+    "url not http": (replaced("url: https://news.test/front", "url: ftp://news.test/front"), 4,
+                     "targets[0].url", "must be an http or https URL, not 'ftp://news.test/front'"),
+    "targets not a list": ("collection: news\ntargets: https://news.test/front\n", 2, "targets",
+                           "must be a list"),
+    "schedule not cron": (replaced('"0 6 * * *"', '"at six"'), 5, "targets[0].schedule",
+                          "must be a cron expression or an interval, such as '0 6 * * *' (cron) "
+                          "or 'every 6h' (interval), not 'at six'"),
+    "cron out of range": (replaced('"0 6 * * *"', '"0 25 * * *"'), 5, "targets[0].schedule",
+                          "must be a cron expression or an interval, such as '0 6 * * *' (cron) "
+                          "or 'every 6h' (interval), not '0 25 * * *'"),
+    "cron with seconds": (replaced('"0 6 * * *"', '"0 0 6 * * *"'), 5, "targets[0].schedule",
+                          "must be a cron expression or an interval, such as '0 6 * * *' (cron) "
+                          "or 'every 6h' (interval), not '0 0 6 * * *'"),
+    "interval of zero": (replaced('"0 6 * * *"', '"every 0h"'), 5, "targets[0].schedule",
+                         "the interval must be at least a minute, not 'every 0h'"),
+    "unknown time zone": (replaced('    scope: prefix', '    timezone: Mars/Olympus\n'
+                                   '    scope: prefix'), 6, "targets[0].timezone",
+                          "must be a time zone name such as UTC or Europe/Paris, "
+                          "not 'Mars/Olympus'"),
+    "missed_runs not known": (replaced('    scope: prefix', '    missed_runs: all\n'
+                                       '    scope: prefix'), 6, "targets[0].missed_runs",
+                              "must be one of once, skip, not 'all'"),
+    "the same url twice": (replaced("    exclude: [\"/front/ads/\"]\n",
+                                    "    exclude: [\"/front/ads/\"]\n"
+                                    "  - url: https://news.test/front\n"), 11, "targets[1].url",
+                           "the same URL as targets[0]"),
 }
 
 
-@pytest.mark.parametrize(("text", "key"), BROKEN.values(), ids=BROKEN.keys())
-def test_broken_policies_name_the_file_and_the_key(tmp_path: Path, text: str, key: str) -> None:
+@pytest.mark.parametrize(("text", "line", "key", "problem"), BROKEN.values(), ids=BROKEN.keys())
+def test_broken_policies_name_the_file_line_key_and_problem(
+        tmp_path: Path, text: str, line: int | None, key: str, problem: str) -> None:
     path = write(tmp_path, text)
 
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
 
-    message = str(caught.value)
-    assert message.startswith(f"{path}: {key}:"), message
-    assert "\n" not in message
+    where = f"{path}:{line}" if line else str(path)
+    assert str(caught.value) == f"{where}: {key}: {problem}"
+    assert check_policy(path) == (None, [PolicyProblem(path, line, key, problem)])
+
+
+def test_every_problem_in_a_file_is_found_in_one_reading(tmp_path: Path) -> None:
+    text = (replaced("scope: prefix", "scope: site")
+            .replace("obey_robots: false", "obey_robots: 1")
+            .replace("embargo_days: 14", "embargo_days: soon"))
+    path = write(tmp_path, text)
+
+    policy, problems = check_policy(path)
+
+    assert policy is None
+    assert [(p.line, p.key) for p in problems] == [
+        (6, "targets[0].scope"), (12, "capture.obey_robots"), (23, "access.embargo_days")]
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert str(caught.value) == (f"{problems[0]} (and 2 more: preserve policies check {path})")
+
+
+def test_copies_are_checked_against_the_storage_locations(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+
+    assert check_policy(path, locations=["local", "offsite"])[1] == []
+    policy, problems = check_policy(path, locations=["local"])
+
+    assert policy is None
+    assert [str(problem) for problem in problems] == [
+        f"{path}:18: preservation.copies: no storage location is named 'offsite' "
+        "(locations: local)"]
+
+
+@pytest.mark.parametrize(("text", "schedule"), [
+    ("0 6 * * *", Schedule(cron="0 6 * * *")),
+    ("@daily", Schedule(cron="0 0 * * *")),
+    ("*/15 * * * 1-5", Schedule(cron="*/15 * * * 1-5")),
+    ("every 6h", Schedule(interval_seconds=6 * 3600)),
+    ("every 30 minutes", Schedule(interval_seconds=1800)),
+    ("every 2 days", Schedule(interval_seconds=2 * 86400)),
+    ("Every 1W", Schedule(interval_seconds=7 * 86400)),
+])
+def test_schedules_are_cron_or_intervals(text: str, schedule: Schedule) -> None:
+    assert parse_schedule(text) == schedule
 
 
 def test_the_known_scopes_are_listed_when_the_scope_is_wrong(tmp_path: Path) -> None:

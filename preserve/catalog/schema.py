@@ -141,6 +141,29 @@ fixity_runs = Table(
     Column("finished_at", UTCDateTime, nullable=True),
 )
 
+# Scheduled work: one row per (kind, policy, target, scheduled time), however many
+# schedulers there are. Operations, not archive: a rebuilt catalog starts with none.
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(20), nullable=False),  # capture | fixity
+    Column("policy", String(200), nullable=False),
+    Column("target", Text, nullable=False),  # the URL, or the collection audited
+    Column("scheduled_for", UTCDateTime, nullable=False),
+    Column("state", String(20), nullable=False),  # queued running succeeded failed cancelled
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("result", Text, nullable=True),  # JSON summary of what the run did
+    Column("worker", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),  # a retry waits until then
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("heartbeat_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("kind", "policy", "target", "scheduled_for", name="uq_jobs_run"),
+    Index("ix_jobs_state", "state", "not_before"),
+)
+
 # What a deleted WARC file was (its digests), why it went and who deleted it.
 tombstones = Table(
     "tombstones", metadata,

@@ -1,0 +1,391 @@
+"""Scheduling: which runs are due, one job per run, and running jobs.
+
+A run is one target of a policy (a capture), or one collection's audit (fixity),
+at one scheduled time. Its job row is created once however many schedulers ask:
+the catalog holds (kind, policy, target, scheduled time) unique, and a second
+insert of the same run does nothing. A job is claimed by one runner at a time
+(``queued`` to ``running`` in one conditional update), keeps a heartbeat while
+it runs, and ends ``succeeded`` or, after its last attempt, ``failed``. A
+runner that dies leaves a heartbeat that stops: after :data:`LEASE` the job is
+queued again, to be retried by whoever is running.
+
+The work itself is :func:`run_job`, the same whether a local thread or a
+distributed worker calls it; only the dispatch differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from sqlalchemy import Engine, and_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from preserve import ledger
+from preserve.catalog import write_transaction
+from preserve.catalog.schema import jobs
+from preserve.config import Settings
+from preserve.errors import BadInput, NotFound, PreserveError
+from preserve.fixity import run_fixity
+from preserve.jobs import capture_settings, run_capture
+from preserve.policy import (
+    Policy,
+    PolicyProblem,
+    Schedule,
+    check_policy,
+    parse_schedule,
+    policy_files,
+)
+from preserve.storage import open_stores
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+KINDS = ("capture", "fixity")
+# A slot that came due longer ago than this is "missed" (see missed_runs: skip).
+GRACE = timedelta(minutes=15)
+# A running job whose heartbeat is older than this has lost its runner.
+LEASE = timedelta(minutes=5)
+HEARTBEAT_SECONDS = 30.0
+MAX_ATTEMPTS = 3
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=10))  # before attempts 2 and 3
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Run:
+    """One scheduled run: what (a capture of a target URL, or a collection's audit) and when."""
+
+    kind: str
+    policy: str
+    target: str
+    scheduled_for: datetime
+
+
+@dataclass(frozen=True)
+class Job:
+    """A run's record: its state, attempts, and what came of it."""
+
+    id: str
+    kind: str
+    policy: str
+    target: str
+    scheduled_for: datetime
+    state: str
+    attempts: int
+    error: str | None
+    result: dict[str, Any] | None
+    worker: str | None
+    created_at: datetime
+    not_before: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: (value.isoformat() if isinstance(value, datetime) else value)
+                for name, value in self.__dict__.items()}
+
+
+def latest_time(schedule: Schedule, timezone: str, now: datetime) -> datetime:
+    """The schedule's latest time at or before now, in UTC.
+
+    Cron times are read in the target's time zone. Interval times are whole
+    multiples of the interval since the Unix epoch, so that every scheduler
+    computes the same ones.
+    """
+    if schedule.interval_seconds:
+        step = schedule.interval_seconds
+        return datetime.fromtimestamp(int(now.timestamp()) // step * step, UTC)
+    assert schedule.cron is not None
+    # croniter steps back from strictly before its start: start a second on.
+    start = now.astimezone(ZoneInfo(timezone)).replace(microsecond=0) + timedelta(seconds=1)
+    moment: datetime = croniter(schedule.cron, start).get_prev(datetime)
+    return moment.astimezone(UTC)
+
+
+def fixity_interval(policy: Policy) -> Schedule:
+    """How often a policy's collection is audited: each audit checks ``fixity_sample`` of it
+    (and every overdue object), so ``fixity_every_days`` × ``fixity_sample`` days apart, at
+    least a day."""
+    days = policy.preservation.fixity_every_days * policy.preservation.fixity_sample
+    return Schedule(interval_seconds=max(DAY, int(days * DAY)))
+
+
+def due_runs(policies: Iterable[Policy], now: datetime) -> list[Run]:
+    """The runs due at ``now``: each scheduled target's latest time, and each collection's audit.
+
+    After downtime only the latest missed time is due (``missed_runs: once``),
+    or none that came more than :data:`GRACE` ago (``skip``). A collection that
+    several policies fill is audited at the shortest interval they ask for.
+    """
+    runs: list[Run] = []
+    audits: dict[str, tuple[int, str]] = {}
+    for policy in sorted(policies, key=lambda p: p.name):
+        for target in policy.targets:
+            if target.schedule is None:
+                continue
+            at = latest_time(parse_schedule(target.schedule), target.timezone, now)
+            if target.missed_runs == "skip" and now - at > GRACE:
+                continue
+            runs.append(Run("capture", policy.name, target.url, at))
+        seconds = fixity_interval(policy).interval_seconds or DAY
+        if policy.collection not in audits or seconds < audits[policy.collection][0]:
+            audits[policy.collection] = (seconds, policy.name)
+    for collection, (seconds, name) in sorted(audits.items()):
+        at = latest_time(Schedule(interval_seconds=seconds), "UTC", now)
+        runs.append(Run("fixity", name, collection, at))
+    return runs
+
+
+def read_policies(settings: Settings) -> tuple[list[Policy], list[PolicyProblem]]:
+    """The policies in the settings' folder that are sound, and the problems of the others."""
+    policies, problems = [], []
+    locations = list(settings.locations)
+    for path in policy_files(settings.policies_dir):
+        policy, found = check_policy(path, locations)
+        problems.extend(found)
+        if policy is not None:
+            policies.append(policy)
+    return policies, problems
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one pass of a scheduler did."""
+
+    created: list[str]  # jobs for runs that came due
+    requeued: list[str]  # running jobs whose runner stopped answering
+    problems: list[PolicyProblem]  # in policy files left out until they are fixed
+
+
+def tick(settings: Settings, engine: Engine, at: datetime | None = None,
+         now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Tick:
+    """One pass: jobs for the runs due ``at`` (default now), abandoned jobs queued again.
+
+    A policy file with problems is left out (and reported); the others are scheduled.
+    """
+    moment = now()
+    policies, problems = read_policies(settings)
+    created = create_jobs(engine, due_runs(policies, at or moment), moment)
+    return Tick(created, requeue_abandoned(engine, moment), problems)
+
+
+def run_due(settings: Settings, engine: Engine, at: datetime | None = None,
+            ) -> tuple[Tick, list[Job]]:
+    """One :func:`tick`, then every job whose time has come run here, one after another."""
+    passed = tick(settings, engine, at)
+    return passed, [run_job(job_id, settings, engine)
+                    for job_id in runnable(engine, datetime.now(UTC))]
+
+
+def create_jobs(engine: Engine, runs: Sequence[Run], now: datetime) -> list[str]:
+    """A queued job for every run that has none yet; the IDs of those created.
+
+    Two schedulers asking at once create each job once: the second insert of
+    a run meets the unique key and does nothing.
+    """
+    created = []
+    with write_transaction(engine) as connection:
+        insert = (postgresql_insert if connection.dialect.name == "postgresql"
+                  else sqlite_insert)
+        for run in runs:
+            job_id = uuid.uuid4().hex
+            inserted = connection.execute(insert(jobs).values(
+                id=job_id, kind=run.kind, policy=run.policy, target=run.target,
+                scheduled_for=run.scheduled_for, state="queued", attempts=0,
+                created_at=now, not_before=now).on_conflict_do_nothing()
+                .returning(jobs.c.id)).first()
+            if inserted is not None:
+                created.append(job_id)
+    return created
+
+
+def requeue_abandoned(engine: Engine, now: datetime) -> list[str]:
+    """Queue again the running jobs whose runner stopped answering; the IDs of those.
+
+    A job out of attempts fails instead.
+    """
+    stale = and_(jobs.c.state == "running", jobs.c.heartbeat_at < now - LEASE)
+    with write_transaction(engine) as connection:
+        ids = list(connection.execute(select(jobs.c.id).where(stale)).scalars())
+        if not ids:
+            return []
+        message = "its runner stopped answering (killed, or its machine went down)"
+        connection.execute(update(jobs).where(stale, jobs.c.id.in_(ids),
+                                              jobs.c.attempts >= MAX_ATTEMPTS)
+                           .values(state="failed", error=message, finished_at=now))
+        connection.execute(update(jobs).where(stale, jobs.c.id.in_(ids))
+                           .values(state="queued", error=message, worker=None, not_before=now))
+    return ids
+
+
+def runnable(engine: Engine, now: datetime, limit: int | None = None) -> list[str]:
+    """Queued jobs whose time has come, oldest scheduled first."""
+    query = (select(jobs.c.id).where(jobs.c.state == "queued", jobs.c.not_before <= now)
+             .order_by(jobs.c.scheduled_for, jobs.c.created_at).limit(limit))
+    with engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
+def get_job(engine: Engine, job_id: str) -> Job:
+    """One job; :class:`NotFound` names an unknown ID."""
+    with engine.connect() as connection:
+        row = connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"job {job_id}: no such job (preserve jobs lists them)")
+    return _job(row._mapping)
+
+
+def list_jobs(engine: Engine, state: str | None = None, limit: int = 100) -> list[Job]:
+    """The newest jobs first, of one state or all."""
+    if state is not None and state not in STATES:
+        raise BadInput(f"jobs: state {state!r} is not one of {', '.join(STATES)}")
+    query = select(jobs).order_by(jobs.c.scheduled_for.desc(), jobs.c.created_at.desc())
+    if state is not None:
+        query = query.where(jobs.c.state == state)
+    with engine.connect() as connection:
+        return [_job(row._mapping) for row in connection.execute(query.limit(limit))]
+
+
+def cancel_job(engine: Engine, job_id: str, now: datetime) -> Job:
+    """Cancel a queued job. A job already running, or ended, is :class:`BadInput`."""
+    with write_transaction(engine) as connection:
+        done = connection.execute(update(jobs).where(jobs.c.id == job_id,
+                                                     jobs.c.state == "queued")
+                                  .values(state="cancelled", finished_at=now))
+    job = get_job(engine, job_id)
+    if done.rowcount != 1:
+        raise BadInput(f"job {job_id} is {job.state}: only a queued job can be cancelled")
+    return job
+
+
+def worker_name() -> str:
+    """Who runs a job: host, process and thread, as ``preserve jobs`` shows it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+JobWork = Callable[[Job, Policy, Settings, Engine], dict[str, Any]]
+
+
+def run_job(job_id: str, settings: Settings, engine: Engine,
+            now: Callable[[], datetime] = lambda: datetime.now(UTC),
+            work: JobWork | None = None) -> Job:
+    """Claim a queued job and do it; the job as it ended (or as it was, if it was not ours).
+
+    The job's policy is read again from the policies folder, so that a run
+    does what the policy says now. A failure is retried (up to
+    :data:`MAX_ATTEMPTS` attempts, later each time) unless nothing can change
+    it: a policy or target that no longer exists.
+    """
+    started = now()
+    with write_transaction(engine) as connection:
+        claimed = connection.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued",
+                               jobs.c.not_before <= started)
+            .values(state="running", attempts=jobs.c.attempts + 1, worker=worker_name(),
+                    started_at=started, heartbeat_at=started, error=None)).rowcount
+    job = get_job(engine, job_id)
+    if claimed != 1:
+        return job
+    stop = threading.Event()
+    beating = threading.Thread(target=_heartbeat, args=(engine, job_id, stop, now),
+                               daemon=True, name=f"heartbeat-{job_id[:8]}")
+    beating.start()
+    retry = True
+    error: str | None = None
+    try:
+        policy = _policy_of(job, settings)
+        result = (work or _do)(job, policy, settings, engine)
+    except _Permanent as exc:
+        retry = False
+        error = str(exc)
+    except PreserveError as exc:
+        error = " ".join(str(exc).split())
+    except Exception as exc:  # a job's failure is recorded, never lost with the runner
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    finally:
+        stop.set()
+        beating.join()
+    ended = now()
+    if error is None:
+        values: dict[str, Any] = {"state": "succeeded", "result": json.dumps(result),
+                                  "finished_at": ended}
+    elif retry and job.attempts < MAX_ATTEMPTS:
+        values = {"state": "queued", "error": error, "worker": None,
+                  "not_before": ended + RETRY_DELAYS[min(job.attempts, len(RETRY_DELAYS)) - 1]}
+    else:
+        values = {"state": "failed", "error": error, "finished_at": ended}
+    with write_transaction(engine) as connection:
+        connection.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running",
+                                              jobs.c.worker == job.worker).values(**values))
+    return get_job(engine, job_id)
+
+
+class _Permanent(PreserveError):
+    """A job that no retry can help."""
+
+
+def _policy_of(job: Job, settings: Settings) -> Policy:
+    path = settings.policies_dir / f"{job.policy}.yaml"
+    if not path.is_file():
+        raise _Permanent(f"policy {job.policy} is no longer in {settings.policies_dir}")
+    policy, problems = check_policy(path, list(settings.locations))
+    if policy is None:
+        raise _Permanent(f"policy {job.policy} has problems now: {problems[0]}")
+    if job.kind == "capture":
+        targets = [target for target in policy.targets if target.url == job.target]
+        if not targets:
+            raise _Permanent(f"policy {job.policy} no longer has the target {job.target}")
+        return replace(policy, targets=tuple(targets))
+    if policy.collection != job.target:
+        raise _Permanent(f"policy {job.policy} no longer fills collection {job.target}")
+    return policy
+
+
+def _do(job: Job, policy: Policy, settings: Settings, engine: Engine) -> dict[str, Any]:
+    """The work of a job: the capture of its target, or the audit of its collection."""
+    if job.kind == "capture":
+        report = run_capture([], settings=capture_settings(settings, policy), engine=engine,
+                             policy=policy)
+        return {"capture": report.job, "pages": report.pages, "records": report.records,
+                "revisits": report.revisits, "bytes": report.bytes,
+                "warcs": [warc["key"] for warc in report.warcs],
+                "missing": sorted({name for warc in report.warcs for name in warc["missing"]}),
+                "errors": len(report.errors)}
+    stores = open_stores(settings.locations)
+    audit = run_fixity(engine, stores, collection=job.target,
+                       sample=policy.preservation.fixity_sample,
+                       every_days=policy.preservation.fixity_every_days,
+                       actor=f"scheduler ({settings.operator})")
+    newest, checkpointed = ledger.checkpoint(engine, stores)
+    return {"objects": audit.objects, "copies": audit.copies, "bytes": audit.bytes,
+            "findings": len(audit.findings), "passed": audit.passed,
+            "ledger_checkpoint": newest.seq if newest else None, "checkpointed": checkpointed}
+
+
+def _heartbeat(engine: Engine, job_id: str, stop: threading.Event,
+               now: Callable[[], datetime]) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            with write_transaction(engine) as connection:
+                connection.execute(update(jobs).where(jobs.c.id == job_id,
+                                                      jobs.c.state == "running")
+                                   .values(heartbeat_at=now()))
+        except Exception:
+            continue
+
+
+def _job(row: Any) -> Job:
+    values = dict(row)
+    values["result"] = json.loads(values["result"]) if values["result"] else None
+    return Job(**values)
+

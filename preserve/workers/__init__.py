@@ -1,0 +1,1 @@
+"""Who runs jobs: threads of this process (local), or distributed workers."""
