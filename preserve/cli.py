@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +31,7 @@ from preserve.catalog import Snapshot, open_engine
 from preserve.config import Settings, load_settings
 from preserve.deletion import delete_file
 from preserve.describe import decode_html, describe
-from preserve.errors import BadInput, PreserveError
+from preserve.errors import BadInput, ConfigError, PreserveError
 from preserve.fingerprint import iter_chunks
 from preserve.fixity import DEFAULT_EVERY_DAYS, EVENT_COLUMNS, fixity_report, run_fixity
 from preserve.jobs import (
@@ -45,7 +45,9 @@ from preserve.policy import check_policies, load_policy
 from preserve.reconcile import reconcile
 from preserve.schedule import STATES, Job, Tick, cancel_job, list_jobs, run_due
 from preserve.storage import open_stores
-from preserve.workers.local import DEFAULT_THREADS, LocalWorkers, run_scheduler
+from preserve.workers import Dispatcher
+from preserve.workers.celery import CeleryDispatch, run_worker, send_due
+from preserve.workers.local import LocalWorkers, run_scheduler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,8 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "threads of this process")
     scheduler_cmd.add_argument("--every", type=_positive(float), default=30, metavar="SECONDS",
                                help="seconds between looks at the schedules (default 30)")
-    scheduler_cmd.add_argument("--threads", type=_positive(int), default=DEFAULT_THREADS,
-                               metavar="N", help=f"jobs run at once (default {DEFAULT_THREADS})")
+    scheduler_cmd.add_argument("--threads", type=_positive(int), metavar="N",
+                               help="jobs run at once here, with the local backend "
+                                    "(default: the settings' workers.threads, 2)")
+
+    worker_cmd = commands.add_parser(
+        "worker", help="a distributed worker (Celery): run the jobs schedulers send to the "
+                       "settings' broker and queue, until stopped")
+    worker_cmd.add_argument("--threads", type=_positive(int), metavar="N",
+                            help="jobs run at once (default: the settings' workers.threads, 2)")
 
     demo_cmd = commands.add_parser("demo", help="offline walk-through: serve the bundled "
                                    "reference page on loopback, archive, retrieve and audit it")
@@ -564,6 +573,18 @@ def _job_line(job: Job) -> str:
 
 def _schedule(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine:
+        if settings.workers.backend == "celery":
+            passed, sent = send_due(settings, engine, at=args.now)
+            if args.json:
+                _print_json({"created": passed.created, "requeued": passed.requeued,
+                             "problems": [str(problem) for problem in passed.problems],
+                             "sent": sent})
+            else:
+                for problem in passed.problems:
+                    print(f"left out: {problem}")
+                print(f"schedule: {len(passed.created)} runs due, {len(sent)} jobs sent to "
+                      f"queue {settings.workers.queue} at {settings.workers.broker_url}")
+            return 1 if passed.problems else 0
         passed, ran = run_due(settings, engine, at=args.now)
     if args.json:
         _print_json({"created": passed.created, "requeued": passed.requeued,
@@ -595,17 +616,36 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
                   flush=True)
 
     with _catalog(settings) as engine:
-        workers = LocalWorkers(settings, engine, args.threads,
-                               finished=lambda job: print(f"scheduler: {_job_line(job)}",
-                                                          flush=True))
+        workers: Dispatcher
+        if settings.workers.backend == "celery":
+            workers = CeleryDispatch(settings, engine)
+            where = f"jobs sent to queue {settings.workers.queue}"
+        else:
+            threads = args.threads or settings.workers.threads
+            workers = LocalWorkers(settings, engine, threads,
+                                   finished=lambda job: print(f"scheduler: {_job_line(job)}",
+                                                              flush=True))
+            where = f"{threads} jobs at once here"
         print(f"scheduler: policies in {settings.policies_dir}, a look every {args.every:g} s, "
-              f"{args.threads} jobs at once; Ctrl-C stops", flush=True)
+              f"{where}; Ctrl-C stops", flush=True)
         try:
             run_scheduler(settings, engine, workers, stop, args.every, report)
         except KeyboardInterrupt:
             stop.set()
         print("scheduler: stopping; waiting for the jobs running here to end", flush=True)
         workers.shutdown()
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.workers.backend != "celery":
+        raise ConfigError("worker: workers.backend is local, so jobs run in the scheduler; "
+                          "set workers.backend: celery (or PRESERVE_WORKERS_BACKEND=celery)")
+    if args.threads:
+        settings = replace(settings, workers=replace(settings.workers, threads=args.threads))
+    with _catalog(settings):  # the catalog is reachable and migrated before work arrives
+        pass
+    run_worker(settings)
     return 0
 
 
@@ -620,7 +660,7 @@ _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _descr
              "redescribe": _redescribe,
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
              "ledger": _ledger, "policies": _policies, "jobs": _jobs, "schedule": _schedule,
-             "scheduler": _scheduler, "demo": _demo}
+             "scheduler": _scheduler, "worker": _worker, "demo": _demo}
 
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:

@@ -36,7 +36,11 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 # Keys of preserve.yaml that this version reads; anything else is an error,
 # so a typo never silently falls back to a default.
-_TOP_KEYS = {"database", "policies", "storage", "capture", "operator"}
+_TOP_KEYS = {"database", "policies", "storage", "capture", "operator", "workers"}
+_WORKERS_KEYS = {"backend", "broker_url", "queue", "threads"}
+WORKER_BACKENDS = ("local", "celery")
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_WORKER_THREADS = 2
 _STORAGE_KEYS = {"locations", "default_copies"}
 _CAPTURE_KEYS = {"allow_private_addresses", "timeout_seconds", "max_resource_bytes", "user_agent",
                  "warc_size", "concurrency", "retries", "retry_backoff_seconds"}
@@ -89,6 +93,16 @@ class CaptureSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """Who runs scheduled jobs: threads of the scheduler (local) or Celery workers."""
+
+    backend: str = "local"
+    broker_url: str = DEFAULT_BROKER_URL  # Redis, or amqp:// for RabbitMQ
+    queue: str = "preserve"
+    threads: int = DEFAULT_WORKER_THREADS  # jobs at once, per scheduler or worker
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service needs to know about where it lives and what it may do."""
 
@@ -99,6 +113,7 @@ class Settings:
     default_copies: tuple[str, ...]
     operator: str
     capture: CaptureSettings = field(default_factory=CaptureSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     @property
     def work_dir(self) -> Path:
@@ -123,6 +138,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     storage = _section(data, "storage", _STORAGE_KEYS, where)
     capture = _section(data, "capture", _CAPTURE_KEYS, where)
+    workers = _section(data, "workers", _WORKERS_KEYS, where)
 
     locations = _locations(storage.get("locations"), home, where)
     copies = storage.get("default_copies", [DEFAULT_LOCATION])
@@ -162,6 +178,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     or f"sqlite:///{home / 'catalog.db'}")
     policies = Path(env.get("PRESERVE_POLICIES") or data.get("policies") or "policies")
     operator = env.get("PRESERVE_OPERATOR") or data.get("operator") or _login_name()
+    backend = str(env.get("PRESERVE_WORKERS_BACKEND") or workers.get("backend", "local"))
+    if backend not in WORKER_BACKENDS:
+        raise ConfigError(f"{where}: workers.backend must be one of "
+                          f"{', '.join(WORKER_BACKENDS)}, not {backend!r}")
+    worker_settings = WorkerSettings(
+        backend=backend,
+        broker_url=str(env.get("PRESERVE_BROKER_URL") or workers.get("broker_url")
+                       or DEFAULT_BROKER_URL),
+        queue=str(env.get("PRESERVE_WORKERS_QUEUE") or workers.get("queue") or "preserve"),
+        threads=max(1, _whole(workers.get("threads", DEFAULT_WORKER_THREADS), where,
+                              "workers.threads")),
+    )
     return Settings(
         home=home,
         database_url=str(database_url),
@@ -170,6 +198,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_copies=tuple(copies),
         operator=str(operator),
         capture=capture_settings,
+        workers=worker_settings,
     )
 
 

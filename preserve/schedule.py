@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -57,6 +57,9 @@ LEASE = timedelta(minutes=5)
 HEARTBEAT_SECONDS = 30.0
 MAX_ATTEMPTS = 3
 RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=10))  # before attempts 2 and 3
+# A job sent to distributed workers and still queued this long after is sent again
+# (the message may have been lost with a broker that keeps none).
+REDISPATCH = timedelta(minutes=30)
 DAY = 86400
 
 
@@ -86,6 +89,7 @@ class Job:
     worker: str | None
     created_at: datetime
     not_before: datetime
+    dispatched_at: datetime | None
     started_at: datetime | None
     heartbeat_at: datetime | None
     finished_at: datetime | None
@@ -224,7 +228,8 @@ def requeue_abandoned(engine: Engine, now: datetime) -> list[str]:
                                               jobs.c.attempts >= MAX_ATTEMPTS)
                            .values(state="failed", error=message, finished_at=now))
         connection.execute(update(jobs).where(stale, jobs.c.id.in_(ids))
-                           .values(state="queued", error=message, worker=None, not_before=now))
+                           .values(state="queued", error=message, worker=None,
+                                   dispatched_at=None))
     return ids
 
 
@@ -234,6 +239,17 @@ def runnable(engine: Engine, now: datetime, limit: int | None = None) -> list[st
              .order_by(jobs.c.scheduled_for, jobs.c.created_at).limit(limit))
     with engine.connect() as connection:
         return list(connection.execute(query).scalars())
+
+
+def mark_dispatched(engine: Engine, job_id: str, now: datetime) -> bool:
+    """Note that a queued job is being sent to the distributed workers; False if it was
+    sent already (less than :data:`REDISPATCH` ago) or is no longer queued."""
+    with write_transaction(engine) as connection:
+        return connection.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued",
+                               or_(jobs.c.dispatched_at.is_(None),
+                                   jobs.c.dispatched_at < now - REDISPATCH))
+            .values(dispatched_at=now)).rowcount == 1
 
 
 def get_job(engine: Engine, job_id: str) -> Job:
@@ -320,7 +336,7 @@ def run_job(job_id: str, settings: Settings, engine: Engine,
         values: dict[str, Any] = {"state": "succeeded", "result": json.dumps(result),
                                   "finished_at": ended}
     elif retry and job.attempts < MAX_ATTEMPTS:
-        values = {"state": "queued", "error": error, "worker": None,
+        values = {"state": "queued", "error": error, "worker": None, "dispatched_at": None,
                   "not_before": ended + RETRY_DELAYS[min(job.attempts, len(RETRY_DELAYS)) - 1]}
     else:
         values = {"state": "failed", "error": error, "finished_at": ended}

@@ -271,3 +271,66 @@ def s3_endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """A new, empty bucket on moto, and on PRESERVE_TEST_S3_ENDPOINT when one is given."""
     with s3_bucket(request, monkeypatch, request.param) as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+def redis_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The machine's Redis as the workers' broker, on a queue of this test's own.
+
+    Without a server the test skips with the reason; in CI (CI=true) it fails.
+    """
+    url = os.environ.get("PRESERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        import redis
+        client = redis.Redis.from_url(url)
+        client.ping()
+    except Exception as exc:  # no driver, no server, or a server that refuses us
+        reason = f"Redis not reachable at {url}: {exc}".splitlines()[0]
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: Redis tests must run)")
+        pytest.skip(reason)
+    queue = f"preserve-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("PRESERVE_WORKERS_BACKEND", "celery")
+    monkeypatch.setenv("PRESERVE_BROKER_URL", url)
+    monkeypatch.setenv("PRESERVE_WORKERS_QUEUE", queue)
+    try:
+        yield queue
+    finally:
+        # The queue, and what Celery keeps of messages a killed worker held (this
+        # database is the tests' own).
+        client.delete(queue, "unacked", "unacked_index", "unacked_mutex")
+        client.close()
+
+
+def page(number: int, links: list[str]) -> bytes:
+    """A small article page linking on (the scheduling tests' site: /a/1 -> /a/2 -> ...)."""
+    anchors = "".join(f'<a href="{link}">next</a>' for link in links)
+    return (f"<html><head><title>Page {number}</title></head><body><article><h1>Page "
+            f"{number}</h1><p>{'Words of the page. ' * 40}</p>{anchors}</article></body>"
+            "</html>").encode()
+
+
+@pytest.fixture
+def policies(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty policies folder, the one the settings name."""
+    folder = home.parent / "policies"
+    folder.mkdir()
+    monkeypatch.setenv("PRESERVE_POLICIES", str(folder))
+    return folder
+
+
+def write_policy(folder: Path, site: LoopbackSite, schedule: str = "every 1h",
+                 name: str = "site") -> Path:
+    """A policy crawling the site from /a/1 on the schedule, without politeness delays."""
+    path = folder / f"{name}.yaml"
+    path.write_text(f"""\
+collection: {name}
+targets:
+  - url: {site.url("/a/1")}
+    schedule: "{schedule}"
+    scope: prefix
+    depth: 5
+capture:
+  delay_seconds: 0
+""")
+    return path

@@ -304,7 +304,7 @@ def test_the_compose_stack_settings_are_valid_and_match_the_compose_file() -> No
     assert f"/s3/{offsite.bucket}" in " ".join(compose["services"]["s3"]["entrypoint"])
 
 
-def test_the_compose_scheduler_runs_the_mounted_policies_with_the_same_settings() -> None:
+def test_the_compose_scheduler_and_worker_share_policies_settings_and_broker() -> None:
     import yaml
 
     from preserve.cli import build_parser
@@ -319,3 +319,42 @@ def test_the_compose_scheduler_runs_the_mounted_policies_with_the_same_settings(
     for name in ("PRESERVE_HOME", "PRESERVE_CONFIG", "PRESERVE_DATABASE_URL"):
         assert scheduler["environment"][name] == preserve["environment"][name]
     assert scheduler["image"] == preserve["image"]
+    worker = services["worker"]
+    assert build_parser().parse_args(worker["command"]).command == "worker"
+    for service in (scheduler, worker):
+        assert service["environment"]["PRESERVE_WORKERS_BACKEND"] == "celery"
+        assert service["environment"]["PRESERVE_BROKER_URL"].startswith("redis://redis:")
+        assert "redis" in service["depends_on"]
+    assert worker["volumes"] == scheduler["volumes"]
+    assert worker["environment"]["PRESERVE_DATABASE_URL"] == (
+        preserve["environment"]["PRESERVE_DATABASE_URL"])
+
+
+def test_worker_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    config = write(tmp_path / "preserve.yaml", "workers:\n  backend: celery\n"
+                   "  broker_url: amqp://guest@127.0.0.1:5672//\n  queue: archive\n  threads: 4\n")
+
+    default = load_settings({"PRESERVE_HOME": str(tmp_path / "other")}).workers
+    from_file = load_settings({"PRESERVE_CONFIG": str(config)}).workers
+    from_env = load_settings({"PRESERVE_CONFIG": str(config), "PRESERVE_WORKERS_BACKEND": "local",
+                              "PRESERVE_BROKER_URL": "redis://127.0.0.1:6379/3",
+                              "PRESERVE_WORKERS_QUEUE": "night"}).workers
+
+    assert (default.backend, default.broker_url, default.queue, default.threads) == (
+        "local", "redis://127.0.0.1:6379/0", "preserve", 2)
+    assert (from_file.backend, from_file.broker_url, from_file.queue, from_file.threads) == (
+        "celery", "amqp://guest@127.0.0.1:5672//", "archive", 4)
+    assert (from_env.backend, from_env.broker_url, from_env.queue) == (
+        "local", "redis://127.0.0.1:6379/3", "night")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("workers:\n  backend: rq\n", "workers.backend must be one of local, celery, not 'rq'"),
+    ("workers:\n  concurrency: 3\n", "unknown key workers.concurrency"),
+    ("workers:\n  threads: -1\n", "workers.threads"),
+])
+def test_bad_worker_settings(tmp_path: Path, text: str, message: str) -> None:
+    config = write(tmp_path / "preserve.yaml", text)
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings({"PRESERVE_CONFIG": str(config)})

@@ -229,7 +229,7 @@ def test_a_failed_job_is_retried_later_then_fails(settings: Settings, engine: En
         assert job.attempts == attempt
         assert job.error == "RuntimeError: the network went away"
         if attempt < MAX_ATTEMPTS:
-            assert job.state == "queued" and job.not_before > now
+            assert job.state == "queued" and job.not_before > now and job.dispatched_at is None
             # Not before its time: a runner asking now leaves it alone.
             early = run_job(job_id, settings, engine, now=clock(now), work=broken)
             assert early.attempts == attempt
@@ -296,3 +296,15 @@ def test_the_example_policy_schedules_daily_captures() -> None:
     runs = due_runs([example], T0)
     assert [run.kind for run in runs] == ["capture", "fixity"]
     assert runs[0].scheduled_for == at("2026-11-28T06:00:00+00:00")
+
+
+def test_a_job_is_sent_to_the_workers_once_until_it_may_have_been_lost(engine: Engine) -> None:
+    from preserve.schedule import REDISPATCH, mark_dispatched
+    job_id = queued(engine)
+
+    assert mark_dispatched(engine, job_id, T0) is True
+    assert mark_dispatched(engine, job_id, T0 + REDISPATCH) is False
+    assert mark_dispatched(engine, job_id, T0 + REDISPATCH + timedelta(seconds=1)) is True
+    with engine.begin() as connection:
+        connection.execute(update(jobs).where(jobs.c.id == job_id).values(state="running"))
+    assert mark_dispatched(engine, job_id, T0 + REDISPATCH * 3) is False

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import page, write_policy
 from sqlalchemy import select
 
 from preserve import ledger
@@ -28,13 +29,6 @@ from preserve.schedule import LEASE, Job, Tick, get_job, list_jobs, requeue_aban
 from preserve.workers.local import LocalWorkers, run_scheduler
 
 
-def page(number: int, links: list[str]) -> bytes:
-    anchors = "".join(f'<a href="{link}">next</a>' for link in links)
-    return (f"<html><head><title>Page {number}</title></head><body><article><h1>Page "
-            f"{number}</h1><p>{'Words of the page. ' * 40}</p>{anchors}</article></body>"
-            "</html>").encode()
-
-
 @pytest.fixture
 def web() -> Iterator[LoopbackSite]:
     routes = {"/a/1": Route(page(1, ["/a/2"])), "/a/2": Route(page(2, ["/a/3"])),
@@ -42,30 +36,6 @@ def web() -> Iterator[LoopbackSite]:
               "/robots.txt": Route(b"User-agent: *\nAllow: /\n", "text/plain")}
     with LoopbackSite(routes) as site:
         yield site
-
-
-@pytest.fixture
-def policies(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = home.parent / "policies"
-    folder.mkdir()
-    monkeypatch.setenv("PRESERVE_POLICIES", str(folder))
-    return folder
-
-
-def write_policy(folder: Path, site: LoopbackSite, schedule: str = "every 1h",
-                 name: str = "site") -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(f"""\
-collection: {name}
-targets:
-  - url: {site.url("/a/1")}
-    schedule: "{schedule}"
-    scope: prefix
-    depth: 5
-capture:
-  delay_seconds: 0
-""")
-    return path
 
 
 def test_policies_check_lists_every_problem_with_its_line(run: Any, policies: Path) -> None:
@@ -223,3 +193,12 @@ def test_a_scheduler_killed_mid_capture_leaves_no_half_capture_and_the_job_is_re
     assert {p.relative_to(home / "objects").as_posix()
             for p in (home / "objects").rglob("*.warc.gz")} == stored
     engine.dispose()
+
+
+def test_a_worker_needs_the_celery_backend(run: Any) -> None:
+    result = run("worker")
+
+    assert result.status == 2
+    assert result.err == ("preserve: error: worker: workers.backend is local, so jobs run in "
+                          "the scheduler; set workers.backend: celery (or "
+                          "PRESERVE_WORKERS_BACKEND=celery)\n")

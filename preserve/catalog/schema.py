@@ -157,6 +157,7 @@ jobs = Table(
     Column("worker", String(200), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("not_before", UTCDateTime, nullable=False),  # a retry waits until then
+    Column("dispatched_at", UTCDateTime, nullable=True),  # sent to a distributed worker
     Column("started_at", UTCDateTime, nullable=True),
     Column("heartbeat_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),

@@ -15,14 +15,13 @@ from sqlalchemy import Engine
 
 from preserve.config import Settings
 from preserve.schedule import Job, Tick, run_job, runnable, tick
-
-DEFAULT_THREADS = 2
+from preserve.workers import Dispatcher
 
 
 class LocalWorkers:
     """Runs jobs on a few threads; each job is handed over once while it runs here."""
 
-    def __init__(self, settings: Settings, engine: Engine, threads: int = DEFAULT_THREADS,
+    def __init__(self, settings: Settings, engine: Engine, threads: int,
                  finished: Callable[[Job], None] | None = None) -> None:
         self.settings = settings
         self.engine = engine
@@ -58,7 +57,7 @@ class LocalWorkers:
         self._pool.shutdown(wait=True)
 
 
-def run_scheduler(settings: Settings, engine: Engine, workers: LocalWorkers,
+def run_scheduler(settings: Settings, engine: Engine, workers: Dispatcher,
                   stop: threading.Event, every_seconds: float,
                   report: Callable[[Tick], None]) -> None:
     """Until ``stop`` is set: every ``every_seconds``, one :func:`tick`, then hand out jobs."""

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("worker", sa.String(200), nullable=True),
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("not_before", sa.DateTime, nullable=False),
+        sa.Column("dispatched_at", sa.DateTime, nullable=True),
         sa.Column("started_at", sa.DateTime, nullable=True),
         sa.Column("heartbeat_at", sa.DateTime, nullable=True),
         sa.Column("finished_at", sa.DateTime, nullable=True),
