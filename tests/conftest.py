@@ -273,33 +273,44 @@ def s3_endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         yield endpoint
 
 
-@pytest.fixture
-def redis_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The machine's Redis as the workers' broker, on a queue of this test's own.
+BROKERS = {"redis": ("PRESERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+           "rabbitmq": ("PRESERVE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")}
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def broker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The machine's Redis, then its RabbitMQ, as the workers' broker, on a queue of this
+    test's own; the broker URL.
 
     Without a server the test skips with the reason; in CI (CI=true) it fails.
     """
-    url = os.environ.get("PRESERVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    import kombu
+
+    variable, default = BROKERS[request.param]
+    url = os.environ.get(variable, default)
     try:
-        import redis
-        client = redis.Redis.from_url(url)
-        client.ping()
-    except Exception as exc:  # no driver, no server, or a server that refuses us
-        reason = f"Redis not reachable at {url}: {exc}".splitlines()[0]
+        with kombu.Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # no server, or one that refuses us
+        reason = f"{request.param} not reachable at {url}: {exc}".splitlines()[0]
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: Redis tests must run)")
+            pytest.fail(f"{reason} (CI=true: broker tests must run)")
         pytest.skip(reason)
     queue = f"preserve-test-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("PRESERVE_WORKERS_BACKEND", "celery")
     monkeypatch.setenv("PRESERVE_BROKER_URL", url)
     monkeypatch.setenv("PRESERVE_WORKERS_QUEUE", queue)
     try:
-        yield queue
+        yield url
     finally:
-        # The queue, and what Celery keeps of messages a killed worker held (this
-        # database is the tests' own).
-        client.delete(queue, "unacked", "unacked_index", "unacked_mutex")
-        client.close()
+        with kombu.Connection(url, connect_timeout=3) as connection:
+            if request.param == "redis":
+                # The queue, and what Celery keeps of messages a killed worker held
+                # (this database is the tests' own).
+                client = connection.default_channel.client
+                client.delete(queue, "unacked", "unacked_index", "unacked_mutex")
+            else:
+                connection.default_channel.queue_delete(queue)
 
 
 def page(number: int, links: list[str]) -> bytes:

@@ -1,6 +1,6 @@
-"""Distributed workers: a real `preserve worker` process (Celery) on the machine's Redis, with
-the catalog on the real PostgreSQL, runs scheduled captures; a worker killed midway leaves no
-half capture, and another worker does the job again."""
+"""Distributed workers: a real `preserve worker` process (Celery) on the machine's Redis and
+on its RabbitMQ, with the catalog on the real PostgreSQL, runs scheduled captures; a worker
+killed midway leaves no half capture, and another worker does the job again."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def wait_for(engine: Engine, job_id: str, states: tuple[str, ...], seconds: floa
 
 
 def test_a_worker_runs_a_scheduled_capture_and_it_can_be_retrieved(
-        run: Any, web: LoopbackSite, policies: Path, redis_broker: str, database_url: str,
+        run: Any, web: LoopbackSite, policies: Path, broker: str, database_url: str,
         start_worker: Callable[[], subprocess.Popen[bytes]]) -> None:
     write_policy(policies, web)
     start_worker()
@@ -92,7 +92,7 @@ def test_a_worker_runs_a_scheduled_capture_and_it_can_be_retrieved(
 
 
 def test_a_worker_killed_mid_capture_and_another_worker_does_the_job(
-        web: LoopbackSite, policies: Path, home: Path, redis_broker: str, database_url: str,
+        web: LoopbackSite, policies: Path, home: Path, broker: str, database_url: str,
         start_worker: Callable[[], subprocess.Popen[bytes]]) -> None:
     web.routes["/a/3"] = Route(page(3, ["/a/4"]), delay_seconds=60)
     write_policy(policies, web)

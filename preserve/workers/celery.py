@@ -8,9 +8,13 @@ claims the job, so a message delivered twice does the work once. Attempts and
 retries are the job's own, never Celery's: a failed job is queued again in the
 catalog and sent again when its time comes.
 
-A message is acknowledged only when its job has ended (``acks_late``), and a
-worker process that dies gives it back (``reject_on_worker_lost``); if the whole
-worker machine goes, the job's heartbeat stops and a scheduler queues it again.
+The catalog, not the broker, keeps a job safe. A message is acknowledged as its
+task starts (Celery's default): holding it unacknowledged for a crawl of hours
+would meet RabbitMQ's consumer timeout (30 minutes by default, after which it
+closes the worker's channel) and Redis's visibility timeout (an hour, after
+which it hands the message out again). A worker that dies mid-job leaves the
+job ``running`` with a heartbeat that stops; a scheduler queues it again after
+:data:`preserve.schedule.LEASE` and sends it to another worker.
 """
 
 from __future__ import annotations
@@ -42,8 +46,6 @@ def celery_app(settings: Settings) -> Any:
     app = Celery("preserve", broker=settings.workers.broker_url, set_as_current=False)
     app.conf.update(
         task_default_queue=settings.workers.queue,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
         task_ignore_result=True,
         worker_prefetch_multiplier=1,  # one job at a time per thread: the others stay free
         broker_connection_retry_on_startup=True,
