@@ -632,7 +632,8 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
             run_scheduler(settings, engine, workers, stop, args.every, report)
         except KeyboardInterrupt:
             stop.set()
-        print("scheduler: stopping; waiting for the jobs running here to end", flush=True)
+        print("scheduler: stopping" + ("" if settings.workers.backend == "celery" else
+                                       "; waiting for the jobs running here to end"), flush=True)
         workers.shutdown()
     return 0
 
