@@ -8,7 +8,8 @@ Two sets of real captures (WARC files our crawler wrote into a scratch home):
   thousands of records, HTML that compresses and images that do not;
 - large: one large random body per capture, so one record is most of a file.
 
-For each it times, in one run, over the same stored files:
+For each it times, in one run, over the same stored files (after the files are
+flushed to disk, each checker ``--rounds`` times in turning order, medians):
 
 - fast mode (`preserve fixity run`: SHA-256 of every copy, objects side by
   side) against coreutils `sha256sum` and a single-threaded Python hashlib loop;
@@ -31,6 +32,7 @@ import hashlib
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,7 +116,7 @@ def capture_large(settings: Settings, engine: Engine, files: int, mb_per_file: i
     return f"large: one random {mb_per_file} MB body per file"
 
 
-def measure(label: str, settings: Settings, engine: Engine, tools: Path) -> None:
+def measure(label: str, settings: Settings, engine: Engine, tools: Path, rounds: int) -> None:
     """Time every checker over the same files, and print GB/s and the ratios."""
     files = sorted(str(p) for p in (settings.home / "objects").rglob("*.warc.gz"))
     total = sum(os.path.getsize(f) for f in files)
@@ -129,21 +131,31 @@ def measure(label: str, settings: Settings, engine: Engine, tools: Path) -> None
     def deep() -> None:
         results["deep"] = run_fixity(engine, stores, deep=True)
 
-    times = {
-        "preserve fixity run": timed(fast),
-        "sha256sum": timed(lambda: subprocess.run(["sha256sum", *files], check=True,
-                                                  stdout=subprocess.DEVNULL)),
-        "hashlib, one thread": timed(lambda: hashlib_loop(files)),
-        "preserve fixity run --deep": timed(deep),
-        "warcio check": timed(lambda: subprocess.run([str(warcio), "check", *files],
-                                                     check=True, stdout=subprocess.DEVNULL)),
+    checkers: dict[str, Callable[[], object]] = {
+        "preserve fixity run": fast,
+        "sha256sum": lambda: subprocess.run(["sha256sum", *files], check=True,
+                                            stdout=subprocess.DEVNULL),
+        "hashlib, one thread": lambda: hashlib_loop(files),
+        "preserve fixity run --deep": deep,
+        "warcio check": lambda: subprocess.run([str(warcio), "check", *files], check=True,
+                                               stdout=subprocess.DEVNULL),
     }
     if fastwarc.exists():
         def fastwarc_check() -> None:
             for name in files:
                 subprocess.run([str(fastwarc), "check", "-q", "--verify-payloads", name],
                                check=True, stdout=subprocess.DEVNULL)
-        times["fastwarc check"] = timed(fastwarc_check)
+        checkers["fastwarc check"] = fastwarc_check
+    # The capture has just written these files: the kernel's write-back of them would
+    # slow whichever checker ran first. Then each checker runs `rounds` times, the
+    # order turning each round, and its median stands.
+    os.sync()
+    runs: dict[str, list[float]] = {name: [] for name in checkers}
+    names = list(checkers)
+    for round_ in range(rounds):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            runs[name].append(timed(checkers[name]))
+    times = {name: statistics.median(seconds) for name, seconds in runs.items()}
     for mode in ("fast", "deep"):
         outcome = results[mode]
         assert outcome.passed and outcome.bytes == total, outcome
@@ -153,7 +165,7 @@ def measure(label: str, settings: Settings, engine: Engine, tools: Path) -> None
 
     gb = total / 1e9
     print(f"fixity, {label}: {len(files)} WARC files, {gb:.2f} GB, "
-          f"{results['deep'].records} records")
+          f"{results['deep'].records} records; median of {rounds} runs each")
     for name, seconds in times.items():
         print(f"  {name:<28} {seconds:6.2f} s  {gb / seconds:5.2f} GB/s")
     print(f"  fast mode / sha256sum: {times['sha256sum'] / times['preserve fixity run']:.2f}x; "
@@ -175,6 +187,8 @@ def main() -> None:
     parser.add_argument("--mb-per-file", type=int, default=64)
     parser.add_argument("--tools", type=Path, default=Path(".venv-tools/bin"),
                         help="where fastwarc is installed (skipped when it is not)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each checker, in turning order; medians")
     args = parser.parse_args()
     for tool, package in (("sha256sum", "coreutils"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
@@ -190,7 +204,7 @@ def main() -> None:
                 allow_private_addresses=True, max_resource_bytes=(args.mb_per_file + 1) << 20)
             engine = open_engine(settings.database_url)
             label = capture(settings, engine)
-            measure(label, settings, engine, args.tools)
+            measure(label, settings, engine, args.tools, args.rounds)
             engine.dispose()
 
 

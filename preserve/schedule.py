@@ -49,7 +49,6 @@ from preserve.policy import (
 from preserve.storage import open_stores
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-KINDS = ("capture", "fixity")
 # A slot that came due longer ago than this is "missed" (see missed_runs: skip).
 GRACE = timedelta(minutes=15)
 # A running job whose heartbeat is older than this has lost its runner.
@@ -219,18 +218,19 @@ def requeue_abandoned(engine: Engine, now: datetime) -> list[str]:
     A job out of attempts fails instead.
     """
     stale = and_(jobs.c.state == "running", jobs.c.heartbeat_at < now - LEASE)
+    message = "its runner stopped answering (killed, or its machine went down)"
     with write_transaction(engine) as connection:
-        ids = list(connection.execute(select(jobs.c.id).where(stale)).scalars())
-        if not ids:
-            return []
-        message = "its runner stopped answering (killed, or its machine went down)"
-        connection.execute(update(jobs).where(stale, jobs.c.id.in_(ids),
-                                              jobs.c.attempts >= MAX_ATTEMPTS)
-                           .values(state="failed", error=message, finished_at=now))
-        connection.execute(update(jobs).where(stale, jobs.c.id.in_(ids))
-                           .values(state="queued", error=message, worker=None,
-                                   dispatched_at=None))
-    return ids
+        found = connection.execute(select(jobs.c.id, jobs.c.attempts).where(stale)).all()
+        spent = [job_id for job_id, attempts in found if attempts >= MAX_ATTEMPTS]
+        again = [job_id for job_id, attempts in found if attempts < MAX_ATTEMPTS]
+        if spent:
+            connection.execute(update(jobs).where(stale, jobs.c.id.in_(spent))
+                               .values(state="failed", error=message, finished_at=now))
+        if again:
+            connection.execute(update(jobs).where(stale, jobs.c.id.in_(again))
+                               .values(state="queued", error=message, worker=None,
+                                       dispatched_at=None))
+    return again
 
 
 def runnable(engine: Engine, now: datetime, limit: int | None = None) -> list[str]:

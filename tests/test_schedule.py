@@ -269,7 +269,7 @@ def test_an_abandoned_job_out_of_attempts_fails(engine: Engine) -> None:
         connection.execute(update(jobs).where(jobs.c.id == job_id).values(
             state="running", attempts=MAX_ATTEMPTS, heartbeat_at=T0))
 
-    requeue_abandoned(engine, T0 + LEASE * 2)
+    assert requeue_abandoned(engine, T0 + LEASE * 2) == []
 
     assert get_job(engine, job_id).state == "failed"
 
