@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
+import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -28,7 +31,7 @@ from preserve import __version__, demo, ledger, retrieve
 from preserve.capture.crawl import Response
 from preserve.capture.scope import SCOPES
 from preserve.catalog import Snapshot, open_engine
-from preserve.config import Settings, load_settings
+from preserve.config import ROLES, Settings, load_settings
 from preserve.deletion import delete_file
 from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, ConfigError, PreserveError
@@ -232,6 +235,29 @@ def build_parser() -> argparse.ArgumentParser:
                                help="jobs run at once here, with the local backend "
                                     "(default: the settings' workers.threads, 2)")
 
+    serve_cmd = commands.add_parser(
+        "serve", help="the HTTP API (OpenAPI at /docs), with the scheduler and its workers "
+                      "(local threads, or sending to Celery workers), until stopped")
+    serve_cmd.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1: this machine only)")
+    serve_cmd.add_argument("--port", type=_positive(int), default=8080,
+                           help="port (default 8080)")
+    serve_cmd.add_argument("--every", type=_positive(float), default=30, metavar="SECONDS",
+                           help="seconds between the scheduler's looks at the policies "
+                                "(default 30)")
+    serve_cmd.add_argument("--no-scheduler", action="store_true",
+                           help="serve the API only (a scheduler runs elsewhere)")
+
+    token_cmd = commands.add_parser("token", help="API tokens")
+    token_commands = token_cmd.add_subparsers(dest="token_command", required=True,
+                                              metavar="COMMAND")
+    token_new = token_commands.add_parser(
+        "new", help="make a token for the HTTP API; print it once, with the settings entry "
+                    "(its SHA-256) to add under auth.tokens")
+    token_new.add_argument("name", metavar="NAME", help="who will use it")
+    token_new.add_argument("--role", required=True, choices=ROLES, help="what it may do")
+    _json_flag(token_new)
+
     worker_cmd = commands.add_parser(
         "worker", help="a distributed worker (Celery): run the jobs schedulers send to the "
                        "settings' broker and queue, until stopped")
@@ -326,7 +352,7 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
     elif args.text:
         chunks = [((snapshot.text or "") + "\n").encode("utf-8")]
     elif args.json:
-        data = _snapshot_json(snapshot)
+        data = retrieve.snapshot_json(snapshot)
         data["warc"].update(copies=verified, missing_copies=missing,
                             under_replicated=bool(missing))
         chunks = [(_json(data) + "\n").encode("utf-8")]
@@ -352,7 +378,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     if not snapshots and not args.json:
         print(f"preserve: no capture of {args.url} in the catalog", file=sys.stderr)
     if args.json:
-        _print_json({"url": args.url, "captures": [_snapshot_json(s) for s in snapshots]})
+        _print_json({"url": args.url, "captures": [retrieve.snapshot_json(s) for s in snapshots]})
         return 0
     for snap in snapshots:
         print(f"{snap.capture_time:%Y-%m-%d %H:%M:%S}Z  {snap.status or '-':>3}  "
@@ -599,22 +625,28 @@ def _schedule(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if passed.problems or any(job.state != "succeeded" for job in ran) else 0
 
 
-def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+def _report_tick(who: str) -> Callable[[Tick], None]:
+    """What a scheduler says after each look: new jobs, jobs queued again, policy problems
+    (each problem once, not at every look)."""
     reported: set[str] = set()
 
     def report(passed: Tick) -> None:
         for problem in passed.problems:
-            if str(problem) not in reported:  # once, not at every look
+            if str(problem) not in reported:
                 reported.add(str(problem))
-                print(f"scheduler: left out until fixed: {problem}", flush=True)
+                print(f"{who}: left out until fixed: {problem}", flush=True)
         for job_id in passed.created:
-            print(f"scheduler: job {job_id} queued", flush=True)
+            print(f"{who}: job {job_id} queued", flush=True)
         for job_id in passed.requeued:
-            print(f"scheduler: job {job_id} queued again (its runner stopped answering)",
+            print(f"{who}: job {job_id} queued again (its runner stopped answering)",
                   flush=True)
+    return report
 
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    report = _report_tick("scheduler")
     with _catalog(settings) as engine:
         workers: Dispatcher
         if settings.workers.backend == "celery":
@@ -635,6 +667,67 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
         print("scheduler: stopping" + ("" if settings.workers.backend == "celery" else
                                        "; waiting for the jobs running here to end"), flush=True)
         workers.shutdown()
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from preserve.api.app import create_app
+
+    try:  # the address first: a port in use is one line, before anything starts
+        listening = socket.create_server((args.host, args.port))
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise BadInput(f"serve: cannot listen on {args.host}:{args.port}: "
+                       f"{reason.lower()}") from exc
+    if not settings.tokens:
+        print("serve: no API tokens in the settings (auth.tokens): every request but "
+              "/api/health will be refused; make one with `preserve token new`",
+              file=sys.stderr, flush=True)
+    stop = threading.Event()
+    with listening, _catalog(settings) as engine:
+        workers: Dispatcher
+        if settings.workers.backend == "celery":
+            workers = CeleryDispatch(settings, engine)
+        else:
+            workers = LocalWorkers(settings, engine, settings.workers.threads,
+                                   finished=lambda job: print(f"serve: {_job_line(job)}",
+                                                              flush=True))
+        scheduler = None
+        if not args.no_scheduler:
+            scheduler = threading.Thread(
+                target=run_scheduler, name="scheduler", daemon=True,
+                args=(settings, engine, workers, stop, args.every, _report_tick("serve")))
+            scheduler.start()
+        # uvicorn stops on SIGTERM and then raises it again: with this handler the
+        # process ends here, after the jobs running in it, instead of dying there.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print(f"serve: http://{args.host}:{args.port}/ (API documentation at /docs)"
+              + ("" if args.no_scheduler else f", scheduler looking every {args.every:g} s"),
+              flush=True)
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, engine, workers),
+                                               log_level="warning"))
+        try:
+            server.run(sockets=[listening])
+        finally:
+            stop.set()
+            if scheduler is not None:
+                scheduler.join()
+            workers.shutdown()
+    return 0
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    secret = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    if args.json:
+        _print_json({"name": args.name, "role": args.role, "token": secret, "sha256": digest})
+    else:
+        print(f"token: {secret}")
+        print("Give it to its user; it is not kept. Add this under auth.tokens in "
+              "preserve.yaml:")
+        print(f"  - {{name: {args.name}, role: {args.role}, sha256: {digest}}}")
     return 0
 
 
@@ -661,7 +754,8 @@ _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _descr
              "redescribe": _redescribe,
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
              "ledger": _ledger, "policies": _policies, "jobs": _jobs, "schedule": _schedule,
-             "scheduler": _scheduler, "worker": _worker, "demo": _demo}
+             "scheduler": _scheduler, "worker": _worker, "serve": _serve, "token": _token,
+             "demo": _demo}
 
 
 def _json_flag(parser: argparse.ArgumentParser, help: str = "machine-readable output") -> None:
@@ -722,19 +816,6 @@ def _datetime_arg(value: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a date/time (use ISO 8601 or a 4-14 digit timestamp)") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _snapshot_json(snap: Snapshot) -> dict[str, Any]:
-    data = asdict(snap)
-    return {
-        "id": data["id"], "url": snap.url,
-        "capture_time": snap.capture_time.isoformat().replace("+00:00", "Z"),
-        "collection": snap.collection, "status": snap.status, "mime": snap.mime,
-        "publisher": snap.publisher, "title": snap.title, "author": snap.author,
-        "published": snap.published, "language": snap.language, "text": snap.text,
-        "payload_digest": snap.payload_digest, "record_type": snap.record_type,
-        "warc": {"key": snap.warc_key, "offset": snap.offset, "length": snap.length},
-    }
 
 
 def _snapshot_summary(snap: Snapshot) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,12 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 # Keys of preserve.yaml that this version reads; anything else is an error,
 # so a typo never silently falls back to a default.
-_TOP_KEYS = {"database", "policies", "storage", "capture", "operator", "workers"}
+_TOP_KEYS = {"database", "policies", "storage", "capture", "operator", "workers", "auth"}
+_AUTH_KEYS = {"tokens"}
+_TOKEN_KEYS = {"name", "role", "sha256"}
+# What each role may do over HTTP: researchers read; archivists also capture; auditors
+# also audit; admins everything.
+ROLES = ("researcher", "archivist", "auditor", "admin")
 _WORKERS_KEYS = {"backend", "broker_url", "queue", "threads"}
 WORKER_BACKENDS = ("local", "celery")
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -93,6 +99,15 @@ class CaptureSettings:
 
 
 @dataclass(frozen=True)
+class Token:
+    """Who may use the HTTP API: a name, a role, and the SHA-256 of the token (never the token)."""
+
+    name: str
+    role: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """Who runs scheduled jobs: threads of the scheduler (local) or Celery workers."""
 
@@ -114,6 +129,7 @@ class Settings:
     operator: str
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
+    tokens: tuple[Token, ...] = ()
 
     @property
     def work_dir(self) -> Path:
@@ -139,6 +155,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     storage = _section(data, "storage", _STORAGE_KEYS, where)
     capture = _section(data, "capture", _CAPTURE_KEYS, where)
     workers = _section(data, "workers", _WORKERS_KEYS, where)
+    auth = _section(data, "auth", _AUTH_KEYS, where)
 
     locations = _locations(storage.get("locations"), home, where)
     copies = storage.get("default_copies", [DEFAULT_LOCATION])
@@ -199,7 +216,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         operator=str(operator),
         capture=capture_settings,
         workers=worker_settings,
+        tokens=_tokens(auth.get("tokens", []), where),
     )
+
+
+def _tokens(raw: Any, where: str) -> tuple[Token, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: auth.tokens must be a list of {{name, role, sha256}}")
+    tokens: list[Token] = []
+    for index, entry in enumerate(raw):
+        key = f"auth.tokens[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping of name, role and sha256")
+        _check_keys(entry, _TOKEN_KEYS, where, f"{key}.")
+        name, role, digest = (str(entry.get(k, "")).strip() for k in ("name", "role", "sha256"))
+        if not name:
+            raise ConfigError(f"{where}: {key}.name is required")
+        if role not in ROLES:
+            raise ConfigError(f"{where}: {key}.role must be one of {', '.join(ROLES)}, "
+                              f"not {role!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", digest.lower()):
+            raise ConfigError(f"{where}: {key}.sha256 must be the 64 hex digits of the "
+                              "token's SHA-256 (preserve token new makes both)")
+        if any(token.sha256 == digest.lower() for token in tokens):
+            raise ConfigError(f"{where}: {key}: the same token as another entry")
+        tokens.append(Token(name, role, digest.lower()))
+    return tuple(tokens)
 
 
 def read_yaml(path: Path, error: type[BadInput], what: str) -> Any:

@@ -23,13 +23,15 @@ from warcio.exceptions import ArchiveLoadFailed
 from preserve.capture.fetch import PARSE_LIMIT, SPOOL_IN_MEMORY
 from preserve.catalog import (
     Snapshot,
+    capture_by_id,
     captures_of,
+    captures_under,
     file_copies,
     nearest_capture,
     original_capture,
 )
 from preserve.catalog.schema import copies, warc_files
-from preserve.errors import NotFound, PreserveError, WarcError
+from preserve.errors import BadInput, NotFound, PreserveError, WarcError
 from preserve.fingerprint import iter_chunks
 from preserve.index import surt_key
 from preserve.storage import ObjectStore
@@ -57,6 +59,35 @@ def list_snapshots(engine: Engine, url: str) -> list[Snapshot]:
     """Every capture of url, oldest first."""
     with engine.connect() as connection:
         return captures_of(connection, surt_key(url))
+
+
+def search_snapshots(engine: Engine, url: str, match: str = "exact",
+                     start: datetime | None = None, end: datetime | None = None,
+                     limit: int = 10_000) -> list[Snapshot]:
+    """Captures of url (``exact``), of every URL under its path (``prefix``), or on its
+    host (``host``), by SURT key as pywb's CDX server matches them; oldest first."""
+    key = surt_key(url)
+    if match == "exact":
+        with engine.connect() as connection:
+            found = [snap for snap in captures_of(connection, key)
+                     if (start is None or snap.capture_time >= start)
+                     and (end is None or snap.capture_time <= end)]
+        return found[:limit]
+    if match == "host":
+        key = key.split(")", 1)[0] + ")"
+    elif match != "prefix":
+        raise BadInput(f"match must be exact, prefix or host, not {match!r}")
+    with engine.connect() as connection:
+        return captures_under(connection, key, start, end, limit)
+
+
+def get_snapshot(engine: Engine, snapshot_id: int) -> Snapshot:
+    """One snapshot by its ID; :class:`NotFound` if there is none."""
+    with engine.connect() as connection:
+        snapshot = capture_by_id(connection, snapshot_id)
+    if snapshot is None:
+        raise NotFound(f"snapshot {snapshot_id}: no such snapshot")
+    return snapshot
 
 
 def copies_of(engine: Engine, snapshot: Snapshot) -> tuple[list[str], dict[str, str]]:
@@ -159,3 +190,17 @@ def _check_record(data: bytes, snapshot: Snapshot) -> None:
         raise WarcError(f"{where}: damaged record ({reason})") from exc
     if record.format != "warc" or record_id != snapshot.record_id:
         raise WarcError(f"{where}: not the catalogued record {snapshot.record_id}")
+
+
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot as ``preserve get --json`` and the API give it."""
+    return {
+        "id": snapshot.id, "url": snapshot.url,
+        "capture_time": snapshot.capture_time.isoformat().replace("+00:00", "Z"),
+        "collection": snapshot.collection, "status": snapshot.status, "mime": snapshot.mime,
+        "publisher": snapshot.publisher, "title": snapshot.title, "author": snapshot.author,
+        "published": snapshot.published, "language": snapshot.language, "text": snapshot.text,
+        "payload_digest": snapshot.payload_digest, "record_type": snapshot.record_type,
+        "warc": {"key": snapshot.warc_key, "offset": snapshot.offset,
+                 "length": snapshot.length},
+    }

@@ -37,7 +37,7 @@ from preserve.catalog.schema import jobs
 from preserve.config import Settings
 from preserve.errors import BadInput, NotFound, PreserveError
 from preserve.fixity import run_fixity
-from preserve.jobs import capture_settings, run_capture
+from preserve.jobs import CaptureOverrides, capture_settings, run_capture
 from preserve.policy import (
     Policy,
     PolicyProblem,
@@ -84,6 +84,7 @@ class Job:
     state: str
     attempts: int
     error: str | None
+    params: dict[str, Any] | None
     result: dict[str, Any] | None
     worker: str | None
     created_at: datetime
@@ -212,6 +213,29 @@ def create_jobs(engine: Engine, runs: Sequence[Run], now: datetime) -> list[str]
     return created
 
 
+AD_HOC = ""  # the policy of a capture asked for now, not scheduled
+CAPTURE_PARAMS = ("collection", "scope", "depth", "max_pages")
+
+
+def create_capture_job(engine: Engine, url: str, params: dict[str, Any], now: datetime) -> str:
+    """A job for one capture asked for now (the HTTP API's), outside any policy.
+
+    ``params``: ``collection`` (required), and the crawl's ``scope``, ``depth``
+    and ``max_pages``, as ``preserve capture`` takes them.
+    """
+    unknown = sorted(set(params) - set(CAPTURE_PARAMS))
+    if unknown:
+        raise BadInput(f"capture: unknown field {unknown[0]} (known: url, "
+                       f"{', '.join(CAPTURE_PARAMS)})")
+    job_id = uuid.uuid4().hex
+    with write_transaction(engine) as connection:
+        connection.execute(jobs.insert().values(
+            id=job_id, kind="capture", policy=AD_HOC, target=url, scheduled_for=now,
+            state="queued", attempts=0, params=json.dumps(params), created_at=now,
+            not_before=now))
+    return job_id
+
+
 def requeue_abandoned(engine: Engine, now: datetime) -> list[str]:
     """Queue again the running jobs whose runner stopped answering; the IDs of those.
 
@@ -289,7 +313,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-JobWork = Callable[[Job, Policy, Settings, Engine], dict[str, Any]]
+JobWork = Callable[[Job, Policy | None, Settings, Engine], dict[str, Any]]
 
 
 def run_job(job_id: str, settings: Settings, engine: Engine,
@@ -319,7 +343,7 @@ def run_job(job_id: str, settings: Settings, engine: Engine,
     retry = True
     error: str | None = None
     try:
-        policy = _policy_of(job, settings)
+        policy = None if job.policy == AD_HOC else _policy_of(job, settings)
         result = (work or _do)(job, policy, settings, engine)
     except _Permanent as exc:
         retry = False
@@ -367,16 +391,26 @@ def _policy_of(job: Job, settings: Settings) -> Policy:
     return policy
 
 
-def _do(job: Job, policy: Policy, settings: Settings, engine: Engine) -> dict[str, Any]:
+def _do(job: Job, policy: Policy | None, settings: Settings, engine: Engine,
+        ) -> dict[str, Any]:
     """The work of a job: the capture of its target, or the audit of its collection."""
     if job.kind == "capture":
-        report = run_capture([], settings=capture_settings(settings, policy), engine=engine,
-                             policy=policy)
+        if policy is None:  # ad hoc: what was asked, as `preserve capture URL` does it
+            params = job.params or {}
+            report = run_capture([job.target], settings=settings, engine=engine,
+                                 collection=params.get("collection"),
+                                 overrides=CaptureOverrides(scope=params.get("scope"),
+                                                            depth=params.get("depth"),
+                                                            max_pages=params.get("max_pages")))
+        else:
+            report = run_capture([], settings=capture_settings(settings, policy),
+                                 engine=engine, policy=policy)
         return {"capture": report.job, "pages": report.pages, "records": report.records,
                 "revisits": report.revisits, "bytes": report.bytes,
                 "warcs": [warc["key"] for warc in report.warcs],
                 "missing": sorted({name for warc in report.warcs for name in warc["missing"]}),
                 "errors": len(report.errors)}
+    assert policy is not None, "an audit is always a policy's"
     stores = open_stores(settings.locations)
     audit = run_fixity(engine, stores, collection=job.target,
                        sample=policy.preservation.fixity_sample,
@@ -402,6 +436,7 @@ def _heartbeat(engine: Engine, job_id: str, stop: threading.Event,
 
 def _job(row: Any) -> Job:
     values = dict(row)
-    values["result"] = json.loads(values["result"]) if values["result"] else None
+    for name in ("params", "result"):
+        values[name] = json.loads(values[name]) if values[name] else None
     return Job(**values)
 

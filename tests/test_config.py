@@ -326,6 +326,12 @@ def test_the_compose_scheduler_and_worker_share_policies_settings_and_broker() -
         assert service["environment"]["PRESERVE_BROKER_URL"].startswith("redis://redis:")
         assert "redis" in service["depends_on"]
     assert worker["volumes"] == scheduler["volumes"]
+    api = services["api"]
+    served = build_parser().parse_args(api["command"])
+    assert served.command == "serve" and served.no_scheduler
+    assert api["ports"] == [f"127.0.0.1:{served.port}:{served.port}"]
+    assert api["environment"]["PRESERVE_DATABASE_URL"] == (
+        preserve["environment"]["PRESERVE_DATABASE_URL"])
     assert worker["environment"]["PRESERVE_DATABASE_URL"] == (
         preserve["environment"]["PRESERVE_DATABASE_URL"])
 
@@ -354,6 +360,24 @@ def test_worker_settings_from_the_file_and_the_environment(tmp_path: Path) -> No
     ("workers:\n  threads: -1\n", "workers.threads"),
 ])
 def test_bad_worker_settings(tmp_path: Path, text: str, message: str) -> None:
+    config = write(tmp_path / "preserve.yaml", text)
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings({"PRESERVE_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("auth:\n  tokens: x\n", "auth.tokens must be a list"),
+    ("auth:\n  tokens:\n    - {name: a, role: boss, sha256: " + "a" * 64 + "}\n",
+     "auth.tokens[0].role must be one of researcher, archivist, auditor, admin, not 'boss'"),
+    ("auth:\n  tokens:\n    - {name: a, role: admin, sha256: secret}\n",
+     "auth.tokens[0].sha256 must be the 64 hex digits"),
+    ("auth:\n  tokens:\n    - {name: a, role: admin, token: x, sha256: " + "a" * 64 + "}\n",
+     "unknown key auth.tokens[0].token"),
+    ("auth:\n  tokens:\n    - {name: a, role: admin, sha256: " + "a" * 64 + "}\n"
+     "    - {name: b, role: admin, sha256: " + "A" * 64 + "}\n", "the same token as another"),
+])
+def test_bad_tokens(tmp_path: Path, text: str, message: str) -> None:
     config = write(tmp_path / "preserve.yaml", text)
 
     with pytest.raises(ConfigError, match=re.escape(message)):

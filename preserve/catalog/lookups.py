@@ -77,6 +77,24 @@ def captures_of(connection: Connection, surt: str) -> list[Snapshot]:
     return [Snapshot(**row._mapping) for row in connection.execute(query)]
 
 
+def captures_under(connection: Connection, prefix: str, start: datetime | None,
+                   end: datetime | None, limit: int) -> list[Snapshot]:
+    """Captures whose SURT key starts with prefix (a URL's path, or its host), oldest first."""
+    query = _snapshots().where(captures.c.surt.startswith(prefix, autoescape=True))
+    if start is not None:
+        query = query.where(captures.c.capture_time >= start)
+    if end is not None:
+        query = query.where(captures.c.capture_time <= end)
+    query = query.order_by(captures.c.capture_time, captures.c.id).limit(limit)
+    return [Snapshot(**row._mapping) for row in connection.execute(query)]
+
+
+def capture_by_id(connection: Connection, capture_id: int) -> Snapshot | None:
+    """One capture by its catalog ID."""
+    row = connection.execute(_snapshots().where(captures.c.id == capture_id)).first()
+    return Snapshot(**row._mapping) if row else None
+
+
 def nearest_capture(connection: Connection, surt: str, at: datetime | None) -> Snapshot | None:
     """The capture closest in time to ``at`` (the latest when ``at`` is None)."""
     base = _snapshots().where(captures.c.surt == surt)

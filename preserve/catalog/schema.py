@@ -153,6 +153,7 @@ jobs = Table(
     Column("state", String(20), nullable=False),  # queued running succeeded failed cancelled
     Column("attempts", Integer, nullable=False),
     Column("error", Text, nullable=True),
+    Column("params", Text, nullable=True),  # JSON: what an ad hoc capture asked for
     Column("result", Text, nullable=True),  # JSON summary of what the run did
     Column("worker", String(200), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(20), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("error", sa.Text, nullable=True),
+        sa.Column("params", sa.Text, nullable=True),
         sa.Column("result", sa.Text, nullable=True),
         sa.Column("worker", sa.String(200), nullable=True),
         sa.Column("created_at", sa.DateTime, nullable=False),

@@ -1,0 +1,1 @@
+"""The HTTP API: routes, auth and the error shape (see app.py)."""

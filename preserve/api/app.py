@@ -1,0 +1,197 @@
+"""The HTTP API (FastAPI): retrieval for researchers, captures and jobs for archivists.
+
+Every route but ``/api/health`` takes ``Authorization: Bearer TOKEN``; a token
+is known by its SHA-256 in the settings (``auth.tokens``), with a role.
+Researchers read; archivists and auditors also read, archivists capture; admins
+do everything. No token is 401, a token without the role 403, and every error,
+whatever raised it, is ``{"ok": false, "error": "...", "status": N}``.
+OpenAPI documentation is at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from preserve import __version__, retrieve
+from preserve.capture.fetch import normalize_url
+from preserve.capture.scope import SCOPES
+from preserve.catalog import Snapshot
+from preserve.config import Settings, Token
+from preserve.errors import BadInput, NotFound, PreserveError
+from preserve.fingerprint import iter_chunks
+from preserve.policy import check_collection
+from preserve.schedule import create_capture_job, get_job
+from preserve.storage import open_stores
+from preserve.workers import Dispatcher
+
+# Which roles may do what: each route names the least role it needs.
+_ALLOWED = {"researcher": {"researcher", "archivist", "auditor", "admin"},
+            "archivist": {"archivist", "admin"},
+            "auditor": {"auditor", "admin"},
+            "admin": {"admin"}}
+MATCHES = ("exact", "prefix", "host")
+
+
+class CaptureRequest(BaseModel):
+    """What ``POST /api/captures`` takes: a URL, its collection, and how far to crawl."""
+
+    url: str
+    collection: str
+    scope: str = "page"
+    depth: int = Field(0, ge=0)
+    max_pages: int | None = Field(None, gt=0)
+
+
+def create_app(settings: Settings, engine: Engine,
+               dispatcher: Dispatcher | None = None) -> FastAPI:
+    """The API over one catalog; ``dispatcher`` runs the jobs it creates (None: queued only,
+    for a scheduler elsewhere to hand out)."""
+    app = FastAPI(title="preserve", version=__version__,
+                  description="Archival ingest and preservation: find and retrieve "
+                              "preserved snapshots, ask for captures.")
+    stores = open_stores(settings.locations)
+    tokens = {token.sha256: token for token in settings.tokens}
+
+    def role(least: str) -> Callable[..., Token]:
+        def check(authorization: Annotated[str | None, Header()] = None) -> Token:
+            scheme, _, secret = (authorization or "").partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise HTTPException(401, "a bearer token is required "
+                                         "(Authorization: Bearer TOKEN)",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            digest = hashlib.sha256(secret.strip().encode()).hexdigest()
+            token = next((known for key, known in tokens.items()
+                          if hmac.compare_digest(key, digest)), None)
+            if token is None:
+                raise HTTPException(401, "this token is not known",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            if token.role not in _ALLOWED[least]:
+                raise HTTPException(403, f"{token.name} is {token.role}: this needs {least}")
+            return token
+        return check
+
+    researcher = Depends(role("researcher"))
+    archivist = Depends(role("archivist"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return _error(400, f"{where}: {first.get('msg', 'not valid')}")
+
+    @app.exception_handler(PreserveError)
+    async def preserve_error(_request: Request, exc: PreserveError) -> JSONResponse:
+        status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, BadInput) else 500
+        return _error(status, " ".join(str(exc).split()))
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        """Is the service up (no token needed)."""
+        return {"ok": True, "version": __version__}
+
+    @app.get("/api/captures", dependencies=[researcher])
+    def captures(url: str, match: Annotated[str, Query(pattern="^(exact|prefix|host)$")] = "exact",
+                 from_: Annotated[datetime | None, Query(alias="from")] = None,
+                 to: datetime | None = None) -> dict[str, Any]:
+        """Captures of a URL (or, with ``match``, of every URL under its path or on its
+        host), oldest first, between ``from`` and ``to``."""
+        found = retrieve.search_snapshots(engine, url, match, _utc(from_), _utc(to))
+        return {"captures": [retrieve.snapshot_json(snapshot) for snapshot in found]}
+
+    @app.get("/api/captures/nearest", dependencies=[researcher])
+    def nearest(url: str, at: datetime | None = None) -> dict[str, Any]:
+        """The capture of a URL nearest to ``at`` (default: the latest)."""
+        return _with_copies(engine, retrieve.find_snapshot(engine, url, _utc(at)))
+
+    @app.get("/api/snapshots/{snapshot_id}", dependencies=[researcher])
+    def snapshot(snapshot_id: int) -> dict[str, Any]:
+        """A snapshot's metadata and description, and where its copies are."""
+        return _with_copies(engine, retrieve.get_snapshot(engine, snapshot_id))
+
+    @app.get("/api/snapshots/{snapshot_id}/text", dependencies=[researcher],
+             response_class=PlainTextResponse)
+    def text(snapshot_id: int) -> str:
+        """The main text extracted from the snapshot's page."""
+        return retrieve.get_snapshot(engine, snapshot_id).text or ""
+
+    @app.get("/api/snapshots/{snapshot_id}/payload", dependencies=[researcher])
+    def payload(snapshot_id: int) -> Response:
+        """The original response body, with its original content type (read from a
+        verified copy)."""
+        found = retrieve.get_snapshot(engine, snapshot_id)
+        body = retrieve.read_payload(retrieve.payload_record(engine, stores, found))
+        kept = {name.lower(): value for name, value in body.headers}
+        headers = {name: kept[name.lower()] for name in ("Content-Type", "Content-Encoding")
+                   if name.lower() in kept}
+        return StreamingResponse(_closing(body.body), headers=headers,
+                                 media_type=kept.get("content-type", "application/octet-stream"))
+
+    @app.get("/api/snapshots/{snapshot_id}/record", dependencies=[researcher])
+    def record(snapshot_id: int) -> Response:
+        """The snapshot's WARC record, as stored (one gzip member, read by range)."""
+        found = retrieve.get_snapshot(engine, snapshot_id)
+        return Response(retrieve.read_record(engine, stores, found),
+                        media_type="application/warc",
+                        headers={"Content-Disposition": f'attachment; filename="{snapshot_id}'
+                                                        '.warc.gz"'})
+
+    @app.post("/api/captures", status_code=202)
+    def capture(asked: CaptureRequest, token: Token = archivist) -> dict[str, Any]:
+        """Capture a URL now (as ``preserve capture`` does); the job to follow."""
+        url = normalize_url(asked.url)
+        check_collection(asked.collection)
+        if asked.scope not in SCOPES:
+            raise BadInput(f"scope: must be one of {', '.join(SCOPES)}, not {asked.scope!r}")
+        params = asked.model_dump(exclude={"url"}, exclude_none=True)
+        job_id = create_capture_job(engine, url, params, datetime.now(UTC))
+        if dispatcher is not None:
+            dispatcher.dispatch([job_id])
+        return {"ok": True, "job": job_id, "asked_by": token.name}
+
+    @app.get("/api/jobs/{job_id}", dependencies=[archivist])
+    def job(job_id: str) -> dict[str, Any]:
+        """A job's state, attempts, error and result."""
+        return get_job(engine, job_id).as_dict()
+
+    return app
+
+
+def _with_copies(engine: Engine, snapshot: Snapshot) -> dict[str, Any]:
+    data = retrieve.snapshot_json(snapshot)
+    verified, missing = retrieve.copies_of(engine, snapshot)
+    data["warc"].update(copies=verified, missing_copies=missing,
+                        under_replicated=bool(missing))
+    return data
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _closing(stream: Any) -> Iterator[bytes]:
+    try:
+        yield from iter_chunks(stream)
+    finally:
+        stream.close()
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": message, "status": status}, status_code=status,
+                        headers=headers)
