@@ -808,8 +808,7 @@ def _datetime_arg(value: str) -> datetime:
     text = value.strip()
     try:
         if text.isdigit() and 4 <= len(text) <= 14:
-            padded = text + "0101000000"[len(text) - 4:] if len(text) < 14 else text
-            moment = datetime.strptime(padded[:14], "%Y%m%d%H%M%S")
+            moment = retrieve.timestamp_datetime(text)
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:

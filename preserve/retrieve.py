@@ -10,9 +10,9 @@ from __future__ import annotations
 import io
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from sqlalchemy import Engine, select
@@ -204,3 +204,20 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
         "warc": {"key": snapshot.warc_key, "offset": snapshot.offset,
                  "length": snapshot.length},
     }
+
+
+def chunks_then_close(stream: IO[bytes]) -> Iterator[bytes]:
+    """A stream's bytes in chunks, the stream closed after the last (for streamed answers)."""
+    try:
+        yield from iter_chunks(stream)
+    finally:
+        stream.close()
+
+
+def timestamp_datetime(text: str) -> datetime:
+    """A 4-14 digit archive timestamp (``YYYYMMDDhhmmss``, the rest filled with the
+    earliest) as a UTC datetime; ValueError when it is not one."""
+    if not text.isdigit() or not 4 <= len(text) <= 14:
+        raise ValueError(f"{text!r} is not 4 to 14 digits")
+    padded = text + "0101000000"[len(text) - 4:] if len(text) < 14 else text
+    return datetime.strptime(padded, "%Y%m%d%H%M%S").replace(tzinfo=UTC)

@@ -13,6 +13,7 @@ from the usual AWS_* variables).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import socket
@@ -32,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from preserve import cli
+from preserve.config import load_settings
 from preserve.demo import REFERENCE_PATH, LoopbackSite, Route, reference_site
 
 DATA = Path(__file__).parent / "data"
@@ -345,3 +347,37 @@ capture:
   delay_seconds: 0
 """)
     return path
+
+
+API_TOKENS = {role: f"{role}-secret-token" for role in ("researcher", "archivist", "auditor")}
+
+
+def bearer(role: str) -> dict[str, str]:
+    """The Authorization header of the test token with this role."""
+    return {"Authorization": f"Bearer {API_TOKENS[role]}"}
+
+
+@pytest.fixture
+def api_tokens(home: Path) -> Path:
+    """Settings (preserve.yaml in the home) with one API token per role."""
+    entries = "".join(f"    - {{name: {role[:3]}, role: {role}, "
+                      f"sha256: {hashlib.sha256(token.encode()).hexdigest()}}}\n"
+                      for role, token in API_TOKENS.items())
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "preserve.yaml"
+    config.write_text(f"auth:\n  tokens:\n{entries}")
+    return config
+
+
+def api_client() -> Iterator[Any]:
+    """A test client of the API over the settings' catalog (yielded; closed after)."""
+    from fastapi.testclient import TestClient
+
+    from preserve.api.app import create_app
+    from preserve.catalog import open_engine
+
+    settings = load_settings()
+    engine = open_engine(settings.database_url)
+    with TestClient(create_app(settings, engine)) as client:
+        yield client
+    engine.dispose()

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import api_client, bearer
 from fastapi.testclient import TestClient
 from warcio.archiveiterator import ArchiveIterator
 
@@ -28,39 +29,17 @@ from preserve.demo import REFERENCE_PATH, LoopbackSite
 from preserve.schedule import get_job, list_jobs, run_job
 from preserve.workers.local import LocalWorkers
 
-TOKENS = {role: f"{role}-secret-token" for role in ("researcher", "archivist", "auditor")}
-
-
-def bearer(role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[role]}"}
-
 
 @pytest.fixture
-def configured(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Settings with one token per role."""
-    entries = "".join(f"    - {{name: {role[:3]}, role: {role}, "
-                      f"sha256: {hashlib.sha256(token.encode()).hexdigest()}}}\n"
-                      for role, token in TOKENS.items())
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "preserve.yaml"
-    config.write_text(f"auth:\n  tokens:\n{entries}")
-    return config
-
-
-@pytest.fixture
-def captured(run: Any, site: LoopbackSite, configured: Path) -> str:
+def captured(run: Any, site: LoopbackSite, api_tokens: Path) -> str:
     url = site.url(REFERENCE_PATH)
     assert run("capture", url, "--collection", "news").status == 0
     return url
 
 
 @pytest.fixture
-def client(configured: Path) -> Iterator[TestClient]:
-    settings = load_settings()
-    engine = open_engine(settings.database_url)
-    with TestClient(create_app(settings, engine)) as test_client:
-        yield test_client
-    engine.dispose()
+def client(api_tokens: Path) -> Iterator[TestClient]:
+    yield from api_client()
 
 
 def assert_error(answer: httpx.Response, status: int, containing: str) -> None:
@@ -156,7 +135,7 @@ def test_bad_requests_are_400_and_missing_things_404(client: TestClient,
 
 
 def test_a_capture_asked_for_over_http_becomes_a_job(client: TestClient, site: LoopbackSite,
-                                                     configured: Path) -> None:
+                                                     api_tokens: Path) -> None:
     url = site.url(REFERENCE_PATH)
     asked = client.post("/api/captures", json={"url": url, "collection": "asked"},
                         headers=bearer("archivist"))
@@ -177,7 +156,7 @@ def test_a_capture_asked_for_over_http_becomes_a_job(client: TestClient, site: L
     assert found["collection"] == "asked"
 
 
-def test_with_local_workers_the_job_runs_at_once(site: LoopbackSite, configured: Path) -> None:
+def test_with_local_workers_the_job_runs_at_once(site: LoopbackSite, api_tokens: Path) -> None:
     settings = load_settings()
     engine = open_engine(settings.database_url)
     workers = LocalWorkers(settings, engine, threads=1)
@@ -195,7 +174,7 @@ def test_with_local_workers_the_job_runs_at_once(site: LoopbackSite, configured:
     engine.dispose()
 
 
-def test_preserve_serve_on_loopback(captured: str, configured: Path, policies: Path) -> None:
+def test_preserve_serve_on_loopback(captured: str, api_tokens: Path, policies: Path) -> None:
     """The API answers, and the scheduler inside runs a policy's capture on its threads."""
     (policies / "news.yaml").write_text(
         f"collection: scheduled\ntargets:\n  - url: {captured}\n    schedule: every 1h\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,12 +24,12 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from preserve import __version__, retrieve
+from preserve.api.memento import memento_routes
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import SCOPES
 from preserve.catalog import Snapshot
 from preserve.config import Settings, Token
 from preserve.errors import BadInput, NotFound, PreserveError
-from preserve.fingerprint import iter_chunks
 from preserve.policy import check_collection
 from preserve.schedule import create_capture_job, get_job
 from preserve.storage import open_stores
@@ -99,6 +99,8 @@ def create_app(settings: Settings, engine: Engine,
         status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, BadInput) else 500
         return _error(status, " ".join(str(exc).split()))
 
+    app.include_router(memento_routes(engine, stores, role("researcher")))
+
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         """Is the service up (no token needed)."""
@@ -138,7 +140,7 @@ def create_app(settings: Settings, engine: Engine,
         kept = {name.lower(): value for name, value in body.headers}
         headers = {name: kept[name.lower()] for name in ("Content-Type", "Content-Encoding")
                    if name.lower() in kept}
-        return StreamingResponse(_closing(body.body), headers=headers,
+        return StreamingResponse(retrieve.chunks_then_close(body.body), headers=headers,
                                  media_type=kept.get("content-type", "application/octet-stream"))
 
     @app.get("/api/snapshots/{snapshot_id}/record", dependencies=[researcher])
@@ -183,13 +185,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _closing(stream: Any) -> Iterator[bytes]:
-    try:
-        yield from iter_chunks(stream)
-    finally:
-        stream.close()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
