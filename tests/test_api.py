@@ -251,3 +251,25 @@ def test_token_new_makes_a_token_the_settings_accept(run: Any, home: Path) -> No
     assert answer.status_code == 404  # known, allowed, and the job is not there
     text = run("token", "new", "bo", "--role", "researcher").text
     assert text.splitlines()[2].startswith("  - {name: bo, role: researcher, sha256: ")
+
+
+@pytest.mark.parametrize(("stamp", "upper", "expected"), [
+    ("2014", False, "2014-01-01T00:00:00"), ("2014", True, "2014-12-31T23:59:59"),
+    ("201402", True, "2014-02-28T23:59:59"), ("201602", True, "2016-02-29T23:59:59"),
+    ("20140615", False, "2014-06-15T00:00:00"), ("2014061512", True, "2014-06-15T12:59:59"),
+    ("20140615123456", True, "2014-06-15T12:34:56"), ("2", False, "2000-01-01T00:00:00"),
+])
+def test_cdx_from_and_to_are_padded_as_pywb_pads_them(stamp: str, upper: bool,
+                                                      expected: str) -> None:
+    from preserve.api.cdx import _bound
+    bound = _bound(stamp, upper)
+    assert bound is not None and bound.isoformat() == expected + "+00:00"
+
+
+def test_cdx_refuses_what_it_does_not_do(client: TestClient, captured: str) -> None:
+    for params, says in (({"url": captured, "matchType": "everything"}, "matchType"),
+                         ({"url": captured, "output": "link"}, "output"),
+                         ({"url": captured, "from": "20xx"}, "timestamp"),
+                         ({"url": captured, "limit": "0"}, "limit")):
+        assert_error(client.get("/cdx", params=params, headers=bearer("researcher")), 400, says)
+    assert client.get("/cdx", params={"url": captured}).status_code == 401

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import api_client, bearer
 from warcio.archiveiterator import ArchiveIterator
 
 from preserve.demo import REFERENCE_PATH, LoopbackSite
@@ -143,3 +144,45 @@ def test_tools_folder_is_not_the_project_environment(tools: Path) -> None:
     # The tools' pins (old redis, gevent) must never land in the project's own venv.
     assert tools.resolve() != Path(sys.executable).parent.resolve()
     assert shutil.which("wayback", path=str(Path(sys.executable).parent)) is None
+
+
+def test_the_cdx_endpoint_lists_what_cdxj_indexer_writes(
+        tools: Path, crawled: dict[str, Any], api_tokens: Path) -> None:
+    """Our /cdx answer for the host equals cdxj-indexer's lines for the same WARC records
+    (response and revisit records; not the requests or our metadata records)."""
+    indexed: list[str] = []
+    for path in crawled["paths"]:
+        lines = subprocess.run([str(tools / "cdxj-indexer"), str(path)], capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+        indexed += [line for line in lines
+                    if not line.startswith("urn:") and '"mime": "warc/request"' not in line]
+    host = crawled["url"].split("/post/")[0] + "/"
+
+    for client in api_client():
+        cdxj = client.get("/cdx", params={"url": host, "matchType": "host"},
+                          headers=bearer("researcher"))
+        as_json = client.get("/cdx", params={"url": host + "*", "output": "json", "limit": "3"},
+                             headers=bearer("researcher"))
+        one = client.get("/cdx", params={"url": crawled["url"], "from": "2000", "to": "2999"},
+                         headers=bearer("researcher"))
+        none = client.get("/cdx", params={"url": crawled["url"], "to": "2000"},
+                          headers=bearer("researcher"))
+
+    def parsed(line: str) -> tuple[str, str, dict[str, Any]]:
+        key, stamp, fields = line.split(" ", 2)
+        return key, stamp, json.loads(fields)
+
+    def order(entry: tuple[str, str, dict[str, Any]]) -> tuple[str, str, str]:
+        return entry[0], entry[1], json.dumps(entry[2], sort_keys=True)
+
+    ours = sorted((parsed(line) for line in cdxj.text.splitlines()), key=order)
+    theirs = sorted((parsed(line) for line in indexed), key=order)
+    assert cdxj.status_code == 200 and cdxj.headers["content-type"].startswith("text/x-cdxj")
+    assert ours == theirs
+    assert {fields["mime"] for _, _, fields in ours} >= {"text/html", "warc/revisit"}
+    rows = [json.loads(line) for line in as_json.text.splitlines()]
+    assert len(rows) == 3 and set(rows[0]) >= {"urlkey", "timestamp", "url", "mime", "digest",
+                                               "length", "offset", "filename"}
+    assert [json.loads(line.split(" ", 2)[2])["url"] for line in one.text.splitlines()] == [
+        crawled["url"]] * 2
+    assert none.text == ""

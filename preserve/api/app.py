@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from preserve import __version__, retrieve
+from preserve.api.cdx import cdx_routes
 from preserve.api.memento import memento_routes
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import SCOPES
@@ -100,6 +101,7 @@ def create_app(settings: Settings, engine: Engine,
         return _error(status, " ".join(str(exc).split()))
 
     app.include_router(memento_routes(engine, stores, role("researcher")))
+    app.include_router(cdx_routes(engine, role("researcher")))
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:

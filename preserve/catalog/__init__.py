@@ -2,6 +2,7 @@
 
 from preserve.catalog.engine import catalog_reason, migrate, open_engine, write_transaction
 from preserve.catalog.lookups import (
+    IndexEntry,
     PayloadFinder,
     Snapshot,
     StoredFile,
@@ -10,6 +11,7 @@ from preserve.catalog.lookups import (
     captures_under,
     file_copies,
     first_capture_of_payload,
+    index_entries,
     nearest_capture,
     original_capture,
     stored_files,
@@ -18,6 +20,7 @@ from preserve.catalog.lookups import (
 from preserve.catalog.records import record_warc_file
 
 __all__ = [
+    "IndexEntry",
     "PayloadFinder",
     "Snapshot",
     "StoredFile",
@@ -27,6 +30,7 @@ __all__ = [
     "catalog_reason",
     "file_copies",
     "first_capture_of_payload",
+    "index_entries",
     "migrate",
     "nearest_capture",
     "open_engine",

@@ -89,6 +89,49 @@ def captures_under(connection: Connection, prefix: str, start: datetime | None,
     return [Snapshot(**row._mapping) for row in connection.execute(query)]
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """One line of a CDX index: a capture by SURT key and time, and where its record is."""
+
+    urlkey: str
+    capture_time: datetime
+    url: str
+    record_type: str
+    mime: str | None
+    status: int | None
+    payload_digest: str | None
+    warc_key: str
+    offset: int
+    length: int
+
+
+def index_entries(connection: Connection, urlkey: str, match: str, start: datetime | None,
+                  end: datetime | None, limit: int | None) -> list[IndexEntry]:
+    """Captures by SURT key, in key then time order, as a CDX server lists them.
+
+    ``match``: ``exact`` (the key itself), ``prefix`` (keys starting with it),
+    or ``domain`` (the host key, ``com,example``, and every host under it).
+    """
+    query = (select(captures.c.surt.label("urlkey"), captures.c.capture_time, captures.c.url,
+                    captures.c.record_type, captures.c.mime, captures.c.status,
+                    captures.c.payload_digest, warc_files.c.key.label("warc_key"),
+                    captures.c.offset, captures.c.length)
+             .join(warc_files, warc_files.c.id == captures.c.warc_file_id))
+    if match == "exact":
+        query = query.where(captures.c.surt == urlkey)
+    elif match == "prefix":
+        query = query.where(captures.c.surt.startswith(urlkey, autoescape=True))
+    else:
+        query = query.where(captures.c.surt.startswith(urlkey + ")", autoescape=True)
+                            | captures.c.surt.startswith(urlkey + ",", autoescape=True))
+    if start is not None:
+        query = query.where(captures.c.capture_time >= start)
+    if end is not None:
+        query = query.where(captures.c.capture_time <= end)
+    query = query.order_by(captures.c.surt, captures.c.capture_time, captures.c.id).limit(limit)
+    return [IndexEntry(**row._mapping) for row in connection.execute(query)]
+
+
 def capture_by_id(connection: Connection, capture_id: int) -> Snapshot | None:
     """One capture by its catalog ID."""
     row = connection.execute(_snapshots().where(captures.c.id == capture_id)).first()
