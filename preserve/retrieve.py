@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine, select
@@ -22,6 +24,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from preserve.capture.fetch import PARSE_LIMIT, SPOOL_IN_MEMORY
 from preserve.catalog import (
+    Hidden,
     Snapshot,
     capture_by_id,
     captures_of,
@@ -31,9 +34,10 @@ from preserve.catalog import (
     original_capture,
 )
 from preserve.catalog.schema import copies, warc_files
-from preserve.errors import BadInput, NotFound, PreserveError, WarcError
+from preserve.errors import BadInput, NotFound, PolicyError, PreserveError, WarcError
 from preserve.fingerprint import iter_chunks
 from preserve.index import surt_key
+from preserve.policy import check_policy, policy_files
 from preserve.storage import ObjectStore
 
 
@@ -46,30 +50,31 @@ class Payload:
     body: IO[bytes]
 
 
-def find_snapshot(engine: Engine, url: str, at: datetime | None = None) -> Snapshot:
-    """The capture of url nearest to ``at`` (default: the latest)."""
+def find_snapshot(engine: Engine, url: str, at: datetime | None = None,
+                  hidden: Hidden | None = None) -> Snapshot:
+    """The capture of url nearest to ``at`` (default: the latest), of those not ``hidden``."""
     with engine.connect() as connection:
-        snapshot = nearest_capture(connection, surt_key(url), at)
+        snapshot = nearest_capture(connection, surt_key(url), at, hidden)
     if snapshot is None:
         raise NotFound(f"{url}: no capture of this URL in the catalog")
     return snapshot
 
 
-def list_snapshots(engine: Engine, url: str) -> list[Snapshot]:
-    """Every capture of url, oldest first."""
+def list_snapshots(engine: Engine, url: str, hidden: Hidden | None = None) -> list[Snapshot]:
+    """Every capture of url, oldest first (but the ``hidden``)."""
     with engine.connect() as connection:
-        return captures_of(connection, surt_key(url))
+        return captures_of(connection, surt_key(url), hidden)
 
 
 def search_snapshots(engine: Engine, url: str, match: str = "exact",
                      start: datetime | None = None, end: datetime | None = None,
-                     limit: int = 10_000) -> list[Snapshot]:
+                     limit: int = 10_000, hidden: Hidden | None = None) -> list[Snapshot]:
     """Captures of url (``exact``), of every URL under its path (``prefix``), or on its
     host (``host``), by SURT key as pywb's CDX server matches them; oldest first."""
     key = surt_key(url)
     if match == "exact":
         with engine.connect() as connection:
-            found = [snap for snap in captures_of(connection, key)
+            found = [snap for snap in captures_of(connection, key, hidden)
                      if (start is None or snap.capture_time >= start)
                      and (end is None or snap.capture_time <= end)]
         return found[:limit]
@@ -78,13 +83,13 @@ def search_snapshots(engine: Engine, url: str, match: str = "exact",
     elif match != "prefix":
         raise BadInput(f"match must be exact, prefix or host, not {match!r}")
     with engine.connect() as connection:
-        return captures_under(connection, key, start, end, limit)
+        return captures_under(connection, key, start, end, limit, hidden)
 
 
-def get_snapshot(engine: Engine, snapshot_id: int) -> Snapshot:
-    """One snapshot by its ID; :class:`NotFound` if there is none."""
+def get_snapshot(engine: Engine, snapshot_id: int, hidden: Hidden | None = None) -> Snapshot:
+    """One snapshot by its ID; :class:`NotFound` if there is none (or it is ``hidden``)."""
     with engine.connect() as connection:
-        snapshot = capture_by_id(connection, snapshot_id)
+        snapshot = capture_by_id(connection, snapshot_id, hidden)
     if snapshot is None:
         raise NotFound(f"snapshot {snapshot_id}: no such snapshot")
     return snapshot
@@ -221,3 +226,48 @@ def timestamp_datetime(text: str) -> datetime:
         raise ValueError(f"{text!r} is not 4 to 14 digits")
     padded = text + "0101000000"[len(text) - 4:] if len(text) < 14 else text
     return datetime.strptime(padded, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+
+
+class Embargoes:
+    """How long each collection's captures stay hidden from readers, as the policies say.
+
+    ``access.embargo_days`` of every policy in the folder; the longest, when several
+    policies fill one collection. Files are read again when they change. A file
+    that turns broken keeps the embargo it had, so a typo never lifts one.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[Path, tuple[float, str, int]] = {}  # mtime, collection, days
+        self._lock = threading.Lock()
+
+    def hidden(self, now: datetime) -> dict[str, datetime]:
+        """Collection -> the latest capture time a reader may see now (embargoed ones only)."""
+        with self._lock:
+            self._refresh()
+            days: dict[str, int] = {}
+            for _mtime, collection, embargo in self._files.values():
+                if embargo:
+                    days[collection] = max(days.get(collection, 0), embargo)
+        return {collection: now - timedelta(days=count) for collection, count in days.items()}
+
+    def _refresh(self) -> None:
+        try:
+            paths = policy_files(self.folder)
+        except PolicyError:
+            return  # no folder now: what was read stands
+        for gone in set(self._files) - set(paths):  # a policy deleted on purpose
+            del self._files[gone]
+        for path in paths:
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            known = self._files.get(path)
+            if known is not None and known[0] == mtime:
+                continue
+            policy, _problems = check_policy(path)
+            if policy is not None:
+                self._files[path] = (mtime, policy.collection, policy.embargo_days)
+            elif known is not None:
+                self._files[path] = (mtime, known[1], known[2])

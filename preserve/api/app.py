@@ -28,7 +28,7 @@ from preserve.api.cdx import cdx_routes
 from preserve.api.memento import memento_routes
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import SCOPES
-from preserve.catalog import Snapshot
+from preserve.catalog import Hidden, Snapshot
 from preserve.config import Settings, Token
 from preserve.errors import BadInput, NotFound, PreserveError
 from preserve.policy import check_collection
@@ -42,6 +42,8 @@ _ALLOWED = {"researcher": {"researcher", "archivist", "auditor", "admin"},
             "auditor": {"auditor", "admin"},
             "admin": {"admin"}}
 MATCHES = ("exact", "prefix", "host")
+# Who sees captures still under embargo (access.embargo_days): their keepers.
+_SEES_EMBARGOED = {"archivist", "admin"}
 
 
 class CaptureRequest(BaseModel):
@@ -84,6 +86,16 @@ def create_app(settings: Settings, engine: Engine,
 
     researcher = Depends(role("researcher"))
     archivist = Depends(role("archivist"))
+    embargoes = retrieve.Embargoes(settings.policies_dir)
+
+    def readable(token: Token = researcher) -> Hidden | None:
+        """What the token's holder may not see yet: embargoed captures, unless they are an
+        archivist's or an admin's."""
+        if token.role in _SEES_EMBARGOED:
+            return None
+        return embargoes.hidden(datetime.now(UTC))
+
+    visible = Depends(readable)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -100,44 +112,45 @@ def create_app(settings: Settings, engine: Engine,
         status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, BadInput) else 500
         return _error(status, " ".join(str(exc).split()))
 
-    app.include_router(memento_routes(engine, stores, role("researcher")))
-    app.include_router(cdx_routes(engine, role("researcher")))
+    app.include_router(memento_routes(engine, stores, visible))
+    app.include_router(cdx_routes(engine, visible))
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         """Is the service up (no token needed)."""
         return {"ok": True, "version": __version__}
 
-    @app.get("/api/captures", dependencies=[researcher])
+    @app.get("/api/captures")
     def captures(url: str, match: Annotated[str, Query(pattern="^(exact|prefix|host)$")] = "exact",
                  from_: Annotated[datetime | None, Query(alias="from")] = None,
-                 to: datetime | None = None) -> dict[str, Any]:
+                 to: datetime | None = None, hidden: Hidden | None = visible) -> dict[str, Any]:
         """Captures of a URL (or, with ``match``, of every URL under its path or on its
         host), oldest first, between ``from`` and ``to``."""
-        found = retrieve.search_snapshots(engine, url, match, _utc(from_), _utc(to))
+        found = retrieve.search_snapshots(engine, url, match, _utc(from_), _utc(to),
+                                          hidden=hidden)
         return {"captures": [retrieve.snapshot_json(snapshot) for snapshot in found]}
 
-    @app.get("/api/captures/nearest", dependencies=[researcher])
-    def nearest(url: str, at: datetime | None = None) -> dict[str, Any]:
+    @app.get("/api/captures/nearest")
+    def nearest(url: str, at: datetime | None = None,
+                hidden: Hidden | None = visible) -> dict[str, Any]:
         """The capture of a URL nearest to ``at`` (default: the latest)."""
-        return _with_copies(engine, retrieve.find_snapshot(engine, url, _utc(at)))
+        return _with_copies(engine, retrieve.find_snapshot(engine, url, _utc(at), hidden))
 
-    @app.get("/api/snapshots/{snapshot_id}", dependencies=[researcher])
-    def snapshot(snapshot_id: int) -> dict[str, Any]:
+    @app.get("/api/snapshots/{snapshot_id}")
+    def snapshot(snapshot_id: int, hidden: Hidden | None = visible) -> dict[str, Any]:
         """A snapshot's metadata and description, and where its copies are."""
-        return _with_copies(engine, retrieve.get_snapshot(engine, snapshot_id))
+        return _with_copies(engine, retrieve.get_snapshot(engine, snapshot_id, hidden))
 
-    @app.get("/api/snapshots/{snapshot_id}/text", dependencies=[researcher],
-             response_class=PlainTextResponse)
-    def text(snapshot_id: int) -> str:
+    @app.get("/api/snapshots/{snapshot_id}/text", response_class=PlainTextResponse)
+    def text(snapshot_id: int, hidden: Hidden | None = visible) -> str:
         """The main text extracted from the snapshot's page."""
-        return retrieve.get_snapshot(engine, snapshot_id).text or ""
+        return retrieve.get_snapshot(engine, snapshot_id, hidden).text or ""
 
-    @app.get("/api/snapshots/{snapshot_id}/payload", dependencies=[researcher])
-    def payload(snapshot_id: int) -> Response:
+    @app.get("/api/snapshots/{snapshot_id}/payload")
+    def payload(snapshot_id: int, hidden: Hidden | None = visible) -> Response:
         """The original response body, with its original content type (read from a
         verified copy)."""
-        found = retrieve.get_snapshot(engine, snapshot_id)
+        found = retrieve.get_snapshot(engine, snapshot_id, hidden)
         body = retrieve.read_payload(retrieve.payload_record(engine, stores, found))
         kept = {name.lower(): value for name, value in body.headers}
         headers = {name: kept[name.lower()] for name in ("Content-Type", "Content-Encoding")
@@ -145,10 +158,10 @@ def create_app(settings: Settings, engine: Engine,
         return StreamingResponse(retrieve.chunks_then_close(body.body), headers=headers,
                                  media_type=kept.get("content-type", "application/octet-stream"))
 
-    @app.get("/api/snapshots/{snapshot_id}/record", dependencies=[researcher])
-    def record(snapshot_id: int) -> Response:
+    @app.get("/api/snapshots/{snapshot_id}/record")
+    def record(snapshot_id: int, hidden: Hidden | None = visible) -> Response:
         """The snapshot's WARC record, as stored (one gzip member, read by range)."""
-        found = retrieve.get_snapshot(engine, snapshot_id)
+        found = retrieve.get_snapshot(engine, snapshot_id, hidden)
         return Response(retrieve.read_record(engine, stores, found),
                         media_type="application/warc",
                         headers={"Content-Disposition": f'attachment; filename="{snapshot_id}'

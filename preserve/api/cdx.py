@@ -13,29 +13,31 @@ from __future__ import annotations
 
 import calendar
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
-from preserve.catalog import IndexEntry, index_entries
+from preserve.catalog import Hidden, IndexEntry, index_entries
 from preserve.errors import BadInput
 from preserve.index import surt_key
 
 MATCH_TYPES = ("exact", "prefix", "host", "domain")
 
 
-def cdx_routes(engine: Engine, researcher: Callable[..., Any]) -> APIRouter:
-    """The CDX server route over one catalog, for researchers."""
-    router = APIRouter(dependencies=[Depends(researcher)], tags=["cdx"])
+def cdx_routes(engine: Engine, visible: Any) -> APIRouter:
+    """The CDX server route over one catalog; ``visible`` checks the reader's token and
+    says what an embargo hides from them."""
+    router = APIRouter(tags=["cdx"])
 
     @router.get("/cdx")
     def cdx(url: str, match_type: str = Query("exact", alias="matchType"),
             from_: str | None = Query(None, alias="from"), to: str | None = None,
-            limit: int | None = Query(None, gt=0), output: str = "cdxj") -> StreamingResponse:
+            limit: int | None = Query(None, gt=0), output: str = "cdxj",
+            hidden: Hidden | None = visible) -> StreamingResponse:
         """Index lines of the captures of a URL, or of a prefix, host or domain."""
         if output not in ("cdxj", "json"):
             raise BadInput(f"output must be cdxj or json, not {output!r}")
@@ -45,7 +47,7 @@ def cdx_routes(engine: Engine, researcher: Callable[..., Any]) -> APIRouter:
         key, match = _key_and_match(url, match_type)
         with engine.connect() as connection:
             found = index_entries(connection, key, match, _bound(from_, upper=False),
-                                  _bound(to, upper=True), limit)
+                                  _bound(to, upper=True), limit, hidden)
         lines = (_line(entry, output) for entry in found)
         media = "application/x-ndjson" if output == "json" else "text/x-cdxj"
         return StreamingResponse(_encoded(lines), media_type=media)

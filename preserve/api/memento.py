@@ -9,35 +9,34 @@ redirected to the nearest capture's own memento URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import Engine
 
 from preserve import retrieve
-from preserve.catalog import Snapshot
+from preserve.catalog import Hidden, Snapshot
 from preserve.errors import BadInput, NotFound
 from preserve.storage import ObjectStore
 
 LINK_FORMAT = "application/link-format"
 
 
-def memento_routes(engine: Engine, stores: dict[str, ObjectStore],
-                   researcher: Callable[..., Any]) -> APIRouter:
-    """The Memento routes over one catalog, each for researchers."""
-    router = APIRouter(dependencies=[Depends(researcher)], tags=["memento"])
+def memento_routes(engine: Engine, stores: dict[str, ObjectStore], visible: Any) -> APIRouter:
+    """The Memento routes over one catalog; ``visible`` is the dependency that checks the
+    reader's token and says what an embargo hides from them."""
+    router = APIRouter(tags=["memento"])
 
     @router.get("/timegate/{target:path}")
-    def timegate(request: Request) -> Response:
+    def timegate(request: Request, hidden: Hidden | None = visible) -> Response:
         """The memento nearest to ``Accept-Datetime`` (default: the latest), as a 302."""
         url = _target(request, "/timegate/")
         asked = request.headers.get("Accept-Datetime")
         at = _http_date(asked) if asked else None
-        chosen = retrieve.find_snapshot(engine, url, at)
+        chosen = retrieve.find_snapshot(engine, url, at, hidden)
         base = _base(request)
         return RedirectResponse(
             _memento_uri(base, chosen), status_code=302,
@@ -48,10 +47,10 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore],
                                         _memento_link(base, chosen, "memento")])})
 
     @router.get("/timemap/link/{target:path}")
-    def timemap_link(request: Request) -> Response:
+    def timemap_link(request: Request, hidden: Hidden | None = visible) -> Response:
         """Every memento of a URL in ``application/link-format``, oldest first."""
         url = _target(request, "/timemap/link/")
-        found = _mementos(engine, url)
+        found = _mementos(engine, url, hidden)
         base = _base(request)
         lines = [f'<{url}>; rel="original"',
                  f'<{base}/timegate/{url}>; rel="timegate"',
@@ -64,10 +63,10 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore],
         return Response(",\n".join(lines) + "\n", media_type=LINK_FORMAT)
 
     @router.get("/timemap/json/{target:path}")
-    def timemap_json(request: Request) -> Response:
+    def timemap_json(request: Request, hidden: Hidden | None = visible) -> Response:
         """The same TimeMap as JSON (the form Memento aggregators read)."""
         url = _target(request, "/timemap/json/")
-        found = _mementos(engine, url)
+        found = _mementos(engine, url, hidden)
         base = _base(request)
         listed = [{"datetime": _iso(s.capture_time), "uri": _memento_uri(base, s)}
                   for s in found]
@@ -80,10 +79,10 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore],
         })
 
     @router.get("/web/{timestamp}id_/{target:path}")
-    def memento(request: Request, timestamp: str) -> Response:
+    def memento(request: Request, timestamp: str, hidden: Hidden | None = visible) -> Response:
         """The original bytes of the capture at that time, with ``Memento-Datetime``."""
         url = _target(request, f"/web/{timestamp}id_/")
-        chosen = retrieve.find_snapshot(engine, url, _timestamp(timestamp))
+        chosen = retrieve.find_snapshot(engine, url, _timestamp(timestamp), hidden)
         base = _base(request)
         if _stamp(chosen.capture_time) != timestamp:
             return RedirectResponse(_memento_uri(base, chosen), status_code=302)
@@ -120,8 +119,8 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _mementos(engine: Engine, url: str) -> list[Snapshot]:
-    found = retrieve.list_snapshots(engine, url)
+def _mementos(engine: Engine, url: str, hidden: Hidden | None) -> list[Snapshot]:
+    found = retrieve.list_snapshots(engine, url, hidden)
     if not found:
         raise NotFound(f"{url}: no capture of this URL in the catalog")
     return found

@@ -2,6 +2,7 @@
 
 from preserve.catalog.engine import catalog_reason, migrate, open_engine, write_transaction
 from preserve.catalog.lookups import (
+    Hidden,
     IndexEntry,
     PayloadFinder,
     Snapshot,
@@ -20,6 +21,7 @@ from preserve.catalog.lookups import (
 from preserve.catalog.records import record_warc_file
 
 __all__ = [
+    "Hidden",
     "IndexEntry",
     "PayloadFinder",
     "Snapshot",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, String, Text, select, text
+from sqlalchemy import Connection, Engine, Select, String, Text, and_, select, text
 
 from preserve.catalog.schema import (
     UTCDateTime,
@@ -70,17 +71,32 @@ def _snapshots() -> Select[Any]:
     )
 
 
-def captures_of(connection: Connection, surt: str) -> list[Snapshot]:
+# Collection -> the latest capture time a reader may see (the embargoed are later).
+Hidden = Mapping[str, datetime]
+
+
+def _visible(query: Select[Any], hidden: Hidden | None) -> Select[Any]:
+    """The query without the captures an embargo still hides."""
+    for collection, cutoff in sorted((hidden or {}).items()):
+        query = query.where(~and_(captures.c.collection == collection,
+                                  captures.c.capture_time > cutoff))
+    return query
+
+
+def captures_of(connection: Connection, surt: str, hidden: Hidden | None = None,
+                ) -> list[Snapshot]:
     """Every capture with this SURT key, oldest first."""
-    query = _snapshots().where(captures.c.surt == surt).order_by(
+    query = _visible(_snapshots(), hidden).where(captures.c.surt == surt).order_by(
         captures.c.capture_time, captures.c.id)
     return [Snapshot(**row._mapping) for row in connection.execute(query)]
 
 
 def captures_under(connection: Connection, prefix: str, start: datetime | None,
-                   end: datetime | None, limit: int) -> list[Snapshot]:
+                   end: datetime | None, limit: int, hidden: Hidden | None = None,
+                   ) -> list[Snapshot]:
     """Captures whose SURT key starts with prefix (a URL's path, or its host), oldest first."""
-    query = _snapshots().where(captures.c.surt.startswith(prefix, autoescape=True))
+    query = _visible(_snapshots(), hidden).where(
+        captures.c.surt.startswith(prefix, autoescape=True))
     if start is not None:
         query = query.where(captures.c.capture_time >= start)
     if end is not None:
@@ -106,17 +122,19 @@ class IndexEntry:
 
 
 def index_entries(connection: Connection, urlkey: str, match: str, start: datetime | None,
-                  end: datetime | None, limit: int | None) -> list[IndexEntry]:
+                  end: datetime | None, limit: int | None, hidden: Hidden | None = None,
+                  ) -> list[IndexEntry]:
     """Captures by SURT key, in key then time order, as a CDX server lists them.
 
     ``match``: ``exact`` (the key itself), ``prefix`` (keys starting with it),
     or ``domain`` (the host key, ``com,example``, and every host under it).
     """
-    query = (select(captures.c.surt.label("urlkey"), captures.c.capture_time, captures.c.url,
-                    captures.c.record_type, captures.c.mime, captures.c.status,
-                    captures.c.payload_digest, warc_files.c.key.label("warc_key"),
-                    captures.c.offset, captures.c.length)
-             .join(warc_files, warc_files.c.id == captures.c.warc_file_id))
+    query = _visible(
+        select(captures.c.surt.label("urlkey"), captures.c.capture_time, captures.c.url,
+               captures.c.record_type, captures.c.mime, captures.c.status,
+               captures.c.payload_digest, warc_files.c.key.label("warc_key"),
+               captures.c.offset, captures.c.length)
+        .join(warc_files, warc_files.c.id == captures.c.warc_file_id), hidden)
     if match == "exact":
         query = query.where(captures.c.surt == urlkey)
     elif match == "prefix":
@@ -132,15 +150,18 @@ def index_entries(connection: Connection, urlkey: str, match: str, start: dateti
     return [IndexEntry(**row._mapping) for row in connection.execute(query)]
 
 
-def capture_by_id(connection: Connection, capture_id: int) -> Snapshot | None:
+def capture_by_id(connection: Connection, capture_id: int, hidden: Hidden | None = None,
+                  ) -> Snapshot | None:
     """One capture by its catalog ID."""
-    row = connection.execute(_snapshots().where(captures.c.id == capture_id)).first()
+    row = connection.execute(_visible(_snapshots(), hidden)
+                             .where(captures.c.id == capture_id)).first()
     return Snapshot(**row._mapping) if row else None
 
 
-def nearest_capture(connection: Connection, surt: str, at: datetime | None) -> Snapshot | None:
+def nearest_capture(connection: Connection, surt: str, at: datetime | None,
+                    hidden: Hidden | None = None) -> Snapshot | None:
     """The capture closest in time to ``at`` (the latest when ``at`` is None)."""
-    base = _snapshots().where(captures.c.surt == surt)
+    base = _visible(_snapshots(), hidden).where(captures.c.surt == surt)
     latest_first = (captures.c.capture_time.desc(), captures.c.id.desc())
     if at is None:
         row = connection.execute(base.order_by(*latest_first).limit(1)).first()
