@@ -647,27 +647,37 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     report = _report_tick("scheduler")
+    threads = args.threads or settings.workers.threads
     with _catalog(settings) as engine:
-        workers: Dispatcher
-        if settings.workers.backend == "celery":
-            workers = CeleryDispatch(settings, engine)
-            where = f"jobs sent to queue {settings.workers.queue}"
-        else:
-            threads = args.threads or settings.workers.threads
-            workers = LocalWorkers(settings, engine, threads,
-                                   finished=lambda job: print(f"scheduler: {_job_line(job)}",
-                                                              flush=True))
-            where = f"{threads} jobs at once here"
+        workers = _dispatcher(settings, engine, "scheduler", threads)
+        where = (f"jobs sent to queue {settings.workers.queue}"
+                 if settings.workers.backend == "celery" else f"{threads} jobs at once here")
         print(f"scheduler: policies in {settings.policies_dir}, a look every {args.every:g} s, "
               f"{where}; Ctrl-C stops", flush=True)
         try:
-            run_scheduler(settings, engine, workers, stop, args.every, report)
+            run_scheduler(settings, engine, workers, stop, args.every, report,
+                          _trouble("scheduler"))
         except KeyboardInterrupt:
             stop.set()
-        print("scheduler: stopping" + ("" if settings.workers.backend == "celery" else
-                                       "; waiting for the jobs running here to end"), flush=True)
-        workers.shutdown()
+        finally:
+            print("scheduler: stopping" + ("" if settings.workers.backend == "celery" else
+                                           "; waiting for the jobs running here to end"),
+                  flush=True)
+            workers.shutdown()
     return 0
+
+
+def _dispatcher(settings: Settings, engine: Engine, who: str, threads: int) -> Dispatcher:
+    """Who runs the jobs a scheduler hands out: Celery workers, or threads here."""
+    if settings.workers.backend == "celery":
+        return CeleryDispatch(settings, engine)
+    return LocalWorkers(settings, engine, threads,
+                        finished=lambda job: print(f"{who}: {_job_line(job)}", flush=True),
+                        trouble=_trouble(who))
+
+
+def _trouble(who: str) -> Callable[[str], None]:
+    return lambda line: print(f"{who}: {line}", file=sys.stderr, flush=True)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -687,18 +697,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr, flush=True)
     stop = threading.Event()
     with listening, _catalog(settings) as engine:
-        workers: Dispatcher
-        if settings.workers.backend == "celery":
-            workers = CeleryDispatch(settings, engine)
-        else:
-            workers = LocalWorkers(settings, engine, settings.workers.threads,
-                                   finished=lambda job: print(f"serve: {_job_line(job)}",
-                                                              flush=True))
+        workers = _dispatcher(settings, engine, "serve", settings.workers.threads)
         scheduler = None
         if not args.no_scheduler:
             scheduler = threading.Thread(
                 target=run_scheduler, name="scheduler", daemon=True,
-                args=(settings, engine, workers, stop, args.every, _report_tick("serve")))
+                args=(settings, engine, workers, stop, args.every, _report_tick("serve"),
+                      _trouble("serve")))
             scheduler.start()
         # uvicorn stops on SIGTERM and then raises it again: with this handler the
         # process ends here, after the jobs running in it, instead of dying there.

@@ -12,12 +12,13 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from preserve.capture.scope import SCOPES
 from preserve.errors import PolicyError
@@ -70,6 +71,10 @@ def parse_schedule(value: Any) -> Schedule:
     cron = _CRON_ALIASES.get(text.lower(), text)
     if len(cron.split()) != 5 or not croniter.is_valid(cron):
         raise ValueError(f"must be a cron expression or an interval, {example}, not {text!r}")
+    try:  # valid, yet perhaps never due (the 30th of February)
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterError as exc:
+        raise ValueError(f"the cron expression {text!r} never comes due") from exc
     return Schedule(cron=cron)
 
 
@@ -405,7 +410,7 @@ class _Reader:
             if not isinstance(timezone, str):
                 raise ValueError
             ZoneInfo(timezone)
-        except (ValueError, ZoneInfoNotFoundError):
+        except (ValueError, OSError, ZoneInfoNotFoundError):  # "America" is a folder
             self.problem(f"{key}.timezone",
                          f"must be a time zone name such as UTC or Europe/Paris, not {timezone!r}")
             timezone = "UTC"

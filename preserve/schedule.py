@@ -110,10 +110,18 @@ def latest_time(schedule: Schedule, timezone: str, now: datetime) -> datetime:
         step = schedule.interval_seconds
         return datetime.fromtimestamp(int(now.timestamp()) // step * step, UTC)
     assert schedule.cron is not None
-    # croniter steps back from strictly before its start: start a second on.
-    start = now.astimezone(ZoneInfo(timezone)).replace(microsecond=0) + timedelta(seconds=1)
-    moment: datetime = croniter(schedule.cron, start).get_prev(datetime)
-    return moment.astimezone(UTC)
+    zone = ZoneInfo(timezone)
+    # croniter steps back from strictly before its start: start a second on. Stepping
+    # back it loses which of a repeated hour's two passes it is in (the night clocks go
+    # back), so the answer is found going forward from a little before that time: every
+    # instant the expression matches in local time, the repeated hour's twice.
+    start = now.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
+    latest: datetime = croniter(schedule.cron, start).get_prev(datetime)
+    forward = croniter(schedule.cron, (latest.astimezone(UTC) - timedelta(hours=3))
+                       .astimezone(zone))
+    while (following := forward.get_next(datetime)).astimezone(UTC) <= now:
+        latest = following
+    return latest.astimezone(UTC)
 
 
 def fixity_interval(policy: Policy) -> Schedule:
@@ -244,17 +252,14 @@ def requeue_abandoned(engine: Engine, now: datetime) -> list[str]:
     stale = and_(jobs.c.state == "running", jobs.c.heartbeat_at < now - LEASE)
     message = "its runner stopped answering (killed, or its machine went down)"
     with write_transaction(engine) as connection:
-        found = connection.execute(select(jobs.c.id, jobs.c.attempts).where(stale)).all()
-        spent = [job_id for job_id, attempts in found if attempts >= MAX_ATTEMPTS]
-        again = [job_id for job_id, attempts in found if attempts < MAX_ATTEMPTS]
-        if spent:
-            connection.execute(update(jobs).where(stale, jobs.c.id.in_(spent))
-                               .values(state="failed", error=message, finished_at=now))
-        if again:
-            connection.execute(update(jobs).where(stale, jobs.c.id.in_(again))
-                               .values(state="queued", error=message, worker=None,
-                                       dispatched_at=None))
-    return again
+        # Each update says which rows it changed: a scheduler racing this one finds
+        # them changed already, and reports none of them.
+        connection.execute(update(jobs).where(stale, jobs.c.attempts >= MAX_ATTEMPTS)
+                           .values(state="failed", error=message, finished_at=now))
+        return list(connection.execute(
+            update(jobs).where(stale, jobs.c.attempts < MAX_ATTEMPTS)
+            .values(state="queued", error=message, worker=None, dispatched_at=None)
+            .returning(jobs.c.id)).scalars())
 
 
 def runnable(engine: Engine, now: datetime, limit: int | None = None) -> list[str]:
@@ -274,6 +279,13 @@ def mark_dispatched(engine: Engine, job_id: str, now: datetime) -> bool:
                                or_(jobs.c.dispatched_at.is_(None),
                                    jobs.c.dispatched_at < now - REDISPATCH))
             .values(dispatched_at=now)).rowcount == 1
+
+
+def unmark_dispatched(engine: Engine, job_id: str) -> None:
+    """Forget that a job was being sent (the broker did not take it): the next look sends it."""
+    with write_transaction(engine) as connection:
+        connection.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued")
+                           .values(dispatched_at=None))
 
 
 def get_job(engine: Engine, job_id: str) -> Job:
@@ -337,7 +349,7 @@ def run_job(job_id: str, settings: Settings, engine: Engine,
     if claimed != 1:
         return job
     stop = threading.Event()
-    beating = threading.Thread(target=_heartbeat, args=(engine, job_id, stop, now),
+    beating = threading.Thread(target=_heartbeat, args=(engine, job_id, job.worker, stop, now),
                                daemon=True, name=f"heartbeat-{job_id[:8]}")
     beating.start()
     retry = True
@@ -422,13 +434,14 @@ def _do(job: Job, policy: Policy | None, settings: Settings, engine: Engine,
             "ledger_checkpoint": newest.seq if newest else None, "checkpointed": checkpointed}
 
 
-def _heartbeat(engine: Engine, job_id: str, stop: threading.Event,
+def _heartbeat(engine: Engine, job_id: str, worker: str | None, stop: threading.Event,
                now: Callable[[], datetime]) -> None:
     while not stop.wait(HEARTBEAT_SECONDS):
         try:
             with write_transaction(engine) as connection:
                 connection.execute(update(jobs).where(jobs.c.id == job_id,
-                                                      jobs.c.state == "running")
+                                                      jobs.c.state == "running",
+                                                      jobs.c.worker == worker)
                                    .values(heartbeat_at=now()))
         except Exception:
             continue

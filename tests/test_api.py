@@ -263,7 +263,8 @@ def test_cdx_from_and_to_are_padded_as_pywb_pads_them(stamp: str, upper: bool,
                                                       expected: str) -> None:
     from preserve.api.cdx import _bound
     bound = _bound(stamp, upper)
-    assert bound is not None and bound.isoformat() == expected + "+00:00"
+    assert bound is not None
+    assert bound.isoformat() == expected + (".999999" if upper else "") + "+00:00"
 
 
 def test_cdx_refuses_what_it_does_not_do(client: TestClient, captured: str) -> None:
@@ -273,3 +274,29 @@ def test_cdx_refuses_what_it_does_not_do(client: TestClient, captured: str) -> N
                          ({"url": captured, "limit": "0"}, "limit")):
         assert_error(client.get("/cdx", params=params, headers=bearer("researcher")), 400, says)
     assert client.get("/cdx", params={"url": captured}).status_code == 401
+
+
+def test_an_unexpected_error_keeps_the_error_shape(captured: str) -> None:
+    settings = load_settings()
+    engine = open_engine(settings.database_url)
+    # As a real server answers: the error handled, not raised into the test.
+    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
+        answer = client.get("/api/snapshots/99999999999999999999999",
+                            headers=bearer("researcher"))
+    engine.dispose()
+
+    assert answer.status_code == 500
+    assert answer.json() == {"ok": False, "status": 500,
+                             "error": "internal error (OverflowError); the server's log has "
+                                      "more"}
+
+
+def test_cdx_to_includes_the_whole_second_it_names(client: TestClient, captured: str) -> None:
+    nearest = client.get("/api/captures/nearest", params={"url": captured},
+                         headers=bearer("researcher")).json()
+    second = nearest["capture_time"][:19].replace("-", "").replace("T", "").replace(":", "")
+
+    answer = client.get("/cdx", params={"url": captured, "from": second, "to": second},
+                        headers=bearer("researcher"))
+
+    assert len(answer.text.splitlines()) == 1

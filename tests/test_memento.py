@@ -156,3 +156,22 @@ def test_memento_errors(client: TestClient, two_captures: tuple[str, list[Any]])
     assert bad_date.status_code == 400 and "RFC 1123" in bad_date.json()["error"]
     assert bad_stamp.status_code == 400 and "timestamp" in bad_stamp.json()["error"]
     assert no_token.status_code == 401
+
+
+def test_timegate_answers_head_and_escapes_and_types_stay_as_they_were(
+        run: Any, site: LoopbackSite, api_tokens: Path) -> None:
+    from preserve.demo import Route
+    site.routes["/a%20b/%E2%98%83"] = Route(b"<html><body>caf\xe9</body></html>", "text/html")
+    url = site.url("/a%20b/%E2%98%83")
+    assert run("capture", url, "--collection", "news").status == 0
+
+    for client in api_client():
+        head = client.head(f"/timegate/{url}", headers=bearer("researcher"),
+                           follow_redirects=False)
+        timemap = client.get(f"/timemap/link/{url}", headers=bearer("researcher"))
+        memento = client.get(head.headers["Location"], headers=bearer("researcher"))
+
+    assert head.status_code == 302
+    assert links(timemap.text)[0] == {"uri": url, "rel": "original"}
+    assert memento.headers["content-type"] == "text/html"  # no charset added
+    assert memento.content == b"<html><body>caf\xe9</body></html>"

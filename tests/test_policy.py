@@ -163,6 +163,12 @@ BROKEN = {
     "cron with seconds": (replaced('"0 6 * * *"', '"0 0 6 * * *"'), 5, "targets[0].schedule",
                           "must be a cron expression or an interval, such as '0 6 * * *' (cron) "
                           "or 'every 6h' (interval), not '0 0 6 * * *'"),
+    "cron never due": (replaced('"0 6 * * *"', '"0 0 30 2 *"'), 5, "targets[0].schedule",
+                       "the cron expression '0 0 30 2 *' never comes due"),
+    "time zone that is a folder": (replaced('    scope: prefix', '    timezone: America\n'
+                                            '    scope: prefix'), 6, "targets[0].timezone",
+                                   "must be a time zone name such as UTC or Europe/Paris, "
+                                   "not 'America'"),
     "interval of zero": (replaced('"0 6 * * *"', '"every 0h"'), 5, "targets[0].schedule",
                          "the interval must be at least a minute, not 'every 0h'"),
     "unknown time zone": (replaced('    scope: prefix', '    timezone: Mars/Olympus\n'

@@ -72,6 +72,11 @@ def captures(runs: list[Run]) -> list[tuple[str, datetime]]:
      "2026-03-29T04:00:00+00:00"),
     (Schedule(cron="0 9 * * 1"), "America/New_York", "2026-11-28T10:00:00+00:00",
      "2026-11-23T14:00:00+00:00"),
+    # the night clocks go back (25 October 2026): the repeated hour's second pass counts
+    (Schedule(cron="*/15 * * * *"), "Europe/Paris", "2026-10-25T01:20:00+00:00",
+     "2026-10-25T01:15:00+00:00"),
+    (Schedule(cron="0 * * * *"), "Europe/Paris", "2026-10-25T01:05:00+00:00",
+     "2026-10-25T01:00:00+00:00"),
     # intervals are whole multiples since the epoch, in UTC, whatever the zone
     (Schedule(interval_seconds=6 * 3600), "Europe/Paris", "2026-11-28T10:17:42+00:00",
      "2026-11-28T06:00:00+00:00"),
@@ -308,3 +313,11 @@ def test_a_job_is_sent_to_the_workers_once_until_it_may_have_been_lost(engine: E
     with engine.begin() as connection:
         connection.execute(update(jobs).where(jobs.c.id == job_id).values(state="running"))
     assert mark_dispatched(engine, job_id, T0 + REDISPATCH * 3) is False
+
+
+def test_a_quarter_hour_cron_has_every_quarter_through_the_night_clocks_go_back() -> None:
+    schedule = Schedule(cron="*/15 * * * *")
+    start = at("2026-10-24T23:00:00+00:00")
+    times = {latest_time(schedule, "Europe/Paris", start + timedelta(minutes=minute))
+             for minute in range(0, 4 * 60, 5)}
+    assert sorted(times) == [start + timedelta(minutes=15 * n) for n in range(16)]

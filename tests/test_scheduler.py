@@ -202,3 +202,33 @@ def test_a_worker_needs_the_celery_backend(run: Any) -> None:
     assert result.err == ("preserve: error: worker: workers.backend is local, so jobs run in "
                           "the scheduler; set workers.backend: celery (or "
                           "PRESERVE_WORKERS_BACKEND=celery)\n")
+
+
+def test_the_scheduler_loop_goes_on_after_a_failed_look(policies: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import preserve.workers.local as local
+    settings = load_settings()
+    engine = open_engine(settings.database_url)
+    looks: list[int] = []
+    trouble: list[str] = []
+
+    def failing(*_args: Any) -> Tick:
+        looks.append(1)
+        raise OSError("the catalog's disk went away")
+
+    monkeypatch.setattr(local, "tick", failing)
+    stop = threading.Event()
+    loop = threading.Thread(target=run_scheduler, args=(
+        settings, engine, LocalWorkers(settings, engine, threads=1), stop, 0.01,
+        lambda passed: None, trouble.append))
+    loop.start()
+    deadline = time.monotonic() + 10
+    while len(looks) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    loop.join()
+    engine.dispose()
+
+    assert len(looks) >= 3 and loop.is_alive() is False
+    assert trouble[0] == ("this look failed, the next is in 0.01 s: OSError: the catalog's "
+                          "disk went away")

@@ -1,6 +1,7 @@
 """The HTTP API (FastAPI): retrieval for researchers, captures and jobs for archivists.
 
-Every route but ``/api/health`` takes ``Authorization: Bearer TOKEN``; a token
+Every route but ``/api/health`` and the API's own description (``/docs``,
+``/openapi.json``) takes ``Authorization: Bearer TOKEN``; a token
 is known by its SHA-256 in the settings (``auth.tokens``), with a role.
 Researchers read; archivists and auditors also read, archivists capture; admins
 do everything. No token is 401, a token without the role 403, and every error,
@@ -111,6 +112,11 @@ def create_app(settings: Settings, engine: Engine,
     async def preserve_error(_request: Request, exc: PreserveError) -> JSONResponse:
         status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, BadInput) else 500
         return _error(status, " ".join(str(exc).split()))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Whatever went wrong, the answer keeps the one error shape (and no traceback).
+        return _error(500, f"internal error ({type(exc).__name__}); the server's log has more")
 
     app.include_router(memento_routes(engine, stores, visible))
     app.include_router(cdx_routes(engine, visible))

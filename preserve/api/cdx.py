@@ -82,7 +82,9 @@ def _bound(stamp: str | None, upper: bool) -> datetime | None:
     day = min(max(int(padded[6:8]), 1), calendar.monthrange(year, month)[1])
     hour, minute, second = (min(int(padded[at:at + 2]), top)
                             for at, top in ((8, 23), (10, 59), (12, 59)))
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    # Captures keep microseconds; a timestamp names a whole second.
+    return datetime(year, month, day, hour, minute, second, 999_999 if upper else 0,
+                    tzinfo=UTC)
 
 
 def _line(entry: IndexEntry, output: str) -> str:

@@ -9,7 +9,7 @@ redirected to the nearest capture's own memento URL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore], visible: Any)
     reader's token and says what an embargo hides from them."""
     router = APIRouter(tags=["memento"])
 
-    @router.get("/timegate/{target:path}")
+    @router.api_route("/timegate/{target:path}", methods=["GET", "HEAD"])
     def timegate(request: Request, hidden: Hidden | None = visible) -> Response:
         """The memento nearest to ``Accept-Datetime`` (default: the latest), as a 302."""
         url = _target(request, "/timegate/")
@@ -46,7 +46,7 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore], visible: Any)
                                         f'type="{LINK_FORMAT}"',
                                         _memento_link(base, chosen, "memento")])})
 
-    @router.get("/timemap/link/{target:path}")
+    @router.api_route("/timemap/link/{target:path}", methods=["GET", "HEAD"])
     def timemap_link(request: Request, hidden: Hidden | None = visible) -> Response:
         """Every memento of a URL in ``application/link-format``, oldest first."""
         url = _target(request, "/timemap/link/")
@@ -62,7 +62,7 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore], visible: Any)
             lines.append(_memento_link(base, snapshot, f"{rel} memento".strip()))
         return Response(",\n".join(lines) + "\n", media_type=LINK_FORMAT)
 
-    @router.get("/timemap/json/{target:path}")
+    @router.api_route("/timemap/json/{target:path}", methods=["GET", "HEAD"])
     def timemap_json(request: Request, hidden: Hidden | None = visible) -> Response:
         """The same TimeMap as JSON (the form Memento aggregators read)."""
         url = _target(request, "/timemap/json/")
@@ -78,17 +78,21 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore], visible: Any)
             "mementos": {"first": listed[0], "last": listed[-1], "list": listed},
         })
 
-    @router.get("/web/{timestamp}id_/{target:path}")
+    @router.api_route("/web/{timestamp}id_/{target:path}", methods=["GET", "HEAD"])
     def memento(request: Request, timestamp: str, hidden: Hidden | None = visible) -> Response:
         """The original bytes of the capture at that time, with ``Memento-Datetime``."""
         url = _target(request, f"/web/{timestamp}id_/")
-        chosen = retrieve.find_snapshot(engine, url, _timestamp(timestamp), hidden)
+        # The middle of the named second: a capture within it wins over one just before.
+        at = _timestamp(timestamp) + timedelta(milliseconds=500)
+        chosen = retrieve.find_snapshot(engine, url, at, hidden)
         base = _base(request)
         if _stamp(chosen.capture_time) != timestamp:
             return RedirectResponse(_memento_uri(base, chosen), status_code=302)
         body = retrieve.read_payload(retrieve.payload_record(engine, stores, chosen))
         kept = {name.lower(): value for name, value in body.headers}
         headers = {
+            # In the headers as it was: as media_type, text/* would gain a charset.
+            "Content-Type": kept.get("content-type", "application/octet-stream"),
             "Memento-Datetime": _http(chosen.capture_time),
             "Link": ", ".join([f'<{url}>; rel="original"',
                                f'<{base}/timegate/{url}>; rel="timegate"',
@@ -97,16 +101,15 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore], visible: Any)
         }
         if "content-encoding" in kept:
             headers["Content-Encoding"] = kept["content-encoding"]
-        return StreamingResponse(retrieve.chunks_then_close(body.body), headers=headers,
-                                 media_type=kept.get("content-type",
-                                                     "application/octet-stream"))
+        return StreamingResponse(retrieve.chunks_then_close(body.body), headers=headers)
 
     return router
 
 
 def _target(request: Request, prefix: str) -> str:
-    """The archived URL in the request's path, with its query: as it was, not re-parsed."""
-    path = request.url.path
+    """The archived URL in the request's path, with its query: as it was sent, its
+    percent-escapes kept (the decoded path would not be a URL)."""
+    path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
     url = path[path.index(prefix) + len(prefix):]
     for scheme in ("http:/", "https:/"):  # a proxy that merged the URL's two slashes
         if url.startswith(scheme) and not url.startswith(scheme + "/"):

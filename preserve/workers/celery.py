@@ -28,10 +28,14 @@ from sqlalchemy import Engine
 
 from preserve.catalog import open_engine
 from preserve.config import Settings, load_settings
-from preserve.errors import ConfigError
-from preserve.schedule import Tick, mark_dispatched, run_job, runnable, tick
+from preserve.errors import ConfigError, PreserveError
+from preserve.schedule import Tick, mark_dispatched, run_job, runnable, tick, unmark_dispatched
 
 TASK = "preserve.run_job"
+
+
+class BrokerError(PreserveError):
+    """The broker did not take a job (it is down, or refuses us)."""
 # However many the broker holds, a scheduler hands out at most this many a look.
 DISPATCH_BATCH = 1000
 
@@ -74,6 +78,7 @@ class CeleryDispatch:
         self.engine = engine
         self.app = celery_app(settings)
         self.queue = settings.workers.queue
+        self.broker = settings.workers.broker_url
         self.sent: list[str] = []
 
     @property
@@ -82,9 +87,15 @@ class CeleryDispatch:
 
     def dispatch(self, job_ids: Iterable[str]) -> None:
         for job_id in job_ids:
-            if mark_dispatched(self.engine, job_id, datetime.now(UTC)):
+            if not mark_dispatched(self.engine, job_id, datetime.now(UTC)):
+                continue
+            try:
                 self.app.send_task(TASK, args=[job_id], queue=self.queue)
-                self.sent.append(job_id)
+            except Exception as exc:  # the broker unreachable: the next look sends it
+                unmark_dispatched(self.engine, job_id)
+                raise BrokerError(f"job {job_id} could not be sent to the broker at "
+                                  f"{self.broker}: {' '.join(str(exc).split())}") from exc
+            self.sent.append(job_id)
 
     def shutdown(self) -> None:
         """Jobs sent stay with the broker for the workers: nothing to wait for here."""
