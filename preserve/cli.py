@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from preserve import __version__, demo, ledger, retrieve
 from preserve.capture.crawl import Response
 from preserve.capture.scope import SCOPES
-from preserve.catalog import Snapshot, open_engine
+from preserve.catalog import SearchFilters, Snapshot, open_engine
 from preserve.config import ROLES, Settings, load_settings
 from preserve.deletion import delete_file
 from preserve.describe import decode_html, describe
@@ -194,6 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify = ledger_commands.add_parser("verify", help="prove no entry was changed, removed "
                                         "or reordered; exit 1 if one was")
     _json_flag(verify)
+
+    search_cmd = commands.add_parser("search", help="full-text search over extracted text, "
+                                                    "titles and publishers, best first")
+    search_cmd.add_argument("words", metavar="TEXT", help='words (all must appear) and '
+                            '"quoted phrases"')
+    search_cmd.add_argument("--collection", help="only this collection")
+    search_cmd.add_argument("--publisher", help="only this publisher (any case)")
+    search_cmd.add_argument("--from", dest="start", type=_datetime_arg, metavar="DATETIME",
+                            help="captured at or after")
+    search_cmd.add_argument("--to", dest="end", type=_datetime_arg, metavar="DATETIME",
+                            help="captured at or before")
+    search_cmd.add_argument("--limit", type=_positive(int), default=20, metavar="N",
+                            help="at most N results (default 20)")
+    _json_flag(search_cmd)
 
     policies_cmd = commands.add_parser("policies", help="policy files")
     policies_commands = policies_cmd.add_subparsers(dest="policies_command", required=True,
@@ -554,6 +568,25 @@ def _ledger(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if check.passed else 1
 
 
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    with _catalog(settings) as engine:
+        total, hits = retrieve.search(engine, args.words, SearchFilters(
+            collection=args.collection, publisher=args.publisher, start=args.start,
+            end=args.end), limit=args.limit)
+    if args.json:
+        _print_json({"total": total, "results": [
+            {**retrieve.snapshot_json(hit.snapshot), "snippet": hit.snippet, "score": hit.score}
+            for hit in hits]})
+        return 0
+    print(f"search: {total} captures match" + (f", the best {len(hits)}:" if hits else ""))
+    for hit in hits:
+        snap = hit.snapshot
+        print(f"\n{snap.capture_time:%Y-%m-%d %H:%M}Z  {snap.title or snap.url}")
+        print(f"  {snap.url}" + (f"  ({snap.publisher})" if snap.publisher else ""))
+        print(f"  {hit.snippet}")
+    return 0
+
+
 def _policies(args: argparse.Namespace, settings: Settings) -> int:
     checked = check_policies(args.paths or [settings.policies_dir], settings.locations)
     problems = [problem for _path, found in checked for problem in found]
@@ -758,7 +791,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
              "redescribe": _redescribe,
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
-             "ledger": _ledger, "policies": _policies, "jobs": _jobs, "schedule": _schedule,
+             "ledger": _ledger, "search": _search, "policies": _policies, "jobs": _jobs,
+             "schedule": _schedule,
              "scheduler": _scheduler, "worker": _worker, "serve": _serve, "token": _token,
              "demo": _demo}
 

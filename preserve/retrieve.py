@@ -25,6 +25,8 @@ from warcio.exceptions import ArchiveLoadFailed
 from preserve.capture.fetch import PARSE_LIMIT, SPOOL_IN_MEMORY
 from preserve.catalog import (
     Hidden,
+    SearchFilters,
+    SearchHit,
     Snapshot,
     capture_by_id,
     captures_of,
@@ -32,6 +34,7 @@ from preserve.catalog import (
     file_copies,
     nearest_capture,
     original_capture,
+    search_captures,
 )
 from preserve.catalog.schema import copies, warc_files
 from preserve.errors import BadInput, NotFound, PolicyError, PreserveError, WarcError
@@ -84,6 +87,17 @@ def search_snapshots(engine: Engine, url: str, match: str = "exact",
         raise BadInput(f"match must be exact, prefix or host, not {match!r}")
     with engine.connect() as connection:
         return captures_under(connection, key, start, end, limit, hidden)
+
+
+def search(engine: Engine, words: str, filters: SearchFilters | None = None,
+           limit: int = 20, offset: int = 0, hidden: Hidden | None = None,
+           ) -> tuple[int, list[SearchHit]]:
+    """Full-text search of the descriptions (see :func:`preserve.catalog.search_captures`)."""
+    if not words.strip():
+        raise BadInput("search: give some words to look for")
+    with engine.connect() as connection:
+        return search_captures(connection, words, filters or SearchFilters(), limit, offset,
+                               hidden)
 
 
 def get_snapshot(engine: Engine, snapshot_id: int, hidden: Hidden | None = None) -> Snapshot:

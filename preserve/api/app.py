@@ -29,7 +29,7 @@ from preserve.api.cdx import cdx_routes
 from preserve.api.memento import memento_routes
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import SCOPES
-from preserve.catalog import Hidden, Snapshot
+from preserve.catalog import Hidden, SearchFilters, Snapshot
 from preserve.config import Settings, Token
 from preserve.errors import BadInput, NotFound, PreserveError
 from preserve.policy import check_collection
@@ -135,6 +135,22 @@ def create_app(settings: Settings, engine: Engine,
         found = retrieve.search_snapshots(engine, url, match, _utc(from_), _utc(to),
                                           hidden=hidden)
         return {"captures": [retrieve.snapshot_json(snapshot) for snapshot in found]}
+
+    @app.get("/api/search")
+    def search(q: str, collection: str | None = None, publisher: str | None = None,
+               from_: Annotated[datetime | None, Query(alias="from")] = None,
+               to: datetime | None = None, status: int | None = None, mime: str | None = None,
+               limit: Annotated[int, Query(gt=0, le=1000)] = 20,
+               offset: Annotated[int, Query(ge=0)] = 0,
+               hidden: Hidden | None = visible) -> dict[str, Any]:
+        """Full-text search over extracted text, titles and publishers, best first, each
+        result with a snippet (the matched words between « and »)."""
+        total, hits = retrieve.search(
+            engine, q, SearchFilters(collection, publisher, _utc(from_), _utc(to), status, mime),
+            limit, offset, hidden)
+        return {"total": total, "results": [
+            {**retrieve.snapshot_json(hit.snapshot), "snippet": hit.snippet, "score": hit.score}
+            for hit in hits]}
 
     @app.get("/api/captures/nearest")
     def nearest(url: str, at: datetime | None = None,

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, String, Text, and_, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    func,
+    select,
+    text,
+)
 
 from preserve.catalog.schema import (
     UTCDateTime,
@@ -148,6 +161,89 @@ def index_entries(connection: Connection, urlkey: str, match: str, start: dateti
         query = query.where(captures.c.capture_time <= end)
     query = query.order_by(captures.c.surt, captures.c.capture_time, captures.c.id).limit(limit)
     return [IndexEntry(**row._mapping) for row in connection.execute(query)]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A capture whose description matched, how well, and where (the match marked)."""
+
+    snapshot: Snapshot
+    score: float
+    snippet: str
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What a search keeps: a collection, a publisher (any case), a capture time range,
+    an HTTP status, a media type."""
+
+    collection: str | None = None
+    publisher: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    status: int | None = None
+    mime: str | None = None
+
+
+MARK = ("«", "»")  # around the matched words in a snippet
+_PHRASE = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def search_captures(connection: Connection, words: str, filters: SearchFilters = SearchFilters(),
+                    limit: int = 20, offset: int = 0, hidden: Hidden | None = None,
+                    ) -> tuple[int, list[SearchHit]]:
+    """Captures whose title, publisher or text hold every word (and "quoted phrase"),
+    best first; and how many there are in all.
+
+    SQLite ranks with FTS5's BM25 (title weighted 8, publisher 4, text 1),
+    PostgreSQL with ts_rank_cd over a tsvector weighted the same way.
+    """
+    terms = [phrase or word for phrase, word in _PHRASE.findall(words)]
+    terms = [term.strip() for term in terms if term.strip()]
+    if not terms:
+        return 0, []
+    if connection.dialect.name == "sqlite":
+        hits = text(
+            "SELECT d.capture_id AS id, -bm25(descriptions_search, 8.0, 4.0, 1.0) AS score, "
+            "snippet(descriptions_search, 2, :open, :close, ' … ', 24) AS snippet "
+            "FROM descriptions_search JOIN descriptions d ON d.id = descriptions_search.rowid "
+            "WHERE descriptions_search MATCH :query"
+        ).bindparams(query=" ".join('"' + term.replace('"', '""') + '"' for term in terms),
+                     open=MARK[0], close=MARK[1])
+    else:
+        hits = text(
+            "SELECT d.capture_id AS id, ts_rank_cd(d.search, q) AS score, "
+            "ts_headline('simple', d.text, q, :options) AS snippet "
+            "FROM descriptions d, websearch_to_tsquery('simple', :query) q "
+            "WHERE d.search @@ q"
+        ).bindparams(query=" ".join(f'"{term}"' if " " in term else term for term in terms),
+                     options=f"StartSel={MARK[0]}, StopSel={MARK[1]}, MaxWords=30, "
+                             "MinWords=10, MaxFragments=1")
+    matched = hits.columns(id=Integer, score=Float, snippet=Text).subquery("hits")
+    query = _visible(_snapshots(), hidden).join(matched, matched.c.id == captures.c.id)
+    if filters.collection:
+        query = query.where(captures.c.collection == filters.collection)
+    if filters.publisher:
+        query = query.where(func.lower(descriptions.c.publisher) == filters.publisher.lower())
+    if filters.start:
+        query = query.where(captures.c.capture_time >= filters.start)
+    if filters.end:
+        query = query.where(captures.c.capture_time <= filters.end)
+    if filters.status:
+        query = query.where(captures.c.status == filters.status)
+    if filters.mime:
+        query = query.where(captures.c.mime == filters.mime)
+    total = connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = connection.execute(
+        query.add_columns(matched.c.score, matched.c.snippet)
+        .order_by(matched.c.score.desc(), captures.c.capture_time.desc(), captures.c.id)
+        .limit(limit).offset(offset))
+    found = []
+    for row in rows:
+        values = dict(row._mapping)
+        score, snippet = float(values.pop("score")), values.pop("snippet") or ""
+        found.append(SearchHit(Snapshot(**values), round(score, 6), " ".join(snippet.split())))
+    return total, found
 
 
 def capture_by_id(connection: Connection, capture_id: int, hidden: Hidden | None = None,
