@@ -35,6 +35,7 @@ from preserve.config import ROLES, Settings, load_settings
 from preserve.deletion import delete_file
 from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, ConfigError, PreserveError
+from preserve.export import export_jsonl
 from preserve.fingerprint import iter_chunks
 from preserve.fixity import DEFAULT_EVERY_DAYS, EVENT_COLUMNS, fixity_report, run_fixity
 from preserve.jobs import (
@@ -208,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     search_cmd.add_argument("--limit", type=_positive(int), default=20, metavar="N",
                             help="at most N results (default 20)")
     _json_flag(search_cmd)
+
+    export_cmd = commands.add_parser("export", help="packages for researchers and other "
+                                                    "repositories")
+    export_commands = export_cmd.add_subparsers(dest="export_command", required=True,
+                                                metavar="FORMAT")
+    export_jsonl_cmd = export_commands.add_parser(
+        "jsonl", help="one JSON line per described capture: metadata, text and where its "
+                      "record is (for text mining), oldest first")
+    export_jsonl_cmd.add_argument("--collection", help="only this collection")
+    export_jsonl_cmd.add_argument("--out", type=Path, required=True, metavar="PATH",
+                                  help="the file to write (- for standard output); written "
+                                       "whole or not at all")
 
     policies_cmd = commands.add_parser("policies", help="policy files")
     policies_commands = policies_cmd.add_subparsers(dest="policies_command", required=True,
@@ -587,6 +600,23 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    to_stdout = str(args.out) == "-"
+    show = sys.stderr.isatty() and not to_stdout
+
+    def progress(count: int) -> None:
+        if show:
+            print(f"\rexported {count} captures", end="", file=sys.stderr, flush=True)
+
+    with _catalog(settings) as engine:
+        count = export_jsonl(engine, None if to_stdout else args.out, args.collection, progress)
+    if show:
+        print(file=sys.stderr)
+    if not to_stdout:
+        print(f"export: {count} captures written to {args.out}")
+    return 0
+
+
 def _policies(args: argparse.Namespace, settings: Settings) -> int:
     checked = check_policies(args.paths or [settings.policies_dir], settings.locations)
     problems = [problem for _path, found in checked for problem in found]
@@ -791,8 +821,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
              "redescribe": _redescribe,
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
-             "ledger": _ledger, "search": _search, "policies": _policies, "jobs": _jobs,
-             "schedule": _schedule,
+             "ledger": _ledger, "search": _search, "export": _export, "policies": _policies,
+             "jobs": _jobs, "schedule": _schedule,
              "scheduler": _scheduler, "worker": _worker, "serve": _serve, "token": _token,
              "demo": _demo}
 

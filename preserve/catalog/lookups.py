@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -244,6 +244,18 @@ def search_captures(connection: Connection, words: str, filters: SearchFilters =
         score, snippet = float(values.pop("score")), values.pop("snippet") or ""
         found.append(SearchHit(Snapshot(**values), round(score, 6), " ".join(snippet.split())))
     return total, found
+
+
+def described_captures(connection: Connection, collection: str | None = None,
+                       batch: int = 1000) -> Iterator[Snapshot]:
+    """Every capture that has a description, oldest first, streamed in batches."""
+    query = _snapshots().where(descriptions.c.id.is_not(None))
+    if collection is not None:
+        query = query.where(captures.c.collection == collection)
+    rows = connection.execution_options(stream_results=True, yield_per=batch).execute(
+        query.order_by(captures.c.capture_time, captures.c.id))
+    for row in rows:
+        yield Snapshot(**row._mapping)
 
 
 def capture_by_id(connection: Connection, capture_id: int, hidden: Hidden | None = None,

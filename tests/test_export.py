@@ -1,0 +1,65 @@
+"""`preserve export jsonl`: one line per described capture, streamed, written whole or not
+at all; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preserve import export
+from preserve.demo import REFERENCE_PATH, LoopbackSite
+
+
+@pytest.fixture
+def captured(run: Any, site: LoopbackSite, database_url: str) -> str:
+    url = site.url(REFERENCE_PATH)
+    for collection in ("news", "other"):
+        assert run("capture", url, "--collection", collection).status == 0
+    return url
+
+
+def test_one_line_per_described_capture(run: Any, captured: str, tmp_path: Path) -> None:
+    out = tmp_path / "news.jsonl"
+
+    result = run("export", "jsonl", "--collection", "news", "--out", out)
+    everything = run("export", "jsonl", "--out", "-")
+
+    assert result.status == 0 and result.text == f"export: 1 captures written to {out}\n"
+    (line,) = out.read_text(encoding="utf-8").splitlines()
+    row = json.loads(line)
+    assert (row["url"], row["collection"], row["status"]) == (captured, "news", 200)
+    assert "Bachelet" in row["title"] and len(row["text"]) > 500
+    assert set(row["warc"]) == {"key", "offset", "length"}
+    rows = [json.loads(line) for line in everything.text.splitlines()]
+    assert [r["collection"] for r in rows] == ["news", "other"]  # oldest first
+
+
+def test_a_failed_export_leaves_no_file(run: Any, captured: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    out = folder / "all.jsonl"
+    calls: list[int] = []
+
+    def breaking(snapshot: Any) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("no space left on device")
+        return {"url": snapshot.url}
+
+    monkeypatch.setattr(export, "snapshot_json", breaking)
+    result = run("export", "jsonl", "--out", out)
+
+    assert result.status == 1
+    assert result.err == f"preserve: error: export: cannot write {out}: no space left on device\n"
+    assert list(folder.iterdir()) == []  # neither the file nor its temporary
+
+
+def test_export_into_a_missing_folder(run: Any, captured: str, tmp_path: Path) -> None:
+    result = run("export", "jsonl", "--out", tmp_path / "absent" / "x.jsonl")
+
+    assert result.status == 2 and result.err == (
+        f"preserve: error: export: {tmp_path / 'absent'} is not a folder\n")
