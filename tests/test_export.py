@@ -63,3 +63,42 @@ def test_export_into_a_missing_folder(run: Any, captured: str, tmp_path: Path) -
 
     assert result.status == 2 and result.err == (
         f"preserve: error: export: {tmp_path / 'absent'} is not a folder\n")
+
+
+def test_a_bag_of_a_collection_that_bagit_validates(run: Any, captured: str, home: Path,
+                                                    tmp_path: Path) -> None:
+    import bagit
+
+    out = tmp_path / "news-bag"
+    result = run("export", "bag", "--collection", "news", "--out", out)
+
+    assert result.status == 0, result.err
+    assert result.text == f"export: a bag of 1 WARC files of news at {out}\n"
+    bag = bagit.Bag(str(out))
+    bag.validate()  # every payload file against both manifests
+    assert set(bag.algorithms) == {"sha256", "sha512"}
+    (warc,) = sorted((out / "data" / "warcs").rglob("*.warc.gz"))
+    key = warc.relative_to(out / "data" / "warcs").as_posix()
+    assert warc.read_bytes() == (home / "objects" / key).read_bytes()
+    (line,) = (out / "data" / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["warc"]["key"] == key
+    assert "preserve" in bag.info["Bag-Software-Agent"]
+
+
+def test_a_bag_is_refused_over_a_folder_or_from_damaged_copies(
+        run: Any, captured: str, home: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    unknown = run("export", "bag", "--collection", "nothing", "--out", tmp_path / "x")
+    over = run("export", "bag", "--collection", "news", "--out", taken)
+    (stored,) = [p for p in (home / "objects").rglob("*.warc.gz") if "/news/" in p.as_posix()]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 1
+    stored.write_bytes(bytes(data))
+    damaged = run("export", "bag", "--collection", "news", "--out", tmp_path / "bag")
+
+    assert unknown.status == 2 and "collection 'nothing' has no stored WARC files" in unknown.err
+    assert over.status == 2 and "exists already" in over.err
+    assert damaged.status == 1 and "no good copy of" in damaged.err
+    assert "not the ingest digest" in damaged.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "taken"]  # nothing half-made
