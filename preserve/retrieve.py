@@ -30,7 +30,6 @@ from preserve.catalog import (
     Snapshot,
     capture_by_id,
     captures_of,
-    captures_under,
     file_copies,
     nearest_capture,
     original_capture,
@@ -75,18 +74,13 @@ def search_snapshots(engine: Engine, url: str, match: str = "exact",
     """Captures of url (``exact``), of every URL under its path (``prefix``), or on its
     host (``host``), by SURT key as pywb's CDX server matches them; oldest first."""
     key = surt_key(url)
-    if match == "exact":
-        with engine.connect() as connection:
-            found = [snap for snap in captures_of(connection, key, hidden)
-                     if (start is None or snap.capture_time >= start)
-                     and (end is None or snap.capture_time <= end)]
-        return found[:limit]
     if match == "host":
         key = key.split(")", 1)[0] + ")"
-    elif match != "prefix":
+    elif match not in ("exact", "prefix"):
         raise BadInput(f"match must be exact, prefix or host, not {match!r}")
     with engine.connect() as connection:
-        return captures_under(connection, key, start, end, limit, hidden)
+        return captures_of(connection, key, hidden, prefix=match != "exact", start=start,
+                           end=end, limit=limit)
 
 
 def search(engine: Engine, words: str, filters: SearchFilters | None = None,

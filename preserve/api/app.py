@@ -127,7 +127,8 @@ def create_app(settings: Settings, engine: Engine,
         return {"ok": True, "version": __version__}
 
     @app.get("/api/captures")
-    def captures(url: str, match: Annotated[str, Query(pattern="^(exact|prefix|host)$")] = "exact",
+    def captures(url: str,
+                 match: Annotated[str, Query(pattern=f"^({'|'.join(MATCHES)})$")] = "exact",
                  from_: Annotated[datetime | None, Query(alias="from")] = None,
                  to: datetime | None = None, hidden: Hidden | None = visible) -> dict[str, Any]:
         """Captures of a URL (or, with ``match``, of every URL under its path or on its

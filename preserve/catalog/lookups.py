@@ -96,24 +96,23 @@ def _visible(query: Select[Any], hidden: Hidden | None) -> Select[Any]:
     return query
 
 
-def captures_of(connection: Connection, surt: str, hidden: Hidden | None = None,
-                ) -> list[Snapshot]:
-    """Every capture with this SURT key, oldest first."""
-    query = _visible(_snapshots(), hidden).where(captures.c.surt == surt).order_by(
-        captures.c.capture_time, captures.c.id)
-    return [Snapshot(**row._mapping) for row in connection.execute(query)]
-
-
-def captures_under(connection: Connection, prefix: str, start: datetime | None,
-                   end: datetime | None, limit: int, hidden: Hidden | None = None,
-                   ) -> list[Snapshot]:
-    """Captures whose SURT key starts with prefix (a URL's path, or its host), oldest first."""
-    query = _visible(_snapshots(), hidden).where(
-        captures.c.surt.startswith(prefix, autoescape=True))
+def _between(query: Select[Any], start: datetime | None, end: datetime | None) -> Select[Any]:
+    """The query kept to captures made from ``start`` to ``end`` (either open)."""
     if start is not None:
         query = query.where(captures.c.capture_time >= start)
     if end is not None:
         query = query.where(captures.c.capture_time <= end)
+    return query
+
+
+def captures_of(connection: Connection, surt: str, hidden: Hidden | None = None, *,
+                prefix: bool = False, start: datetime | None = None,
+                end: datetime | None = None, limit: int | None = None) -> list[Snapshot]:
+    """Every capture with this SURT key (with ``prefix``, whose key starts with it: a
+    URL's path, or its host), oldest first, made from ``start`` to ``end``."""
+    matching = (captures.c.surt.startswith(surt, autoescape=True) if prefix
+                else captures.c.surt == surt)
+    query = _between(_visible(_snapshots(), hidden).where(matching), start, end)
     query = query.order_by(captures.c.capture_time, captures.c.id).limit(limit)
     return [Snapshot(**row._mapping) for row in connection.execute(query)]
 
@@ -155,11 +154,8 @@ def index_entries(connection: Connection, urlkey: str, match: str, start: dateti
     else:
         query = query.where(captures.c.surt.startswith(urlkey + ")", autoescape=True)
                             | captures.c.surt.startswith(urlkey + ",", autoescape=True))
-    if start is not None:
-        query = query.where(captures.c.capture_time >= start)
-    if end is not None:
-        query = query.where(captures.c.capture_time <= end)
-    query = query.order_by(captures.c.surt, captures.c.capture_time, captures.c.id).limit(limit)
+    query = _between(query, start, end).order_by(
+        captures.c.surt, captures.c.capture_time, captures.c.id).limit(limit)
     return [IndexEntry(**row._mapping) for row in connection.execute(query)]
 
 
@@ -225,10 +221,7 @@ def search_captures(connection: Connection, words: str, filters: SearchFilters =
         query = query.where(captures.c.collection == filters.collection)
     if filters.publisher:
         query = query.where(func.lower(descriptions.c.publisher) == filters.publisher.lower())
-    if filters.start:
-        query = query.where(captures.c.capture_time >= filters.start)
-    if filters.end:
-        query = query.where(captures.c.capture_time <= filters.end)
+    query = _between(query, filters.start, filters.end)
     if filters.status:
         query = query.where(captures.c.status == filters.status)
     if filters.mime:
