@@ -13,13 +13,12 @@ is made under a temporary name beside ``out`` and renamed when it is whole.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -29,7 +28,7 @@ from sqlalchemy import Engine
 from preserve import __version__
 from preserve.catalog import StoredFile, described_captures, stored_files
 from preserve.errors import BadInput, NotFound, PreserveError, StorageError
-from preserve.fingerprint import iter_chunks
+from preserve.fingerprint import iter_chunks, sha256_chunks
 from preserve.retrieve import snapshot_json
 from preserve.storage import ObjectStore
 
@@ -120,18 +119,22 @@ def _copy_verified(stored: StoredFile, stores: Mapping[str, ObjectStore], target
         store = stores.get(location)
         if store is None:
             continue
-        digest = hashlib.sha256()
         try:
             with store.open(stored.key) as source, target.open("wb") as copy:
-                for chunk in iter_chunks(source):
-                    digest.update(chunk)
-                    copy.write(chunk)
+                digest, _size = sha256_chunks(_written(iter_chunks(source), copy))
         except StorageError as exc:
             problems.append(f"{location}: {exc}")
             continue
-        if digest.hexdigest() == stored.sha256:
+        if digest == stored.sha256:
             return
-        problems.append(f"{location}: sha256:{digest.hexdigest()}, not the ingest digest")
+        problems.append(f"{location}: sha256:{digest}, not the ingest digest")
     raise PreserveError(f"export: no good copy of {stored.key} "
                         f"({'; '.join(problems) or 'no configured location holds one'}); "
                         "run preserve fixity run --repair")
+
+
+def _written(chunks: Iterator[bytes], copy: IO[bytes]) -> Iterator[bytes]:
+    """The chunks, each written to ``copy`` as it passes (hashed and copied in one read)."""
+    for chunk in chunks:
+        copy.write(chunk)
+        yield chunk
