@@ -21,14 +21,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -381,3 +381,33 @@ def api_client() -> Iterator[Any]:
     with TestClient(create_app(settings, engine)) as client:
         yield client
     engine.dispose()
+
+
+def wait_until(ready: Callable[[], bool], seconds: float, step: float = 0.05) -> None:
+    """Poll until ready() holds or the seconds are up (the caller asserts what it needs)."""
+    deadline = time.monotonic() + seconds
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(step)
+
+
+def assert_nothing_catalogued(engine: Any, home: Path) -> None:
+    """No capture and no WARC file in the catalog, and none in the home's store."""
+    from preserve.catalog.schema import captures, warc_files
+    with engine.connect() as connection:
+        assert connection.execute(select(captures)).first() is None  # no half capture
+        assert connection.execute(select(warc_files)).first() is None
+    assert not list((home / "objects").rglob("*.warc.gz"))
+
+
+def catalogued_urls(engine: Any, home: Path) -> set[str]:
+    """The URLs the catalog holds captures of, once the ledger verifies and the store holds
+    exactly the WARC files the catalog knows."""
+    from preserve import ledger
+    from preserve.catalog.schema import captures, warc_files
+    with engine.connect() as connection:
+        urls = {row.url for row in connection.execute(select(captures))}
+        stored = {row.key for row in connection.execute(select(warc_files))}
+        assert ledger.verify(connection).passed
+    assert {p.relative_to(home / "objects").as_posix()
+            for p in (home / "objects").rglob("*.warc.gz")} == stored
+    return urls

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import page, write_policy
-from sqlalchemy import Engine, select
+from conftest import (
+    assert_nothing_catalogued,
+    catalogued_urls,
+    page,
+    wait_until,
+    write_policy,
+)
+from sqlalchemy import Engine
 
-from preserve import ledger
 from preserve.catalog import open_engine
-from preserve.catalog.schema import captures, warc_files
 from preserve.config import load_settings
 from preserve.demo import LoopbackSite, Route
 from preserve.schedule import LEASE, Job, get_job, list_jobs, requeue_abandoned, runnable
@@ -104,19 +108,14 @@ def test_a_worker_killed_mid_capture_and_another_worker_does_the_job(
     tick(settings, engine)
     sender.dispatch(runnable(engine, datetime.now(UTC)))
     (job,) = [job for job in list_jobs(engine) if job.kind == "capture"]
-    deadline = time.monotonic() + 60
-    while "/a/3" not in web.requests and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "/a/3" in web.requests, 60)
     assert "/a/3" in web.requests, "the worker never reached the slow page"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
 
     job = get_job(engine, job.id)
     assert (job.state, job.attempts) == ("running", 1)
-    with engine.connect() as connection:  # nothing of the killed attempt is catalogued
-        assert connection.execute(select(captures)).first() is None
-        assert connection.execute(select(warc_files)).first() is None
-    assert not list((home / "objects").rglob("*.warc.gz"))
+    assert_nothing_catalogued(engine, home)  # nothing of the killed attempt
 
     web.routes["/a/3"] = Route(page(3, ["/a/4"]))
     start_worker()
@@ -128,11 +127,5 @@ def test_a_worker_killed_mid_capture_and_another_worker_does_the_job(
 
     assert (done.state, done.attempts) == ("succeeded", 2), done.error
     assert done.worker != job.worker
-    with engine.connect() as connection:
-        urls = {row.url for row in connection.execute(select(captures))}
-        stored = {row.key for row in connection.execute(select(warc_files))}
-        assert ledger.verify(connection).passed
-    assert {web.url(f"/a/{n}") for n in range(1, 5)} <= urls
-    assert {p.relative_to(home / "objects").as_posix()
-            for p in (home / "objects").rglob("*.warc.gz")} == stored
+    assert {web.url(f"/a/{n}") for n in range(1, 5)} <= catalogued_urls(engine, home)
     engine.dispose()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from sqlalchemy import create_engine, select
 from warcio.archiveiterator import ArchiveIterator
 
@@ -260,9 +261,7 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
         [str(preserve), "capture", web.url("/a/1"), "--collection", "killed", "--scope",
          "prefix", "--depth", "5", "--warc-size", "2000"],
         env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while "/a/3" not in web.requests and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "/a/3" in web.requests, 20)
     assert "/a/3" in web.requests, "the crawl never reached the slow page"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)

@@ -10,19 +10,21 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import page, write_policy
-from sqlalchemy import select
+from conftest import (
+    assert_nothing_catalogued,
+    catalogued_urls,
+    page,
+    wait_until,
+    write_policy,
+)
 
-from preserve import ledger
 from preserve.catalog import open_engine
-from preserve.catalog.schema import captures, warc_files
 from preserve.config import load_settings
 from preserve.demo import LoopbackSite, Route
 from preserve.schedule import LEASE, Job, Tick, get_job, list_jobs, requeue_abandoned, run_job
@@ -140,9 +142,7 @@ def test_the_scheduler_loop_runs_due_jobs_on_local_threads(web: LoopbackSite,
     loop = threading.Thread(target=run_scheduler,
                             args=(settings, engine, workers, stop, 0.05, ticks.append))
     loop.start()
-    deadline = time.monotonic() + 30
-    while len(finished) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: len(finished) >= 2, 30)
     stop.set()
     loop.join()
     workers.shutdown()
@@ -160,9 +160,7 @@ def test_a_scheduler_killed_mid_capture_leaves_no_half_capture_and_the_job_is_re
     scheduler = subprocess.Popen(
         [str(Path(sys.executable).parent / "preserve"), "scheduler", "--every", "0.2"],
         env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while "/a/3" not in web.requests and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "/a/3" in web.requests, 30)
     assert "/a/3" in web.requests, "the scheduled capture never reached the slow page"
     scheduler.send_signal(signal.SIGKILL)
     scheduler.wait(timeout=10)
@@ -171,10 +169,7 @@ def test_a_scheduler_killed_mid_capture_leaves_no_half_capture_and_the_job_is_re
     engine = open_engine(settings.database_url)
     (job,) = [job for job in list_jobs(engine) if job.kind == "capture"]
     assert job.state == "running" and job.attempts == 1
-    with engine.connect() as connection:
-        assert connection.execute(select(captures)).first() is None  # no half capture
-        assert connection.execute(select(warc_files)).first() is None
-    assert not list((home / "objects").rglob("*.warc.gz"))
+    assert_nothing_catalogued(engine, home)
 
     # Another runner finds the job silent once its lease is over, and does it.
     web.routes["/a/3"] = Route(page(3, ["/a/4"]))
@@ -185,13 +180,7 @@ def test_a_scheduler_killed_mid_capture_leaves_no_half_capture_and_the_job_is_re
     assert (done.state, done.attempts) == ("succeeded", 2), done.error
     assert done.result and done.result["pages"] == 4
     assert get_job(engine, job.id) == done
-    with engine.connect() as connection:
-        urls = {row.url for row in connection.execute(select(captures))}
-        stored = {row.key for row in connection.execute(select(warc_files))}
-        assert ledger.verify(connection).passed
-    assert {web.url(f"/a/{n}") for n in range(1, 5)} <= urls
-    assert {p.relative_to(home / "objects").as_posix()
-            for p in (home / "objects").rglob("*.warc.gz")} == stored
+    assert {web.url(f"/a/{n}") for n in range(1, 5)} <= catalogued_urls(engine, home)
     engine.dispose()
 
 
@@ -222,9 +211,7 @@ def test_the_scheduler_loop_goes_on_after_a_failed_look(policies: Path,
         settings, engine, LocalWorkers(settings, engine, threads=1), stop, 0.01,
         lambda passed: None, trouble.append))
     loop.start()
-    deadline = time.monotonic() + 10
-    while len(looks) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(looks) >= 3, 10, step=0.01)
     stop.set()
     loop.join()
     engine.dispose()
