@@ -595,9 +595,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
             collection=args.collection, publisher=args.publisher, start=args.start,
             end=args.end), limit=args.limit)
     if args.json:
-        _print_json({"total": total, "results": [
-            {**retrieve.snapshot_json(hit.snapshot), "snippet": hit.snippet, "score": hit.score}
-            for hit in hits]})
+        _print_json({"total": total, "results": [retrieve.hit_json(hit) for hit in hits]})
         return 0
     print(f"search: {total} captures match" + (f", the best {len(hits)}:" if hits else ""))
     for hit in hits:

@@ -51,6 +51,15 @@ class Payload:
     headers: list[tuple[str, str]]
     body: IO[bytes]
 
+    def entity_headers(self) -> dict[str, str]:
+        """Content-Type (as it was, or application/octet-stream) and Content-Encoding (if
+        any): what an answer serving the original bytes sends with them."""
+        kept = {name.lower(): value for name, value in self.headers}
+        headers = {"Content-Type": kept.get("content-type", "application/octet-stream")}
+        if "content-encoding" in kept:
+            headers["Content-Encoding"] = kept["content-encoding"]
+        return headers
+
 
 def find_snapshot(engine: Engine, url: str, at: datetime | None = None,
                   hidden: Hidden | None = None) -> Snapshot:
@@ -203,6 +212,11 @@ def _check_record(data: bytes, snapshot: Snapshot) -> None:
         raise WarcError(f"{where}: damaged record ({reason})") from exc
     if record.format != "warc" or record_id != snapshot.record_id:
         raise WarcError(f"{where}: not the catalogued record {snapshot.record_id}")
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    """A search result as the CLI and the API give it: the snapshot, its snippet, its score."""
+    return {**snapshot_json(hit.snapshot), "snippet": hit.snippet, "score": hit.score}
 
 
 def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:

@@ -149,9 +149,7 @@ def create_app(settings: Settings, engine: Engine,
         total, hits = retrieve.search(
             engine, q, SearchFilters(collection, publisher, _utc(from_), _utc(to), status, mime),
             limit, offset, hidden)
-        return {"total": total, "results": [
-            {**retrieve.snapshot_json(hit.snapshot), "snippet": hit.snippet, "score": hit.score}
-            for hit in hits]}
+        return {"total": total, "results": [retrieve.hit_json(hit) for hit in hits]}
 
     @app.get("/api/captures/nearest")
     def nearest(url: str, at: datetime | None = None,
@@ -175,11 +173,8 @@ def create_app(settings: Settings, engine: Engine,
         verified copy)."""
         found = retrieve.get_snapshot(engine, snapshot_id, hidden)
         body = retrieve.read_payload(retrieve.payload_record(engine, stores, found))
-        kept = {name.lower(): value for name, value in body.headers}
-        headers = {name: kept[name.lower()] for name in ("Content-Type", "Content-Encoding")
-                   if name.lower() in kept}
-        return StreamingResponse(retrieve.chunks_then_close(body.body), headers=headers,
-                                 media_type=kept.get("content-type", "application/octet-stream"))
+        return StreamingResponse(retrieve.chunks_then_close(body.body),
+                                 headers=body.entity_headers())
 
     @app.get("/api/snapshots/{snapshot_id}/record")
     def record(snapshot_id: int, hidden: Hidden | None = visible) -> Response:

@@ -89,18 +89,15 @@ def memento_routes(engine: Engine, stores: dict[str, ObjectStore], visible: Any)
         if _stamp(chosen.capture_time) != timestamp:
             return RedirectResponse(_memento_uri(base, chosen), status_code=302)
         body = retrieve.read_payload(retrieve.payload_record(engine, stores, chosen))
-        kept = {name.lower(): value for name, value in body.headers}
         headers = {
             # In the headers as it was: as media_type, text/* would gain a charset.
-            "Content-Type": kept.get("content-type", "application/octet-stream"),
+            **body.entity_headers(),
             "Memento-Datetime": _http(chosen.capture_time),
             "Link": ", ".join([f'<{url}>; rel="original"',
                                f'<{base}/timegate/{url}>; rel="timegate"',
                                f'<{base}/timemap/link/{url}>; rel="timemap"; '
                                f'type="{LINK_FORMAT}"']),
         }
-        if "content-encoding" in kept:
-            headers["Content-Encoding"] = kept["content-encoding"]
         return StreamingResponse(retrieve.chunks_then_close(body.body), headers=headers)
 
     return router
