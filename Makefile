@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Tools we did not write, which tests run against our WARCs: pywb (replay) and
-# cdxj-indexer, in their own environment so their pins never touch ours.
+# Tools we did not write, which tests run against our WARCs: pywb (replay),
+# cdxj-indexer and py-wacz (validates our WACZ), in their own environment so
+# their pins never touch ours.
 TOOLS  := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet 'pywb>=2.8,<3' 'cdxj-indexer>=1.4,<2' 'fastwarc>=0.15'
+	$(TOOLS)/bin/python -m pip install --quiet 'pywb>=2.8,<3' 'cdxj-indexer>=1.4,<2' 'fastwarc>=0.15' 'wacz>=0.5,<1'
 	touch $(TOOLS_STAMP)
 
 run: $(STAMP)            ## the offline walk-through: archive the bundled page, retrieve, audit

@@ -35,7 +35,7 @@ from preserve.config import ROLES, Settings, load_settings
 from preserve.deletion import delete_file
 from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, ConfigError, PreserveError
-from preserve.export import export_bag, export_jsonl
+from preserve.export import export_bag, export_jsonl, export_wacz
 from preserve.fingerprint import iter_chunks
 from preserve.fixity import DEFAULT_EVERY_DAYS, EVENT_COLUMNS, fixity_report, run_fixity
 from preserve.jobs import (
@@ -229,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     export_bag_cmd.add_argument("--out", type=Path, required=True, metavar="DIR",
                                 help="the bag's folder (must not exist); made whole or not "
                                      "at all")
+
+    export_wacz_cmd = export_commands.add_parser(
+        "wacz", help="a WACZ 1.1.1 package of a collection (for ReplayWeb.page and pywb): its "
+                     "WARC files from verified copies, CDXJ index, pages and datapackage")
+    export_wacz_cmd.add_argument("--collection", required=True, help="the collection")
+    export_wacz_cmd.add_argument("--out", type=Path, required=True, metavar="FILE",
+                                 help="the .wacz file (must not exist); written whole or not "
+                                      "at all")
 
     policies_cmd = commands.add_parser("policies", help="policy files")
     policies_commands = policies_cmd.add_subparsers(dest="policies_command", required=True,
@@ -614,18 +622,20 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         if show:
             print(f"\rexported {count} captures", end="", file=sys.stderr, flush=True)
 
-    if args.export_command == "bag":
+    if args.export_command in ("bag", "wacz"):
         def copied(number: int, total: int) -> None:
             if sys.stderr.isatty():
                 print(f"\rcopied {number}/{total} WARC files", end="", file=sys.stderr,
                       flush=True)
 
+        package = export_bag if args.export_command == "bag" else export_wacz
         with _catalog(settings) as engine:
-            count = export_bag(engine, open_stores(settings.locations), args.collection,
-                               args.out, copied)
+            count = package(engine, open_stores(settings.locations), args.collection,
+                            args.out, copied)
         if sys.stderr.isatty():
             print(file=sys.stderr)
-        print(f"export: a bag of {count} WARC files of {args.collection} at {args.out}")
+        what = "a bag" if args.export_command == "bag" else "a WACZ"
+        print(f"export: {what} of {count} WARC files of {args.collection} at {args.out}")
         return 0
     with _catalog(settings) as engine:
         count = export_jsonl(engine, None if to_stdout else args.out, args.collection, progress)

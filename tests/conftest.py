@@ -163,6 +163,23 @@ def postgres_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def tools() -> Path:
+    """The bin folder of the tools we did not write (pywb, cdxj-indexer, py-wacz), which
+    `make test` builds in .venv-tools and passes as PRESERVE_TEST_TOOLS. Without them the
+    tests that use them skip with the reason; in CI (CI=true) that is a failure."""
+    folder = Path(os.environ.get("PRESERVE_TEST_TOOLS")
+                  or Path(__file__).parent.parent / ".venv-tools" / "bin")
+    missing = [name for name in ("cdxj-indexer", "wb-manager", "wayback", "wacz")
+               if not (folder / name).exists()]
+    if missing:
+        reason = f"{', '.join(missing)} not found in {folder} (run `make test`)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true: the interoperability tests must run")
+        pytest.skip(reason)
+    return folder
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, home: Path,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:

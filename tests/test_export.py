@@ -4,6 +4,8 @@ at all; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,56 @@ def test_a_bag_is_refused_over_a_folder_or_from_damaged_copies(
     assert damaged.status == 1 and "no good copy of" in damaged.err
     assert "not the ingest digest" in damaged.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "taken"]  # nothing half-made
+
+
+def test_a_wacz_of_a_collection_that_py_wacz_validates(run: Any, captured: str, home: Path,
+                                                       tmp_path: Path, tools: Path) -> None:
+    out = tmp_path / "news.wacz"
+    result = run("export", "wacz", "--collection", "news", "--out", out)
+
+    assert result.status == 0, result.err
+    assert result.text == f"export: a WACZ of 1 WARC files of news at {out}\n"
+    check = subprocess.run([str(tools / "wacz"), "validate", "-f", str(out)],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    with zipfile.ZipFile(out) as package:
+        names = package.namelist()
+        (warc,) = [name for name in names if name.startswith("archive/")]
+        assert package.getinfo(warc).compress_type == zipfile.ZIP_STORED
+        (stored,) = [p for p in (home / "objects").rglob(warc.rsplit("/", 1)[-1])]
+        assert package.read(warc) == stored.read_bytes()
+        index = package.read("indexes/index.cdxj").decode().splitlines()
+        header, *pages = [json.loads(line) for line in
+                          package.read("pages/pages.jsonl").decode().splitlines()]
+        datapackage = json.loads(package.read("datapackage.json"))
+    assert sorted(names) == sorted([warc, "indexes/index.cdxj", "pages/pages.jsonl",
+                                    "datapackage.json", "datapackage-digest.json"])
+    # The index is the CDX server's: every record of the page and its requisites.
+    assert index == sorted(index) and len(index) > 1
+    assert all(json.loads(line.split(" ", 2)[2])["filename"] == warc.split("/")[1]
+               for line in index)
+    assert header["format"] == "json-pages-1.0"
+    (page_entry,) = pages
+    assert page_entry["url"] == captured and "Bachelet" in page_entry["title"]
+    assert datapackage["wacz_version"] == "1.1.1"
+    assert {r["path"] for r in datapackage["resources"]} == set(names) - {
+        "datapackage.json", "datapackage-digest.json"}
+
+
+def test_a_wacz_is_whole_or_not_at_all(run: Any, captured: str, home: Path,
+                                       tmp_path: Path) -> None:
+    (stored,) = [p for p in (home / "objects").rglob("*.warc.gz") if "/news/" in p.as_posix()]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 3] ^= 1
+    stored.write_bytes(bytes(data))
+    taken = tmp_path / "taken.wacz"
+    taken.write_bytes(b"mine")
+
+    damaged = run("export", "wacz", "--collection", "news", "--out", tmp_path / "news.wacz")
+    over = run("export", "wacz", "--collection", "news", "--out", taken)
+    unknown = run("export", "wacz", "--collection", "nothing", "--out", tmp_path / "x.wacz")
+
+    assert damaged.status == 1 and "no good copy of" in damaged.err
+    assert over.status == 2 and "exists already" in over.err and taken.read_bytes() == b"mine"
+    assert unknown.status == 2 and "collection 'nothing' has no stored WARC files" in unknown.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "taken.wacz"]

@@ -30,20 +30,6 @@ EXPECTED = json.loads((DATA / "financial-district-bachelet.expected.json").read_
 WARCIO = Path(sys.executable).parent / "warcio"
 
 
-@pytest.fixture(scope="module")
-def tools() -> Path:
-    folder = Path(os.environ.get("PRESERVE_TEST_TOOLS")
-                  or Path(__file__).parent.parent / ".venv-tools" / "bin")
-    missing = [name for name in ("cdxj-indexer", "wb-manager", "wayback")
-               if not (folder / name).exists()]
-    if missing:
-        reason = f"{', '.join(missing)} not found in {folder} (run `make test`)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI=true: the interoperability tests must run")
-        pytest.skip(reason)
-    return folder
-
-
 @pytest.fixture
 def crawled(run: Any, site: LoopbackSite, home: Path) -> dict[str, Any]:
     """The reference page crawled twice, so the second WARC holds revisits."""

@@ -12,7 +12,6 @@ digit timestamps, padded to the earliest and the latest moment they can mean.
 from __future__ import annotations
 
 import calendar
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +20,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
-from preserve.catalog import Hidden, IndexEntry, index_entries
+from preserve.catalog import Hidden, index_entries
 from preserve.errors import BadInput
 from preserve.index import surt_key
 
@@ -48,7 +47,7 @@ def cdx_routes(engine: Engine, visible: Any) -> APIRouter:
         with engine.connect() as connection:
             found = index_entries(connection, key, match, _bound(from_, upper=False),
                                   _bound(to, upper=True), limit, hidden)
-        lines = (_line(entry, output) for entry in found)
+        lines = (entry.line(output) for entry in found)
         media = "application/x-ndjson" if output == "json" else "text/x-cdxj"
         return StreamingResponse(_encoded(lines), media_type=media)
 
@@ -85,23 +84,6 @@ def _bound(stamp: str | None, upper: bool) -> datetime | None:
     # Captures keep microseconds; a timestamp names a whole second.
     return datetime(year, month, day, hour, minute, second, 999_999 if upper else 0,
                     tzinfo=UTC)
-
-
-def _line(entry: IndexEntry, output: str) -> str:
-    fields: dict[str, Any] = {
-        "url": entry.url,
-        "mime": "warc/revisit" if entry.record_type == "revisit" else (entry.mime or "unk"),
-    }
-    if entry.status is not None:
-        fields["status"] = str(entry.status)
-    if entry.payload_digest:
-        fields["digest"] = entry.payload_digest
-    fields.update(length=str(entry.length), offset=str(entry.offset),
-                  filename=entry.warc_key.rsplit("/", 1)[-1])
-    timestamp = entry.capture_time.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-    if output == "json":
-        return json.dumps({"urlkey": entry.urlkey, "timestamp": timestamp, **fields})
-    return f"{entry.urlkey} {timestamp} {json.dumps(fields)}"
 
 
 def _encoded(lines: Iterator[str]) -> Iterator[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -132,6 +133,27 @@ class IndexEntry:
     offset: int
     length: int
 
+    @property
+    def filename(self) -> str:
+        """The WARC file's name, as CDX lines and WACZ packages give it."""
+        return self.warc_key.rsplit("/", 1)[-1]
+
+    def line(self, output: str = "cdxj") -> str:
+        """The line as ``cdxj-indexer`` writes it (``output="json"``: one JSON object)."""
+        fields: dict[str, Any] = {
+            "url": self.url,
+            "mime": "warc/revisit" if self.record_type == "revisit" else (self.mime or "unk"),
+        }
+        if self.status is not None:
+            fields["status"] = str(self.status)
+        if self.payload_digest:
+            fields["digest"] = self.payload_digest
+        fields.update(length=str(self.length), offset=str(self.offset), filename=self.filename)
+        timestamp = self.capture_time.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+        if output == "json":
+            return json.dumps({"urlkey": self.urlkey, "timestamp": timestamp, **fields})
+        return f"{self.urlkey} {timestamp} {json.dumps(fields)}"
+
 
 def index_entries(connection: Connection, urlkey: str, match: str, start: datetime | None,
                   end: datetime | None, limit: int | None, hidden: Hidden | None = None,
@@ -141,12 +163,7 @@ def index_entries(connection: Connection, urlkey: str, match: str, start: dateti
     ``match``: ``exact`` (the key itself), ``prefix`` (keys starting with it),
     or ``domain`` (the host key, ``com,example``, and every host under it).
     """
-    query = _visible(
-        select(captures.c.surt.label("urlkey"), captures.c.capture_time, captures.c.url,
-               captures.c.record_type, captures.c.mime, captures.c.status,
-               captures.c.payload_digest, warc_files.c.key.label("warc_key"),
-               captures.c.offset, captures.c.length)
-        .join(warc_files, warc_files.c.id == captures.c.warc_file_id), hidden)
+    query = _index_query(hidden)
     if match == "exact":
         query = query.where(captures.c.surt == urlkey)
     elif match == "prefix":
@@ -154,9 +171,27 @@ def index_entries(connection: Connection, urlkey: str, match: str, start: dateti
     else:
         query = query.where(captures.c.surt.startswith(urlkey + ")", autoescape=True)
                             | captures.c.surt.startswith(urlkey + ",", autoescape=True))
-    query = _between(query, start, end).order_by(
-        captures.c.surt, captures.c.capture_time, captures.c.id).limit(limit)
+    query = _between(query, start, end).limit(limit)
     return [IndexEntry(**row._mapping) for row in connection.execute(query)]
+
+
+def collection_index(connection: Connection, collection: str,
+                     batch: int = 1000) -> Iterator[IndexEntry]:
+    """Every capture of a collection as a CDX index lists it, streamed in batches."""
+    rows = connection.execution_options(stream_results=True, yield_per=batch).execute(
+        _index_query(None).where(captures.c.collection == collection))
+    for row in rows:
+        yield IndexEntry(**row._mapping)
+
+
+def _index_query(hidden: Hidden | None) -> Select[Any]:
+    return _visible(
+        select(captures.c.surt.label("urlkey"), captures.c.capture_time, captures.c.url,
+               captures.c.record_type, captures.c.mime, captures.c.status,
+               captures.c.payload_digest, warc_files.c.key.label("warc_key"),
+               captures.c.offset, captures.c.length)
+        .join(warc_files, warc_files.c.id == captures.c.warc_file_id), hidden,
+    ).order_by(captures.c.surt, captures.c.capture_time, captures.c.id)
 
 
 @dataclass(frozen=True)
