@@ -291,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--no-scheduler", action="store_true",
                            help="serve the API only (a scheduler runs elsewhere)")
 
+    replay_cmd = commands.add_parser(
+        "replay", help="replay through pywb (its wayback command, found as replay.wayback "
+                       "says), which reads our CDX index and our stored WARC files: "
+                       "/replay/TIMESTAMP/URL, until stopped")
+    replay_cmd.add_argument("--host", default="127.0.0.1",
+                            help="address pywb listens on (default 127.0.0.1: this machine "
+                                 "only)")
+    replay_cmd.add_argument("--port", type=_positive(int), default=8090,
+                            help="port (default 8090)")
+
     token_cmd = commands.add_parser("token", help="API tokens")
     token_commands = token_cmd.add_subparsers(dest="token_command", required=True,
                                               metavar="COMMAND")
@@ -815,6 +825,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from preserve.replay import run_replay
+
+    with _catalog(settings) as engine:
+        return run_replay(settings, engine, args.host, args.port)
+
+
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     secret = secrets.token_urlsafe(32)
     digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -852,7 +869,8 @@ _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _descr
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
              "ledger": _ledger, "search": _search, "export": _export, "policies": _policies,
              "jobs": _jobs, "schedule": _schedule,
-             "scheduler": _scheduler, "worker": _worker, "serve": _serve, "token": _token,
+             "scheduler": _scheduler, "worker": _worker, "serve": _serve, "replay": _replay,
+             "token": _token,
              "demo": _demo}
 
 

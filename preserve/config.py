@@ -37,7 +37,10 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 # Keys of preserve.yaml that this version reads; anything else is an error,
 # so a typo never silently falls back to a default.
-_TOP_KEYS = {"database", "policies", "storage", "capture", "operator", "workers", "auth"}
+_TOP_KEYS = {"database", "policies", "storage", "capture", "operator", "workers", "auth",
+             "replay"}
+_REPLAY_KEYS = {"url", "wayback"}
+DEFAULT_REPLAY_URL = "http://127.0.0.1:8090"
 _AUTH_KEYS = {"tokens"}
 _TOKEN_KEYS = {"name", "role", "sha256"}
 # What each role may do over HTTP: researchers read; archivists also capture; auditors
@@ -118,6 +121,15 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class ReplaySettings:
+    """Replay through pywb (``preserve replay``): where researchers reach it, and pywb's
+    ``wayback`` command (None: on PATH, or in the project's .venv-tools)."""
+
+    url: str = DEFAULT_REPLAY_URL
+    wayback: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the service needs to know about where it lives and what it may do."""
 
@@ -130,6 +142,7 @@ class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     tokens: tuple[Token, ...] = ()
+    replay: ReplaySettings = field(default_factory=lambda: ReplaySettings())
 
     @property
     def work_dir(self) -> Path:
@@ -156,6 +169,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     capture = _section(data, "capture", _CAPTURE_KEYS, where)
     workers = _section(data, "workers", _WORKERS_KEYS, where)
     auth = _section(data, "auth", _AUTH_KEYS, where)
+    replay = _section(data, "replay", _REPLAY_KEYS, where)
 
     locations = _locations(storage.get("locations"), home, where)
     copies = storage.get("default_copies", [DEFAULT_LOCATION])
@@ -217,7 +231,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         capture=capture_settings,
         workers=worker_settings,
         tokens=_tokens(auth.get("tokens", []), where),
+        replay=ReplaySettings(
+            url=_http_url(env.get("PRESERVE_REPLAY_URL") or replay.get("url")
+                          or DEFAULT_REPLAY_URL, where, "replay.url"),
+            wayback=env.get("PRESERVE_WAYBACK") or replay.get("wayback")),
     )
+
+
+def _http_url(value: Any, where: str, key: str) -> str:
+    text = str(value).rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", text):
+        raise ConfigError(f"{where}: {key} must be an http or https URL, not {value!r}")
+    return text
 
 
 def _tokens(raw: Any, where: str) -> tuple[Token, ...]:

@@ -522,6 +522,25 @@ def fixity_report(engine: Engine, since: datetime | None = None,
                         [_event_json(row) for row in rows])
 
 
+def object_fixity(engine: Engine, key: str) -> list[dict[str, Any]]:
+    """The latest fixity check of each copy of an object (one per location), by location."""
+    with engine.connect() as connection:
+        latest = select(func.max(events.c.id)).where(
+            events.c.event_type == "fixity check", events.c.object == key,
+        ).group_by(events.c.location)
+        return [_event_json(dict(row._mapping)) for row in connection.execute(
+            select(events).where(events.c.id.in_(latest)).order_by(events.c.location))]
+
+
+def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest audits, newest first: scope, start, end (None: unfinished or running)."""
+    with engine.connect() as connection:
+        return [{"scope": row.scope, "started_at": _iso(row.started_at),
+                 "finished_at": _iso(row.finished_at)}
+                for row in connection.execute(
+                    select(fixity_runs).order_by(fixity_runs.c.id.desc()).limit(limit))]
+
+
 def _event_json(row: dict[str, Any]) -> dict[str, Any]:
     return {**{key: row[key] for key in EVENT_COLUMNS}, "event_date": _iso(row["event_date"])}
 

@@ -16,10 +16,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,6 +183,66 @@ def tools() -> Path:
             pytest.fail(f"{reason}; CI=true: the interoperability tests must run")
         pytest.skip(reason)
     return folder
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, which the browser tests drive through Playwright. Without it
+    they skip with the reason; in CI (CI=true) that is a failure."""
+    found = os.environ.get("PRESERVE_TEST_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        reason = "chromium not found (apt-get install chromium, or PRESERVE_TEST_CHROMIUM)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true: the browser tests must run")
+        pytest.skip(reason)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def started(arguments: list[str], ready: str, seconds: float = 60,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``preserve ARGUMENTS`` running until the block ends (then SIGTERM), once ``ready``
+    (a URL) answers at all. Its output goes to a file (``process.output()`` reads it), so
+    a chatty server never blocks on a full pipe."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed at the end, in finally)
+    process = subprocess.Popen([str(Path(sys.executable).parent / "preserve"), *arguments],
+                               env={**os.environ, **(env or {})}, stdout=log,
+                               stderr=subprocess.STDOUT)
+
+    def output() -> str:
+        log.seek(0)
+        return log.read().decode(errors="replace")
+
+    process.output = output  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                urllib.request.urlopen(ready, timeout=5).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answers
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"preserve {' '.join(arguments)} did not start: "
+                                         f"{output()}") from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

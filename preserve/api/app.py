@@ -11,20 +11,20 @@ OpenAPI documentation is at ``/docs``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from preserve import __version__, retrieve
+from preserve.api.auth import SEES_EMBARGOED, Tokens, may, presented
 from preserve.api.cdx import cdx_routes
 from preserve.api.memento import memento_routes
 from preserve.capture.fetch import normalize_url
@@ -32,9 +32,11 @@ from preserve.capture.scope import SCOPES
 from preserve.catalog import Hidden, SearchFilters, Snapshot
 from preserve.config import Settings, Token
 from preserve.errors import BadInput, NotFound, PreserveError
+from preserve.fixity import object_fixity
 from preserve.policy import check_collection
 from preserve.schedule import create_capture_job, get_job
 from preserve.storage import open_stores
+from preserve.web.pages import add_pages, is_page
 from preserve.workers import Dispatcher
 
 # Which roles may do what: each route names the least role it needs.
@@ -43,6 +45,9 @@ _ALLOWED = {"researcher": {"researcher", "archivist", "auditor", "admin"},
             "auditor": {"auditor", "admin"},
             "admin": {"admin"}}
 MATCHES = ("exact", "prefix", "host")
+# Only so that the OpenAPI description (and /docs) shows the bearer scheme; ``presented``
+# reads the header.
+_BEARER = HTTPBearer(auto_error=False)
 # Who sees captures still under embargo (access.embargo_days): their keepers.
 _SEES_EMBARGOED = {"archivist", "admin"}
 
@@ -65,22 +70,22 @@ def create_app(settings: Settings, engine: Engine,
                   description="Archival ingest and preservation: find and retrieve "
                               "preserved snapshots, ask for captures.")
     stores = open_stores(settings.locations)
-    tokens = {token.sha256: token for token in settings.tokens}
+    tokens = Tokens(settings.tokens)
 
     def role(least: str) -> Callable[..., Token]:
-        def check(authorization: Annotated[str | None, Header()] = None) -> Token:
-            scheme, _, secret = (authorization or "").partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip():
+        def check(request: Request,
+                  _documented: Annotated[HTTPAuthorizationCredentials | None,
+                                         Depends(_BEARER)] = None) -> Token:
+            secret = presented(request)
+            if secret is None:
                 raise HTTPException(401, "a bearer token is required "
                                          "(Authorization: Bearer TOKEN)",
                                     headers={"WWW-Authenticate": "Bearer"})
-            digest = hashlib.sha256(secret.strip().encode()).hexdigest()
-            token = next((known for key, known in tokens.items()
-                          if hmac.compare_digest(key, digest)), None)
+            token = tokens.find(secret)
             if token is None:
                 raise HTTPException(401, "this token is not known",
                                     headers={"WWW-Authenticate": "Bearer"})
-            if token.role not in _ALLOWED[least]:
+            if not may(token, least):
                 raise HTTPException(403, f"{token.name} is {token.role}: this needs {least}")
             return token
         return check
@@ -92,31 +97,41 @@ def create_app(settings: Settings, engine: Engine,
     def readable(token: Token = researcher) -> Hidden | None:
         """What the token's holder may not see yet: embargoed captures, unless they are an
         archivist's or an admin's."""
-        if token.role in _SEES_EMBARGOED:
+        if token.role in SEES_EMBARGOED:
             return None
         return embargoes.hidden(datetime.now(UTC))
 
     visible = Depends(readable)
 
+    error_page = add_pages(app, settings, engine, embargoes)
+
+    def error(request: Request, status: int, message: str,
+              headers: dict[str, str] | None = None) -> Response:
+        """The one JSON error shape, or, for the web pages, an error page."""
+        if is_page(request.url.path):
+            return error_page(request, status, message)
+        return _error(status, message, headers)
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        return _error(400, f"{where}: {first.get('msg', 'not valid')}")
+        return error(request, 400, f"{where}: {first.get('msg', 'not valid')}")
 
     @app.exception_handler(PreserveError)
-    async def preserve_error(_request: Request, exc: PreserveError) -> JSONResponse:
+    async def preserve_error(request: Request, exc: PreserveError) -> Response:
         status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, BadInput) else 500
-        return _error(status, " ".join(str(exc).split()))
+        return error(request, status, " ".join(str(exc).split()))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         # Whatever went wrong, the answer keeps the one error shape (and no traceback).
-        return _error(500, f"internal error ({type(exc).__name__}); the server's log has more")
+        return error(request, 500,
+                     f"internal error ({type(exc).__name__}); the server's log has more")
 
     app.include_router(memento_routes(engine, stores, visible))
     app.include_router(cdx_routes(engine, visible))
@@ -210,7 +225,8 @@ def _with_copies(engine: Engine, snapshot: Snapshot) -> dict[str, Any]:
     data = retrieve.snapshot_json(snapshot)
     verified, missing = retrieve.copies_of(engine, snapshot)
     data["warc"].update(copies=verified, missing_copies=missing,
-                        under_replicated=bool(missing))
+                        under_replicated=bool(missing),
+                        fixity=object_fixity(engine, snapshot.warc_key))
     return data
 
 

@@ -36,17 +36,29 @@ def cdx_routes(engine: Engine, visible: Any) -> APIRouter:
     def cdx(url: str, match_type: str = Query("exact", alias="matchType"),
             from_: str | None = Query(None, alias="from"), to: str | None = None,
             limit: int | None = Query(None, gt=0), output: str = "cdxj",
+            sort: str | None = None, closest: str | None = None,
             hidden: Hidden | None = visible) -> StreamingResponse:
-        """Index lines of the captures of a URL, or of a prefix, host or domain."""
+        """Index lines of the captures of a URL, or of a prefix, host or domain
+        (``sort=closest&closest=TS``: nearest that time first, as pywb asks when it
+        replays; ``sort=reverse``: newest key and time first)."""
         if output not in ("cdxj", "json"):
             raise BadInput(f"output must be cdxj or json, not {output!r}")
         if match_type not in MATCH_TYPES:
             raise BadInput(f"matchType must be one of {', '.join(MATCH_TYPES)}, "
                            f"not {match_type!r}")
+        if sort not in (None, "", "closest", "reverse"):
+            raise BadInput(f"sort must be closest or reverse, not {sort!r}")
+        if sort == "closest" and not closest:
+            raise BadInput("sort=closest needs closest=TIMESTAMP")
         key, match = _key_and_match(url, match_type)
         with engine.connect() as connection:
             found = index_entries(connection, key, match, _bound(from_, upper=False),
-                                  _bound(to, upper=True), limit, hidden)
+                                  _bound(to, upper=True), None if sort else limit, hidden)
+        if sort == "closest" and (target := _bound(closest, upper=False)) is not None:
+            found.sort(key=lambda entry: abs((entry.capture_time - target).total_seconds()))
+        elif sort == "reverse":
+            found.reverse()
+        found = found[:limit]
         lines = (entry.line(output) for entry in found)
         media = "application/x-ndjson" if output == "json" else "text/x-cdxj"
         return StreamingResponse(_encoded(lines), media_type=media)

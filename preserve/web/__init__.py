@@ -1,0 +1,1 @@
+"""The web pages (templates, one style sheet) served by `preserve serve`."""
