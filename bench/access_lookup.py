@@ -552,7 +552,7 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def measure(args: argparse.Namespace, home: Path, settings: dict[str, int], hosts: int,
+def measure(args: argparse.Namespace, home: Path, settings: dict[str, Any], hosts: int,
             pywb: Path | None) -> None:
     database = home / "catalog.db"
     cdxj_path = home / "captures.cdxj"
@@ -560,6 +560,8 @@ def measure(args: argparse.Namespace, home: Path, settings: dict[str, int], host
     started = time.perf_counter()
     plan = make_plan(args.captures, hosts, args.timemap_captures, args.vocabulary, args.seed)
     planned = time.perf_counter() - started
+    settings["plan"] = hashlib.sha256("\n".join(
+        target.url for target in plan.urls[:1000]).encode()).hexdigest()[:16]
     reuse = (marker.exists() and json.loads(marker.read_text()).get("settings") == settings
              and database.exists())
     if reuse:

@@ -334,6 +334,18 @@ def test_the_compose_scheduler_and_worker_share_policies_settings_and_broker() -
         preserve["environment"]["PRESERVE_DATABASE_URL"])
     assert worker["environment"]["PRESERVE_DATABASE_URL"] == (
         preserve["environment"]["PRESERVE_DATABASE_URL"])
+    # Replay: pywb on the port the API's pages link to, over the same catalog and storage.
+    replay = services["replay"]
+    replaying = build_parser().parse_args(replay["command"])
+    assert replaying.command == "replay"
+    assert replay["ports"] == [f"127.0.0.1:{replaying.port}:{replaying.port}"]
+    assert load_settings({}).replay.url == f"http://127.0.0.1:{replaying.port}"
+    assert replay["volumes"] == api["volumes"]
+    assert replay["environment"]["PRESERVE_DATABASE_URL"] == (
+        preserve["environment"]["PRESERVE_DATABASE_URL"])
+    dockerfile = (root / "Dockerfile").read_text()
+    assert "PRESERVE_WAYBACK=/opt/pywb/bin/wayback" in dockerfile
+    assert "/opt/pywb/bin/pip install" in dockerfile
 
 
 def test_worker_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
@@ -382,3 +394,21 @@ def test_bad_tokens(tmp_path: Path, text: str, message: str) -> None:
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings({"PRESERVE_CONFIG": str(config)})
+
+
+def test_replay_settings(tmp_path: Path) -> None:
+    config = write(tmp_path / "preserve.yaml", "replay:\n  url: https://replay.example.org/\n"
+                   "  wayback: /opt/pywb/bin/wayback\n")
+    bad = write(tmp_path / "bad.yaml", "replay:\n  url: replay.example.org\n")
+
+    assert load_settings({"PRESERVE_HOME": str(tmp_path / "x")}).replay.url == (
+        "http://127.0.0.1:8090")
+    replay = load_settings({"PRESERVE_CONFIG": str(config)}).replay
+    assert (replay.url, replay.wayback) == ("https://replay.example.org",
+                                            "/opt/pywb/bin/wayback")
+    assert load_settings({"PRESERVE_CONFIG": str(config),
+                          "PRESERVE_REPLAY_URL": "http://127.0.0.1:9000"}).replay.url == (
+        "http://127.0.0.1:9000")
+    with pytest.raises(ConfigError, match=r"bad.yaml: replay.url must be an http or https "
+                                          r"URL, not 'replay.example.org'"):
+        load_settings({"PRESERVE_CONFIG": str(bad)})
