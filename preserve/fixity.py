@@ -533,9 +533,10 @@ def object_fixity(engine: Engine, key: str) -> list[dict[str, Any]]:
 
 
 def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest audits, newest first: scope, start, end (None: unfinished or running)."""
+    """The latest audits, newest first: scope (collection, location, deep, sample), start,
+    end (None: unfinished or running)."""
     with engine.connect() as connection:
-        return [{"scope": row.scope, "started_at": _iso(row.started_at),
+        return [{"scope": json.loads(row.scope), "started_at": _iso(row.started_at),
                  "finished_at": _iso(row.finished_at)}
                 for row in connection.execute(
                     select(fixity_runs).order_by(fixity_runs.c.id.desc()).limit(limit))]

@@ -300,3 +300,26 @@ def test_cdx_to_includes_the_whole_second_it_names(client: TestClient, captured:
                         headers=bearer("researcher"))
 
     assert len(answer.text.splitlines()) == 1
+
+
+def test_a_snapshot_gives_the_fixity_of_its_copies(client: TestClient, captured: str,
+                                                   run: Any, home: Path) -> None:
+    def fixity() -> list[dict[str, Any]]:
+        found = client.get("/api/captures/nearest", params={"url": captured},
+                           headers=bearer("researcher")).json()
+        return list(found["warc"]["fixity"])
+
+    before = fixity()
+    assert run("fixity", "run").status == 0
+    held = fixity()
+    (stored,) = list((home / "objects").rglob("*.warc.gz"))
+    stored.write_bytes(stored.read_bytes()[:-10])
+    assert run("fixity", "run").status == 1
+    (broken,) = fixity()
+
+    assert before == []  # never audited yet
+    (check,) = held
+    assert (check["location"], check["outcome"], check["event_type"]) == (
+        "local", "pass", "fixity check")
+    assert (broken["outcome"], broken["location"]) == ("fail", "local")
+    assert "size" in broken["detail"] or "truncat" in broken["detail"]

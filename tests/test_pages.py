@@ -123,6 +123,8 @@ def test_roles_and_embargo_on_the_pages(client: TestClient, captured: str,
     assert "1 capture," in seen.text and snapshot_ids(seen.text)
     assert audits.status_code == 200 and "Every copy holds." in audits.text
     assert re.search(r"<td>news</td><td>1</td><td>1</td><td>0</td><td>0</td>", audits.text)
+    assert re.search(r"<td>every one</td><td>every one</td><td>fast</td><td>100.0%</td>"
+                     r"<td>[\d-]+ [\d:]+ UTC</td><td>[\d-]+ [\d:]+ UTC</td>", audits.text)
     assert after.status_code == 303
 
 

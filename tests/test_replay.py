@@ -112,3 +112,26 @@ def test_replay_without_pywb_says_what_to_install(run: Any, tmp_path: Path,
     assert result.err.startswith("preserve: error: replay: pywb's wayback command was not "
                                  f"found at {tmp_path / 'no-such-wayback'}; install pywb")
     assert len(result.err.splitlines()) == 1
+
+
+def test_a_revisit_replays_from_its_original(run: Any, site: LoopbackSite, home: Path,
+                                             tools: Path) -> None:
+    url = site.url(REFERENCE_PATH)
+    reports = [json.loads(run("capture", url, "--collection", "news", "--json").out)
+               for _ in range(2)]
+    assert reports[1]["revisits"] > 0
+    settings = load_settings()
+    engine = open_engine(settings.database_url)
+    with TestClient(index_app(settings, engine)) as client:
+        lines = client.get("/cdx", params={"url": url}).text.splitlines()
+    engine.dispose()
+    second = lines[-1].split(" ", 2)
+    assert json.loads(second[2])["mime"] == "warc/revisit"
+    site.requests.clear()
+    port = free_port()
+    with started(["replay", "--port", str(port)], f"http://127.0.0.1:{port}/",
+                 env={"PRESERVE_WAYBACK": str(tools / "wayback")}):
+        status, body, _ = fetch(f"http://127.0.0.1:{port}/replay/{second[1]}id_/{url}")
+
+    assert status == 200 and body == site.routes[REFERENCE_PATH].body
+    assert site.requests == []
