@@ -43,6 +43,7 @@ bench: $(STAMP) $(TOOLS_STAMP)  ## benchmarks, each printing its ratio against a
 	$(BIN)/python bench/crawl_site.py --articles 600 --describe --real-pages
 	$(BIN)/python bench/large_body.py --mb 1024
 	$(BIN)/python bench/s3_upload.py --mb 256
+	$(BIN)/python bench/access_lookup.py --captures 1000000 --tools $(TOOLS)/bin
 
 clean:
 	rm -rf $(VENV) $(TOOLS) preserve-data .pytest_cache .mypy_cache .ruff_cache
