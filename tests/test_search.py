@@ -66,6 +66,24 @@ def test_words_phrases_ranking_and_snippets(archive: dict[str, str], database_ur
     engine.dispose()
 
 
+def test_an_unfiltered_search_finds_what_the_filtered_form_finds(
+        archive: dict[str, str], database_url: str) -> None:
+    """On SQLite an unfiltered search is counted and ranked inside FTS5; an embargo of a
+    collection nobody has forces the joined form, which must give the same page."""
+    engine = open_engine(database_url)
+    nobody = {"no-such-collection": datetime.now(UTC)}
+    for words in ("ice", "the", '"budget approved"', "volcano"):
+        for limit, offset in ((20, 0), (1, 0), (1, 1), (5, 2)):
+            fast = search(engine, words, SearchFilters(), limit, offset)
+            joined = search(engine, words, SearchFilters(), limit, offset, hidden=nobody)
+            assert fast[0] == joined[0], words
+            assert [(hit.snapshot, hit.snippet) for hit in fast[1]] == [
+                (hit.snapshot, hit.snippet) for hit in joined[1]], (words, limit, offset)
+            assert [hit.score for hit in fast[1]] == pytest.approx(
+                [hit.score for hit in joined[1]])
+    engine.dispose()
+
+
 def test_filters(archive: dict[str, str], database_url: str) -> None:
     engine = open_engine(database_url)
 

@@ -233,14 +233,15 @@ def search_captures(connection: Connection, words: str, filters: SearchFilters =
     terms = [term.strip() for term in terms if term.strip()]
     if not terms:
         return 0, []
+    if connection.dialect.name == "sqlite" and filters == SearchFilters() and not hidden:
+        return _search_fts_first(connection, terms, limit, offset)
     if connection.dialect.name == "sqlite":
         hits = text(
             "SELECT d.capture_id AS id, -bm25(descriptions_search, 8.0, 4.0, 1.0) AS score, "
             "snippet(descriptions_search, 2, :open, :close, ' … ', 24) AS snippet "
             "FROM descriptions_search JOIN descriptions d ON d.id = descriptions_search.rowid "
             "WHERE descriptions_search MATCH :query"
-        ).bindparams(query=" ".join('"' + term.replace('"', '""') + '"' for term in terms),
-                     open=MARK[0], close=MARK[1])
+        ).bindparams(query=_fts_query(terms), open=MARK[0], close=MARK[1])
     else:
         hits = text(
             "SELECT d.capture_id AS id, ts_rank_cd(d.search, q) AS score, "
@@ -272,6 +273,45 @@ def search_captures(connection: Connection, words: str, filters: SearchFilters =
         score, snippet = float(values.pop("score")), values.pop("snippet") or ""
         found.append(SearchHit(Snapshot(**values), round(score, 6), " ".join(snippet.split())))
     return total, found
+
+
+def _fts_query(terms: list[str]) -> str:
+    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def _search_fts_first(connection: Connection, terms: list[str], limit: int, offset: int,
+                      ) -> tuple[int, list[SearchHit]]:
+    """An unfiltered search on SQLite: counted and ranked inside FTS5, and only the page's
+    rows joined and given snippets. (Joining every match to the catalog to count and
+    sort them cost seconds for a common word in a million captures.) Every description
+    has its capture, so the counts agree with the joined form."""
+    query = _fts_query(terms)
+    total = connection.execute(text(
+        "SELECT count(*) FROM descriptions_search WHERE descriptions_search MATCH :query"
+    ), {"query": query}).scalar_one()
+    ranked = connection.execute(text(
+        "SELECT rowid, -bm25(descriptions_search, 8.0, 4.0, 1.0) AS score "
+        "FROM descriptions_search WHERE descriptions_search MATCH :query "
+        "ORDER BY bm25(descriptions_search, 8.0, 4.0, 1.0), rowid DESC "
+        "LIMIT :limit OFFSET :offset"), {"query": query, "limit": limit, "offset": offset}
+    ).all()
+    if not ranked:
+        return total, []
+    ids = [row.rowid for row in ranked]
+    snippets: dict[int, str] = dict(connection.execute(text(
+        "SELECT rowid, snippet(descriptions_search, 2, :open, :close, ' … ', 24) "
+        "FROM descriptions_search WHERE descriptions_search MATCH :query "
+        f"AND rowid IN ({', '.join(str(int(rowid)) for rowid in ids)})"),
+        {"query": query, "open": MARK[0], "close": MARK[1]}).all())
+    # By capture ID: a condition on the outer-joined descriptions would scan every capture.
+    capture_of = dict(connection.execute(
+        select(descriptions.c.id, descriptions.c.capture_id).where(descriptions.c.id.in_(ids)))
+        .all())
+    snapshots = {row.id: Snapshot(**row._mapping) for row in connection.execute(
+        _snapshots().where(captures.c.id.in_(capture_of.values())))}
+    return total, [SearchHit(snapshots[capture_of[row.rowid]], round(float(row.score), 6),
+                             " ".join((snippets.get(row.rowid) or "").split()))
+                   for row in ranked if capture_of.get(row.rowid) in snapshots]
 
 
 def described_captures(connection: Connection, collection: str | None = None,

@@ -95,6 +95,7 @@ captures = Table(
     Index("ix_captures_surt_time", "surt", "capture_time"),
     Index("ix_captures_payload_digest", "payload_digest"),
     Index("ix_captures_record_id", "record_id"),
+    Index("ix_captures_warc_file_id", "warc_file_id"),
 )
 
 descriptions = Table(
