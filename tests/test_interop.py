@@ -172,3 +172,30 @@ def test_the_cdx_endpoint_lists_what_cdxj_indexer_writes(
     assert [json.loads(line.split(" ", 2)[2])["url"] for line in one.text.splitlines()] == [
         crawled["url"]] * 2
     assert none.text == ""
+
+
+def test_the_cdx_endpoint_sorts_as_pywb_asks(crawled: dict[str, Any], api_tokens: Path) -> None:
+    """pywb asks for ``sort=closest&closest=TS`` (with a limit) when it replays."""
+    url = crawled["url"]
+
+    def stamps(client: Any, **params: str) -> list[str]:
+        answer = client.get("/cdx", params={"url": url, **params}, headers=bearer("researcher"))
+        assert answer.status_code == 200, answer.text
+        return [line.split(" ")[1] for line in answer.text.splitlines()]
+
+    for client in api_client():
+        oldest_first = stamps(client)
+        newest = stamps(client, sort="closest", closest=oldest_first[-1], limit="1")
+        near_first = stamps(client, sort="closest", closest=oldest_first[0])
+        reverse = stamps(client, sort="reverse")
+        bogus = client.get("/cdx", params={"url": url, "sort": "sideways"},
+                           headers=bearer("researcher"))
+        alone = client.get("/cdx", params={"url": url, "sort": "closest"},
+                           headers=bearer("researcher"))
+
+    assert len(oldest_first) == 2 and oldest_first == sorted(oldest_first)
+    assert newest == oldest_first[-1:]
+    assert near_first == oldest_first  # the first is closest to itself
+    assert reverse == oldest_first[::-1]
+    assert bogus.status_code == 400 and "sort must be closest or reverse" in bogus.text
+    assert alone.status_code == 400 and "sort=closest needs closest=TIMESTAMP" in alone.text

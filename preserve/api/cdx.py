@@ -55,7 +55,9 @@ def cdx_routes(engine: Engine, visible: Any) -> APIRouter:
             found = index_entries(connection, key, match, _bound(from_, upper=False),
                                   _bound(to, upper=True), None if sort else limit, hidden)
         if sort == "closest" and (target := _bound(closest, upper=False)) is not None:
-            found.sort(key=lambda entry: abs((entry.capture_time - target).total_seconds()))
+            # By whole seconds, as the timestamps are (pywb's own order; ties: the earlier).
+            found.sort(key=lambda entry: abs(
+                (entry.capture_time.replace(microsecond=0) - target).total_seconds()))
         elif sort == "reverse":
             found.reverse()
         found = found[:limit]
