@@ -29,6 +29,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -55,25 +56,14 @@ def export_jsonl(engine: Engine, out: Path | None, collection: str | None = None
     """Write the JSON lines to ``out`` (None: standard output); how many lines."""
     if out is None:
         return _write_lines(engine, sys.stdout, collection, progress)
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise BadInput(f"export: {folder} is not a folder")
+    folder = _folder_of(out)
     try:
         handle, name = tempfile.mkstemp(prefix=f".{out.name}.", dir=folder)
     except OSError as exc:
         raise PreserveError(f"export: cannot write in {folder}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            count = _write_lines(engine, stream, collection, progress)
-        os.replace(name, out)
-    except OSError as exc:
-        Path(name).unlink(missing_ok=True)
-        raise PreserveError(f"export: cannot write {out}: "
-                            f"{(exc.strerror or str(exc)).lower()}") from exc
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return count
+    with _whole_or_nothing(Path(name), out, _unlink), \
+            os.fdopen(handle, "w", encoding="utf-8") as stream:
+        return _write_lines(engine, stream, collection, progress)
 
 
 def _write_lines(engine: Engine, stream: IO[str], collection: str | None,
@@ -92,20 +82,12 @@ def _write_lines(engine: Engine, stream: IO[str], collection: str | None,
 def export_bag(engine: Engine, stores: Mapping[str, ObjectStore], collection: str, out: Path,
                progress: Callable[[int, int], None] | None = None) -> int:
     """Make the collection's bag at ``out`` (which must not exist); how many WARC files."""
-    if out.exists():
-        raise BadInput(f"export: {out} exists already; name a new folder")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise BadInput(f"export: {folder} is not a folder")
-    with engine.connect() as connection:
-        files = stored_files(connection, collection=collection)
-    if not files:
-        raise NotFound(f"export: collection {collection!r} has no stored WARC files")
+    folder, files = _package_files(engine, collection, out, "folder")
     try:
         building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=folder))
     except OSError as exc:
         raise PreserveError(f"export: cannot write in {folder}: {exc.strerror}") from exc
-    try:
+    with _whole_or_nothing(building, out, _remove_tree):
         for number, stored in enumerate(files, 1):
             _copy_verified(stored, stores, building / "warcs" / stored.key)
             if progress is not None:
@@ -117,15 +99,51 @@ def export_bag(engine: Engine, stores: Mapping[str, ObjectStore], collection: st
                                     "stores them, and their descriptions (metadata.jsonl).",
             "Bag-Software-Agent": f"preserve {__version__}",
         }, checksums=["sha256", "sha512"])
+    return len(files)
+
+
+def _folder_of(out: Path) -> Path:
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise BadInput(f"export: {folder} is not a folder")
+    return folder
+
+
+def _package_files(engine: Engine, collection: str, out: Path,
+                   kind: str) -> tuple[Path, list[StoredFile]]:
+    """Where a package of the collection is built (``out``'s folder), and its WARC files."""
+    if out.exists():
+        raise BadInput(f"export: {out} exists already; name a new {kind}")
+    folder = _folder_of(out)
+    with engine.connect() as connection:
+        files = stored_files(connection, collection=collection)
+    if not files:
+        raise NotFound(f"export: collection {collection!r} has no stored WARC files")
+    return folder, files
+
+
+@contextmanager
+def _whole_or_nothing(building: Path, out: Path,
+                      remove: Callable[[Path], None]) -> Iterator[None]:
+    """Rename ``building`` to ``out`` when the block ends well; otherwise remove it."""
+    try:
+        yield
         os.replace(building, out)
     except OSError as exc:
-        shutil.rmtree(building, ignore_errors=True)
+        remove(building)
         raise PreserveError(f"export: cannot write {out}: "
                             f"{(exc.strerror or str(exc)).lower()}") from exc
     except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
+        remove(building)
         raise
-    return len(files)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 WACZ_VERSION = "1.1.1"
@@ -135,15 +153,7 @@ def export_wacz(engine: Engine, stores: Mapping[str, ObjectStore], collection: s
                 progress: Callable[[int, int], None] | None = None) -> int:
     """Write the collection's WACZ package to ``out`` (which must not exist); how many
     WARC files it holds."""
-    if out.exists():
-        raise BadInput(f"export: {out} exists already; name a new file")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise BadInput(f"export: {folder} is not a folder")
-    with engine.connect() as connection:
-        files = stored_files(connection, collection=collection)
-    if not files:
-        raise NotFound(f"export: collection {collection!r} has no stored WARC files")
+    folder, files = _package_files(engine, collection, out, "file")
     names: dict[str, str] = {}
     for stored in files:
         name = stored.key.rsplit("/", 1)[-1]
@@ -156,39 +166,31 @@ def export_wacz(engine: Engine, stores: Mapping[str, ObjectStore], collection: s
         os.close(handle)
     except OSError as exc:
         raise PreserveError(f"export: cannot write in {folder}: {exc.strerror}") from exc
-    try:
-        with zipfile.ZipFile(building, "w", zipfile.ZIP_STORED, allowZip64=True) as package:
-            resources = []
-            for number, stored in enumerate(files, 1):
-                resources.append(_add_warc(package, stored, stores, folder))
-                if progress is not None:
-                    progress(number, len(files))
-            with engine.connect() as connection:
-                resources.append(_add_lines(package, "indexes/index.cdxj", (
-                    entry.line() for entry in collection_index(connection, collection))))
-                resources.append(_add_lines(package, "pages/pages.jsonl", _pages(
-                    described_captures(connection, collection))))
-            datapackage = json.dumps({
-                "profile": "data-package",
-                "wacz_version": WACZ_VERSION,
-                "title": collection,
-                "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "software": f"preserve {__version__}",
-                "resources": resources,
-            }, indent=2).encode()
-            package.writestr("datapackage.json", datapackage)
-            package.writestr("datapackage-digest.json", json.dumps({
-                "path": "datapackage.json",
-                "hash": "sha256:" + hashlib.sha256(datapackage).hexdigest(),
-            }, indent=2))
-        os.replace(building, out)
-    except OSError as exc:
-        Path(building).unlink(missing_ok=True)
-        raise PreserveError(f"export: cannot write {out}: "
-                            f"{(exc.strerror or str(exc)).lower()}") from exc
-    except BaseException:
-        Path(building).unlink(missing_ok=True)
-        raise
+    with _whole_or_nothing(Path(building), out, _unlink), \
+            zipfile.ZipFile(building, "w", zipfile.ZIP_STORED, allowZip64=True) as package:
+        resources = []
+        for number, stored in enumerate(files, 1):
+            resources.append(_add_warc(package, stored, stores, folder))
+            if progress is not None:
+                progress(number, len(files))
+        with engine.connect() as connection:
+            resources.append(_add_lines(package, "indexes/index.cdxj", (
+                entry.line() for entry in collection_index(connection, collection))))
+            resources.append(_add_lines(package, "pages/pages.jsonl", _pages(
+                described_captures(connection, collection))))
+        datapackage = json.dumps({
+            "profile": "data-package",
+            "wacz_version": WACZ_VERSION,
+            "title": collection,
+            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "software": f"preserve {__version__}",
+            "resources": resources,
+        }, indent=2).encode()
+        package.writestr("datapackage.json", datapackage)
+        package.writestr("datapackage-digest.json", json.dumps({
+            "path": "datapackage.json",
+            "hash": "sha256:" + hashlib.sha256(datapackage).hexdigest(),
+        }, indent=2))
     return len(files)
 
 

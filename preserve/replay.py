@@ -93,7 +93,7 @@ def index_app(settings: Settings, engine: Engine) -> FastAPI:
                            f"{stored.size} bytes")
         start = int(found.group(1))
         end = min(int(found.group(2)) if found.group(2) else stored.size - 1, stored.size - 1)
-        data = _read_range(stored.locations, stores, key, start, end - start + 1)
+        data = retrieve.read_range(stores, stored.locations, key, start, end - start + 1)
         return Response(data, status_code=206, media_type="application/warc", headers={
             "Content-Range": f"bytes {start}-{end}/{stored.size}",
             "Accept-Ranges": "bytes"})
@@ -107,21 +107,6 @@ def _first_store(locations: tuple[str, ...], stores: Mapping[str, ObjectStore],
         if location in stores:
             return stores[location]
     raise NotFound(f"{key}: no configured location holds a copy")
-
-
-def _read_range(locations: tuple[str, ...], stores: Mapping[str, ObjectStore], key: str,
-                offset: int, length: int) -> bytes:
-    """The bytes from the first location that can give them."""
-    problems = []
-    for location in locations:
-        store = stores.get(location)
-        if store is None:
-            continue
-        try:
-            return store.read_range(key, offset, length)
-        except PreserveError as exc:
-            problems.append(f"{location}: {exc}")
-    raise NotFound(f"{key}: " + ("; ".join(problems) or "no configured location holds a copy"))
 
 
 def find_wayback(settings: Settings) -> str:

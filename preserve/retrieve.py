@@ -11,7 +11,7 @@ import io
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,19 +125,29 @@ def read_record(engine: Engine, stores: Mapping[str, ObjectStore], snapshot: Sna
             select(copies.c.location).join(warc_files, warc_files.c.id == copies.c.warc_file_id)
             .where(warc_files.c.key == snapshot.warc_key).order_by(copies.c.location)
         ).scalars().all()
+    return read_range(stores, locations, snapshot.warc_key, snapshot.offset, snapshot.length,
+                      lambda data: _check_record(data, snapshot))
+
+
+def read_range(stores: Mapping[str, ObjectStore], locations: Sequence[str], key: str,
+               offset: int, length: int,
+               check: Callable[[bytes], None] | None = None) -> bytes:
+    """Bytes of an object from the first of ``locations`` that gives them (and, with
+    ``check``, whose bytes it accepts)."""
     problems = []
     for location in locations:
         store = stores.get(location)
         if store is None:
             continue
         try:
-            data = store.read_range(snapshot.warc_key, snapshot.offset, snapshot.length)
-            _check_record(data, snapshot)
+            data = store.read_range(key, offset, length)
+            if check is not None:
+                check(data)
             return data
         except PreserveError as exc:
             problems.append(str(exc))
     if not problems:
-        raise NotFound(f"{snapshot.warc_key}: no configured location holds a copy "
+        raise NotFound(f"{key}: no configured location holds a copy "
                        f"(catalogued in: {', '.join(locations) or 'none'})")
     raise WarcError("; ".join(problems))
 
