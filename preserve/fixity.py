@@ -23,7 +23,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -36,6 +36,7 @@ from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, fixity_runs, warc_files
 from preserve.errors import BadInput, StorageError
 from preserve.fingerprint import iter_chunks
+from preserve.processes import process_pool
 from preserve.reconcile import (
     MISSING,
     SIZE_MISMATCH,
@@ -55,6 +56,8 @@ RECORD_DAMAGED = "record digest mismatch"
 REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, RECORD_DAMAGED)
 AGENT = f"preserve/{__version__}"
 DEFAULT_EVERY_DAYS = 90
+# A deep audit reading at least this much runs in worker processes (see run_fixity).
+DEEP_PROCESS_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -159,7 +162,13 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
         remaining[stored.key] += 1
     number = 0
     threads = workers or os.cpu_count() or 1
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fixity")
+    # Deep checks parse every record in Python, which holds the interpreter lock: a big
+    # deep audit runs in worker processes, one per core. Hashing lets go of the lock,
+    # so fast mode (and a small deep audit, not worth starting processes for) uses threads.
+    to_read = sum(stored.size for stored, _name in jobs)
+    pool: Executor = (process_pool(threads)
+                      if deep and threads > 1 and to_read >= DEEP_PROCESS_BYTES
+                      else ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fixity"))
     try:
         # Files with nothing to hash here (every copy elsewhere, or checked by the
         # interrupted run): only their missing copies are reported.
@@ -192,7 +201,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
     return result
 
 
-def _checked_copies(pool: ThreadPoolExecutor, window: int, jobs: list[tuple[StoredFile, str]],
+def _checked_copies(pool: Executor, window: int, jobs: list[tuple[StoredFile, str]],
                     stores: Mapping[str, ObjectStore], deep: bool
                     ) -> Iterator[tuple[StoredFile, str, list[Finding], int, int]]:
     """Hash the copies side by side, ``window`` at most in flight, yielding them in order."""

@@ -28,7 +28,6 @@ from preserve.capture.crawl import (
     Response,
     Seed,
     crawl,
-    describe_pool,
     description_document,
 )
 from preserve.capture.fetch import normalize_url
@@ -41,6 +40,7 @@ from preserve.errors import BadInput, ConfigError, PreserveError
 from preserve.index import surt_key
 from preserve.ingest import Ingested, ingest
 from preserve.policy import CaptureOptions, Policy, check_collection
+from preserve.processes import process_pool
 from preserve.storage import ObjectStore, open_stores
 
 WARC_1_1 = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
@@ -343,7 +343,7 @@ def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None
     series: dict[str, _WarcSeries] = {}
     described = 0
     workers = min(os.cpu_count() or 1, max(1, len(pages)))
-    pool = describe_pool(workers) if len(pages) > 1 else None
+    pool = process_pool(workers) if len(pages) > 1 else None
     try:
         jobs: list[tuple[Snapshot, Future[dict[str, Any]] | dict[str, Any]]] = []
         for snapshot in pages:

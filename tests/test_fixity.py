@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from preserve import fixity
 from preserve.demo import REFERENCE_PATH, LoopbackSite, Route
 
 
@@ -246,8 +247,27 @@ def damage_one_record(path: Path, target_suffix: str) -> tuple[str, int]:
     return uri, offset
 
 
+@pytest.fixture(params=["threads", "processes"])
+def deep_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Deep audits on threads (small ones) and in worker processes (big ones: here every
+    one, and two workers even on one core); how many process pools were made."""
+    made: list[int] = []
+    if request.param == "processes":
+        real = fixity.process_pool
+
+        def counted(workers: int) -> Any:
+            made.append(workers)
+            return real(workers)
+
+        monkeypatch.setattr(fixity, "DEEP_PROCESS_BYTES", 0)
+        monkeypatch.setattr(fixity, "process_pool", counted)
+        monkeypatch.setattr(fixity.os, "cpu_count", lambda: 2)
+    return made
+
+
 def test_deep_mode_names_the_damaged_record(run: Any, stored: list[Path], home: Path,
-                                            site: LoopbackSite) -> None:
+                                            site: LoopbackSite, deep_workers: list[int],
+                                            request: pytest.FixtureRequest) -> None:
     clean = run("fixity", "run", "--deep", "--json")
     assert clean.status == 0
     assert json.loads(clean.out)["records"] > 20
@@ -260,6 +280,8 @@ def test_deep_mode_names_the_damaged_record(run: Any, stored: list[Path], home: 
     assert {(f["record"], f["offset"]) for f in record} == {(uri, offset)}
     assert {f["expected"].split(":")[0] for f in record} == {"sha1"}
     assert f"record {uri} at offset {offset}" in run("fixity", "run", "--deep").text
+    in_processes = "processes" in request.node.callspec.id
+    assert deep_workers == ([2, 2, 2] if in_processes else [])
 
 
 def test_deep_mode_checks_revisit_records_too(run: Any, site: LoopbackSite, home: Path,

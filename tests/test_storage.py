@@ -570,3 +570,24 @@ def test_a_policys_retention_is_written_where_object_lock_allows_it(
         client.delete_object(Bucket=locked, Key=warc["key"], VersionId=version)
     printed = run("capture", site.url(REFERENCE_PATH), "--policy", str(policy)).text
     assert "no retention date in offsite" in printed and "retained in vault until" in printed
+
+
+def test_a_store_goes_to_a_worker_process_and_reads_there(store: ObjectStore) -> None:
+    """Deep audits send stores to worker processes (spawned, so pickled): a store that has
+    been used (an S3 store then holds its boto3 client) must go, and work there."""
+    import pickle
+
+    from preserve.processes import process_pool
+
+    put(store, "warcs/c/a.warc.gz", DATA)
+    assert store.read_range("warcs/c/a.warc.gz", 3, 5) == DATA[3:8]
+    copy = pickle.loads(pickle.dumps(store))
+    with process_pool(1) as pool:
+        there = pool.submit(_read_range, store, "warcs/c/a.warc.gz", 3, 5).result(timeout=60)
+
+    assert copy.read_range("warcs/c/a.warc.gz", 0, 4) == DATA[:4]
+    assert there == DATA[3:8]
+
+
+def _read_range(store: ObjectStore, key: str, offset: int, length: int) -> bytes:
+    return store.read_range(key, offset, length)

@@ -19,7 +19,6 @@ open WARC). Anything else that fails is logged and counted, and the crawl goes o
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
@@ -45,6 +44,7 @@ from preserve.config import CaptureSettings
 from preserve.describe import EXTRACTOR, EXTRACTOR_VERSION, decode_html, describe
 from preserve.errors import AddressRefused, BadInput, FetchError, PreserveError, UnsupportedURL
 from preserve.index import surt_key
+from preserve.processes import process_pool
 
 MAX_REDIRECTS = 10
 # Requisites of requisites: a page's stylesheet (1), what it imports (2), and what
@@ -313,7 +313,7 @@ class _Crawler:
     def run(self, seeds: list[Seed]) -> None:
         if self.options.describe and self.options.describe_workers > 0 and (
                 len(seeds) > 1 or any(seed.scope.depth > 0 for seed in seeds)):
-            self.describers = describe_pool(self.options.describe_workers)
+            self.describers = process_pool(self.options.describe_workers)
         self._crawl(seeds)
         self._write_descriptions(wait=True)
 
@@ -567,27 +567,6 @@ class _Crawler:
             return Protego.parse(text)
         finally:
             exchange.close()
-
-
-def describe_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes for description, which end with the process that made them."""
-    return ProcessPoolExecutor(max_workers=workers,
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In a worker: leave when the parent is gone (killed, it cannot shut the pool down).
-
-    A pool worker holds both ends of its task pipe, so it would never see the
-    parent's end close; it watches its parent's process ID instead.
-    """
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _anywhere(url: str) -> bool:

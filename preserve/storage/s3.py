@@ -78,6 +78,11 @@ class S3Store:
             self._client = _make_client(self.location)
         return self._client
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A store sent to a worker process goes without its client (boto3's cannot be
+        pickled); the worker makes its own when it first needs one."""
+        return {**self.__dict__, "_client": None}
+
     # -- writing -----------------------------------------------------------------------------
 
     def put(self, key: str, stream: BinaryIO, sha256: str,
