@@ -123,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     describe_cmd.add_argument("--url", help="the page's URL (helps resolve the publisher)")
     _json_flag(describe_cmd, "always JSON; accepted for symmetry")
 
+    import_cmd = commands.add_parser(
+        "import", help="take in WARC and ARC files other tools made, byte for byte: each "
+                       "stored as its own object and indexed; its HTML pages described in a "
+                       "companion WARC")
+    import_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                            help=".warc, .warc.gz, .arc or .arc.gz files")
+    import_cmd.add_argument("--collection", required=True, help="the collection they join")
+    import_cmd.add_argument("--lenient", action="store_true",
+                            help="keep a damaged file byte for byte and catalogue its sound "
+                                 "records (default: refuse it, exit 2, write nothing)")
+    import_cmd.add_argument("--no-describe", action="store_true",
+                            help="do not describe the HTML pages now (preserve redescribe "
+                                 "does it later)")
+    _json_flag(import_cmd)
+
     redescribe = commands.add_parser(
         "redescribe", help="describe pages captured without description (--no-describe)")
     redescribe.add_argument("--collection", help="only this collection")
@@ -449,6 +464,36 @@ def _describe(args: argparse.Namespace, settings: Settings) -> int:
     described = describe(decode_html(data), args.url)
     _print_json({**described.as_dict(), "text_sha256": described.text_sha256})
     return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from preserve.importer import import_files
+
+    def progress(name: str) -> None:
+        if sys.stderr.isatty() and not args.json:
+            print(f"importing {name}", file=sys.stderr, flush=True)
+
+    with _catalog(settings) as engine:
+        reports = import_files(args.paths, settings=settings, engine=engine,
+                               collection=args.collection, lenient=args.lenient,
+                               describe=not args.no_describe, actor=settings.operator,
+                               progress=progress)
+    status = 1 if any(report.problems for report in reports) else 0
+    if args.json:
+        _print_json({"files": [report.as_dict() for report in reports]})
+        return status
+    for report in reports:
+        if not report.imported:
+            print(f"{report.file}: already preserved as {report.key} (sha256:{report.sha256}); "
+                  "nothing to do")
+            continue
+        print(f"{report.file}: imported as {report.key} ({report.format}, {report.records} "
+              f"records, {report.captures} captures, {report.described} pages described)")
+        for problem in report.problems:
+            print(f"  left out: {problem}")
+        for error in report.not_described:
+            print(f"  {error}")
+    return status
 
 
 def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
@@ -865,7 +910,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
-             "redescribe": _redescribe,
+             "redescribe": _redescribe, "import": _import,
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
              "ledger": _ledger, "search": _search, "export": _export, "policies": _policies,
              "jobs": _jobs, "schedule": _schedule,

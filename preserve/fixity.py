@@ -56,8 +56,8 @@ RECORD_DAMAGED = "record digest mismatch"
 REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, RECORD_DAMAGED)
 AGENT = f"preserve/{__version__}"
 DEFAULT_EVERY_DAYS = 90
-# A deep audit reading at least this much runs in worker processes (see run_fixity).
-DEEP_PROCESS_BYTES = 256 * 1024 * 1024
+# A deep audit of at least this many records runs in worker processes (see run_fixity).
+DEEP_PROCESS_RECORDS = 20_000
 
 
 @dataclass
@@ -162,12 +162,13 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
         remaining[stored.key] += 1
     number = 0
     threads = workers or os.cpu_count() or 1
-    # Deep checks parse every record in Python, which holds the interpreter lock: a big
-    # deep audit runs in worker processes, one per core. Hashing lets go of the lock,
-    # so fast mode (and a small deep audit, not worth starting processes for) uses threads.
-    to_read = sum(stored.size for stored, _name in jobs)
+    # Deep checks parse every record in Python, which holds the interpreter lock: an audit
+    # of many records runs in worker processes, one per core. Hashing and inflating let go
+    # of the lock, so fast mode, and a deep audit of few records (large bodies, or too few
+    # to be worth starting processes for), use threads.
+    to_parse = sum(stored.records for stored, _name in jobs)
     pool: Executor = (process_pool(threads)
-                      if deep and threads > 1 and to_read >= DEEP_PROCESS_BYTES
+                      if deep and threads > 1 and to_parse >= DEEP_PROCESS_RECORDS
                       else ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fixity"))
     try:
         # Files with nothing to hash here (every copy elsewhere, or checked by the

@@ -76,10 +76,21 @@ def parse_warc_date(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
-    """Index every record of a WARC stream. ``name`` is used in error messages."""
+class Unindexable(WarcError):
+    """A WARC (or ARC) file that cannot be read on: ``offset`` is where the record that
+    failed starts, ``index`` what was read before it."""
+
+    def __init__(self, message: str, offset: int, index: WarcIndex) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.index = index
+
+
+def index_warc(stream: IO[bytes], name: str, arc: bool = False) -> WarcIndex:
+    """Index every record of a WARC stream (with ``arc``, an ARC file's, as WARC records).
+    ``name`` is used in error messages."""
     index = WarcIndex()
-    iterator = ArchiveIterator(stream)
+    iterator = ArchiveIterator(stream, arc2warc=arc)
     try:
         for record in iterator:
             index.records += 1
@@ -104,21 +115,34 @@ def index_warc(stream: IO[bytes], name: str) -> WarcIndex:
             status = http.get_statuscode() if http is not None and kind != "resource" else None
             mime = media_type(http.get_header("Content-Type") if http is not None
                               and kind != "resource" else headers.get_header("Content-Type"))
+            offset = iterator.get_record_offset()
             index.captures.append(CaptureEntry(
                 url=url,
                 surt=surt_key(url),
                 capture_time=parse_warc_date(headers.get_header("WARC-Date")),
                 record_type=kind,
-                record_id=headers.get_header("WARC-Record-ID"),
+                # An ARC record has no ID (warcio makes a new one at each reading): it is
+                # known by its file and offset.
+                record_id=(f"<urn:preserve:arc:{name}#{offset}>" if arc
+                           else headers.get_header("WARC-Record-ID")),
                 status=int(status) if status and str(status).isdigit() else None,
                 mime=mime,
                 payload_digest=headers.get_header("WARC-Payload-Digest"),
-                offset=iterator.get_record_offset(),
+                offset=offset,
                 length=iterator.get_record_length(),
             ))
     except (ArchiveLoadFailed, ValueError, EOFError, OSError) as exc:
-        raise WarcError(f"{name}: cannot read WARC record {index.records}: {exc}") from exc
+        raise Unindexable(f"{name}: cannot read WARC record {index.records}: {exc}",
+                          _failed_at(iterator), index) from exc
     return index
+
+
+def _failed_at(iterator: Any) -> int:
+    """Where the record being read when reading failed starts (as far as warcio knows)."""
+    try:
+        return int(iterator.offset)
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _is_description(record: Any) -> bool:

@@ -326,16 +326,18 @@ class RedescribeReport:
 
 
 def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None = None,
-                   url: str | None = None, progress: Callable[[int, int], None] | None = None,
+                   url: str | None = None, warc_key: str | None = None,
+                   progress: Callable[[int, int], None] | None = None,
                    now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RedescribeReport:
-    """Describe the HTML pages captured without description (``capture --no-describe``).
+    """Describe the HTML pages captured without description (``capture --no-describe``,
+    and imports; ``warc_key``: only those in that WARC file).
 
     The stored captures are never touched: each collection gets a new WARC of
     ``metadata`` records that refer to the responses (``WARC-Refers-To``),
     ingested like any other.
     """
     with engine.connect() as connection:
-        pages = undescribed(connection, collection, surt_key(url) if url else None)
+        pages = undescribed(connection, collection, surt_key(url) if url else None, warc_key)
     job = uuid.uuid4().hex
     stores = open_stores(settings.locations)
     copies = stores_for(settings, ())

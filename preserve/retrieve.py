@@ -173,7 +173,7 @@ def read_payload(record: bytes) -> Payload:
     ``record`` comes from :func:`read_record`, which has already verified it.
     """
     body = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
-    parsed = next(iter(ArchiveIterator(io.BytesIO(record))))
+    parsed = next(iter(ArchiveIterator(io.BytesIO(record), arc2warc=True)))
     http = parsed.http_headers
     raw: Any = parsed.raw_stream
     if http is not None and (http.get_header("Transfer-Encoding") or "").lower() == "chunked":
@@ -189,7 +189,7 @@ def read_payload(record: bytes) -> Payload:
 
 def read_content(record: bytes, limit: int = PARSE_LIMIT) -> bytes:
     """The response body decoded as a browser would (transfer and content coding undone)."""
-    parsed = next(iter(ArchiveIterator(io.BytesIO(record))))
+    parsed = next(iter(ArchiveIterator(io.BytesIO(record), arc2warc=True)))
     return bytes(parsed.content_stream().read(limit))
 
 
@@ -205,22 +205,29 @@ def _check_record(data: bytes, snapshot: Snapshot) -> None:
     where = f"{snapshot.warc_key} at offset {snapshot.offset}"
     if len(data) != snapshot.length:
         raise WarcError(f"{where}: record is truncated ({len(data)} of {snapshot.length} bytes)")
-    inflater = zlib.decompressobj(wbits=31)
+    plain = data
+    if data[:2] == b"\x1f\x8b":
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            plain = inflater.decompress(data)
+        except zlib.error as exc:
+            raise WarcError(f"{where}: damaged record (gzip: {exc})") from exc
+        if not inflater.eof or inflater.unused_data:
+            raise WarcError(f"{where}: damaged record (not one whole gzip member)")
+    # An imported file may be plain, and an ARC file (whose records have no IDs: an
+    # ARC record is known by its URL).
+    arc = not plain.startswith(b"WARC/")
     try:
-        plain = inflater.decompress(data)
-    except zlib.error as exc:
-        raise WarcError(f"{where}: damaged record (gzip: {exc})") from exc
-    if not inflater.eof or inflater.unused_data:
-        raise WarcError(f"{where}: damaged record (not one whole gzip member)")
-    try:
-        record = next(iter(ArchiveIterator(io.BytesIO(plain), check_digests="raise")))
-        record_id = record.rec_headers.get_header("WARC-Record-ID")
+        record = next(iter(ArchiveIterator(io.BytesIO(plain), check_digests="raise",
+                                           arc2warc=arc)))
+        found = (record.rec_headers.get_header("WARC-Target-URI") if arc
+                 else record.rec_headers.get_header("WARC-Record-ID"))
         for _chunk in iter_chunks(record.raw_stream):
             pass  # reading to the end is what makes warcio check the digests
     except (ArchiveLoadFailed, StopIteration, ValueError, OSError, EOFError) as exc:
         reason = " ".join(str(exc).split())[:200] or "unreadable"
         raise WarcError(f"{where}: damaged record ({reason})") from exc
-    if record.format != "warc" or record_id != snapshot.record_id:
+    if found != (snapshot.url if arc else snapshot.record_id):
         raise WarcError(f"{where}: not the catalogued record {snapshot.record_id}")
 
 

@@ -249,8 +249,8 @@ def damage_one_record(path: Path, target_suffix: str) -> tuple[str, int]:
 
 @pytest.fixture(params=["threads", "processes"])
 def deep_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Deep audits on threads (small ones) and in worker processes (big ones: here every
-    one, and two workers even on one core); how many process pools were made."""
+    """Deep audits on threads (few records) and in worker processes (many: here every
+    audit, and two workers even on one core); how many process pools were made."""
     made: list[int] = []
     if request.param == "processes":
         real = fixity.process_pool
@@ -259,7 +259,7 @@ def deep_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
             made.append(workers)
             return real(workers)
 
-        monkeypatch.setattr(fixity, "DEEP_PROCESS_BYTES", 0)
+        monkeypatch.setattr(fixity, "DEEP_PROCESS_RECORDS", 0)
         monkeypatch.setattr(fixity, "process_pool", counted)
         monkeypatch.setattr(fixity.os, "cpu_count", lambda: 2)
     return made

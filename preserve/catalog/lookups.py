@@ -68,6 +68,7 @@ class StoredFile:
     size: int
     locations: tuple[str, ...]
     missing: tuple[tuple[str, str], ...] = ()  # (location, why) of copies never made
+    records: int = 0  # WARC records in the file
 
 
 def _snapshots() -> Select[Any]:
@@ -426,7 +427,7 @@ def original_capture(connection: Connection, payload_digest: str) -> Snapshot | 
 
 
 def undescribed(connection: Connection, collection: str | None = None,
-                surt: str | None = None) -> list[Snapshot]:
+                surt: str | None = None, warc_key: str | None = None) -> list[Snapshot]:
     """HTML pages answered 2xx that have no description yet, oldest first."""
     query = _snapshots().where(
         descriptions.c.id.is_(None), captures.c.record_type.in_(("response", "revisit")),
@@ -436,6 +437,8 @@ def undescribed(connection: Connection, collection: str | None = None,
         query = query.where(captures.c.collection == collection)
     if surt is not None:
         query = query.where(captures.c.surt == surt)
+    if warc_key is not None:
+        query = query.where(warc_files.c.key == warc_key)
     return [Snapshot(**row._mapping) for row in connection.execute(
         query.order_by(captures.c.capture_time, captures.c.id))]
 
@@ -467,11 +470,13 @@ def stored_files(connection: Connection, *, key: str | None = None,
         missing.setdefault(file_id, []).append((location, problem))
     rows = connection.execute(chosen(
         select(warc_files.c.id, warc_files.c.key, warc_files.c.collection,
-               warc_files.c.sha256, warc_files.c.size).order_by(warc_files.c.key),
+               warc_files.c.sha256, warc_files.c.size, warc_files.c.records)
+        .order_by(warc_files.c.key),
         warc_files.c.id))
     return [StoredFile(row.id, row.key, row.collection, row.sha256, row.size,
                        locations=tuple(locations.get(row.id, ())),
-                       missing=tuple(missing.get(row.id, ()))) for row in rows]
+                       missing=tuple(missing.get(row.id, ())), records=row.records)
+            for row in rows]
 
 
 def file_copies(connection: Connection, key: str) -> tuple[list[str], dict[str, str]]:

@@ -1,0 +1,195 @@
+"""``preserve import``: WARC and ARC files other crawlers made, taken in without a byte changed.
+
+Each file is stored as it is, as its own object (its SHA-256 recorded and
+verified in every location), through the same ingest as our captures; its
+records are indexed where they lie in it. Descriptions of its HTML pages are
+never written into it: they go into a new companion WARC of ``metadata``
+records that refer to the originals (``WARC-Refers-To``), as ``preserve
+redescribe`` writes them.
+
+A file is read through before anything is stored. By default import is strict:
+a record whose digest does not hold, a file cut short, a gzip member that breaks,
+data that is not a record, and the file is refused (exit 2) with its name, the
+offset and the problem, and nothing is written. ``lenient`` keeps such a file
+byte for byte, catalogues the records that are sound and reports the rest.
+Importing a file whose bytes are already preserved does nothing, and says so.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stderr
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from preserve.capture.warc import SealedWarc
+from preserve.catalog.schema import warc_files
+from preserve.config import Settings
+from preserve.errors import BadInput
+from preserve.fingerprint import iter_chunks, sha256_file
+from preserve.index import Unindexable, WarcIndex, index_warc
+from preserve.ingest import ingest
+from preserve.jobs import run_redescribe, stores_for
+from preserve.policy import check_collection
+from preserve.warc_digests import RecordProblem, verify_records
+
+WARC, ARC = "WARC", "ARC"
+_SNIFF = 4096
+# Compressions some tools use for WARC files that we cannot read yet: their magic bytes.
+_COMPRESSIONS = ((b"\x04\x22\x4d\x18", "LZ4"), (b"\x28\xb5\x2f\xfd", "Zstandard"),
+                 (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+
+
+@dataclass
+class ImportReport:
+    """What became of one file."""
+
+    file: str
+    format: str
+    sha256: str
+    size: int
+    imported: bool  # False: its bytes were preserved already (``key`` says where)
+    key: str
+    records: int = 0
+    captures: int = 0
+    described: int = 0
+    problems: list[str] = field(default_factory=list)  # with --lenient: what was left out
+    descriptions_warcs: list[str] = field(default_factory=list)
+    not_described: list[str] = field(default_factory=list)  # pages description failed on
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, collection: str,
+                 lenient: bool = False, describe: bool = True, actor: str = "preserve",
+                 progress: Callable[[str], None] | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[ImportReport]:
+    """Import each file; every file is checked before the first is stored."""
+    check_collection(collection)
+    for path in paths:
+        if not path.is_file():
+            raise BadInput(f"import: {path}: no such file")
+    moment = now()
+    checked = [_checked(path, collection, moment, lenient) for path in paths]
+    reports = []
+    for plan in checked:
+        if progress is not None:
+            progress(str(plan.path))
+        reports.append(_import_one(plan, settings=settings, engine=engine,
+                                   collection=collection, describe=describe, actor=actor,
+                                   now=now))
+    return reports
+
+
+@dataclass
+class _Plan:
+    """A file read through: where it will go, what it holds, what is wrong with it."""
+
+    path: Path
+    kind: str
+    sha256: str
+    size: int
+    key: str
+    index: WarcIndex
+    problems: list[str]
+
+
+def file_format(path: Path) -> str:
+    """WARC or ARC (plain or gzipped), from the file's first bytes; BadInput otherwise."""
+    with path.open("rb") as stream:
+        head = stream.read(_SNIFF)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(head, _SNIFF)
+        except zlib.error as exc:
+            raise BadInput(f"import: {path}: offset 0: a gzip file that does not inflate "
+                           f"({exc})") from exc
+    if head.startswith(b"WARC/"):
+        return WARC
+    if head.startswith(b"filedesc://"):
+        return ARC
+    if head.startswith(b"PK\x03\x04"):
+        raise BadInput(f"import: {path}: a ZIP file (WACZ?): unsupported for now; import "
+                       "the WARC files in its archive/ folder")
+    for magic, name in _COMPRESSIONS:
+        if head.startswith(magic):
+            raise BadInput(f"import: {path}: compressed with {name}: unsupported; "
+                           "decompress it (or recompress it with gzip) first")
+    shown = head[:24].decode("latin-1").encode("unicode_escape").decode("ascii")
+    raise BadInput(f"import: {path}: not a WARC or ARC file (it starts with {shown!r})")
+
+
+def _checked(path: Path, collection: str, moment: datetime, lenient: bool) -> _Plan:
+    """Read a file through: its index of sound records, and its problems (strict: none, or
+    BadInput naming the first)."""
+    kind = file_format(path)
+    sha256, size = sha256_file(path)
+    key = f"imports/{collection}/{moment:%Y/%m}/{sha256[:16]}-{path.name}"
+    problems: list[RecordProblem] = []
+    if kind == WARC:
+        with path.open("rb") as stream:
+            problems = list(verify_records(iter_chunks(stream)))
+    index, unreadable = _index(path, kind, key)
+    if unreadable is not None and not any(p.offset == unreadable.offset for p in problems):
+        problems.append(unreadable)
+    problems.sort(key=lambda problem: problem.offset)
+    described = [f"offset {p.offset} ({p.uri}): expected {p.expected}, found {p.found}"
+                 for p in problems]
+    if problems and not lenient:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BadInput(f"import: {path}: {described[0]}{more}; nothing imported "
+                       "(--lenient keeps the file and catalogues its sound records)")
+    bad = {problem.offset for problem in problems}
+    stop = unreadable.offset if unreadable is not None else None
+    index.captures = [entry for entry in index.captures if _sound(entry.offset, bad, stop)]
+    index.descriptions = [entry for entry in index.descriptions
+                          if _sound(entry.offset, bad, stop)]
+    return _Plan(path, kind, sha256, size, key, index, described)
+
+
+def _sound(offset: int, bad: set[int], stop: int | None) -> bool:
+    """Is the record at ``offset`` one to catalogue: not damaged, before any break?"""
+    return offset not in bad and (stop is None or offset < stop)
+
+
+def _index(path: Path, kind: str, key: str) -> tuple[WarcIndex, RecordProblem | None]:
+    """The file's index up to where it cannot be read on, and the problem there (if any).
+    warcio's own warnings (it prints them) are left out: the problems say it all."""
+    with path.open("rb") as stream, redirect_stderr(io.StringIO()):
+        try:
+            return index_warc(stream, key, arc=kind == ARC), None
+        except Unindexable as exc:
+            return exc.index, RecordProblem(
+                f"record {exc.index.records + 1}", max(exc.offset, 0), "readable records",
+                f"unreadable ({exc.__cause__ or exc})")
+
+
+def _import_one(plan: _Plan, *, settings: Settings, engine: Engine, collection: str,
+                describe: bool, actor: str, now: Callable[[], datetime]) -> ImportReport:
+    with engine.connect() as connection:
+        known = connection.execute(select(warc_files.c.key).where(
+            warc_files.c.sha256 == plan.sha256).limit(1)).scalar_one_or_none()
+    if known is not None:
+        return ImportReport(str(plan.path), plan.kind, plan.sha256, plan.size, imported=False,
+                            key=known)
+    stored = ingest(SealedWarc(plan.path, plan.sha256, plan.size, plan.index.records,
+                               plan.index),
+                    key=plan.key, collection=collection, source="import", engine=engine,
+                    stores=stores_for(settings, ()), actor=actor, now=now)
+    report = ImportReport(str(plan.path), plan.kind, plan.sha256, plan.size, imported=True,
+                          key=stored.key, records=stored.records, captures=stored.captures,
+                          problems=list(plan.problems))
+    if describe:
+        described = run_redescribe(settings=settings, engine=engine, collection=collection,
+                                   warc_key=stored.key, now=now)
+        report.described = described.described
+        report.descriptions_warcs = [warc["key"] for warc in described.warcs]
+        report.not_described = described.errors
+    return report
