@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(listing)
 
     describe_cmd = commands.add_parser("describe", help="extract text and metadata from HTML")
-    describe_cmd.add_argument("file", nargs="?", default="-", metavar="FILE",
-                              help="HTML file, or - for standard input (default)")
+    describe_cmd.add_argument("files", nargs="*", default=["-"], metavar="FILE",
+                              help="HTML files, or - for standard input (default); with "
+                                   "several, one JSON object per line, each with its file")
     describe_cmd.add_argument("--url", help="the page's URL (helps resolve the publisher)")
     _json_flag(describe_cmd, "always JSON; accepted for symmetry")
 
@@ -455,13 +456,39 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _describe(args: argparse.Namespace, settings: Settings) -> int:
-    if args.file == "-" and sys.stdin.isatty():
+    if len(args.files) == 1:
+        return _describe_one(args.files[0], args.url)
+    if args.url:
+        raise BadInput("describe: --url names one page's URL; give it with one file")
+    status = 0
+    for name in args.files:
+        try:
+            data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+            described = describe(decode_html(data), None)
+        except OSError as exc:
+            print(json.dumps({"file": name, "error": f"cannot read: {exc.strerror}"}),
+                  flush=True)
+            status = 1
+            continue
+        except Exception as exc:  # an extractor failing on one page must not stop the rest
+            print(json.dumps({"file": name, "error": f"{type(exc).__name__}: {exc}"}),
+                  flush=True)
+            status = 1
+            continue
+        print(json.dumps({"file": name, **described.as_dict(),
+                          "text_sha256": described.text_sha256}, ensure_ascii=False),
+              flush=True)
+    return status
+
+
+def _describe_one(name: str, url: str | None) -> int:
+    if name == "-" and sys.stdin.isatty():
         print("preserve: reading HTML from standard input (end with Ctrl-D)", file=sys.stderr)
     try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as exc:
-        raise BadInput(f"{args.file}: cannot read: {exc.strerror}") from exc
-    described = describe(decode_html(data), args.url)
+        raise BadInput(f"{name}: cannot read: {exc.strerror}") from exc
+    described = describe(decode_html(data), url)
     _print_json({**described.as_dict(), "text_sha256": described.text_sha256})
     return 0
 

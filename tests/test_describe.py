@@ -99,3 +99,24 @@ def test_describe_reads_standard_input(run: Any, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(html)))
     document = json.loads(run("describe", "-").out)
     assert document["publisher"] == EXPECTED["publisher"]
+
+
+def test_describe_many_files_in_one_process(run: Any, tmp_path: Path) -> None:
+    """A benchmark of hundreds of pages pays one process start: one JSON line per file,
+    with its file; a file that cannot be read is a line with its error, and exit 1."""
+    reference = DATA / "financial-district-bachelet.html"
+    other = tmp_path / "other.html"
+    other.write_text("<html><head><title>Short</title></head><body><article><p>"
+                     + "A paragraph of plain words. " * 30 + "</p></article></body></html>")
+    absent = tmp_path / "absent.html"
+
+    result = run("describe", reference, other, absent)
+    with_url = run("describe", reference, other, "--url", PAGE_URL)
+
+    lines = [json.loads(line) for line in result.text.splitlines()]
+    assert result.status == 1
+    assert [line["file"] for line in lines] == [str(reference), str(other), str(absent)]
+    assert lines[0]["title"] == EXPECTED["title"] and "text_sha256" in lines[0]
+    assert lines[1]["title"] == "Short" and "plain words" in lines[1]["text"]
+    assert lines[2] == {"file": str(absent), "error": "cannot read: No such file or directory"}
+    assert with_url.status == 2 and "--url names one page's URL" in with_url.err
