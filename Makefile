@@ -8,6 +8,10 @@ STAMP  := $(VENV)/.installed
 # their pins never touch ours.
 TOOLS  := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
+# The extractors ours is measured against (make bench only): readability-lxml pins
+# chardet below what py-wacz needs, so they have an environment of their own.
+EXTRACT := .venv-extract
+EXTRACT_STAMP := $(EXTRACT)/.installed
 
 .PHONY: run test lint docs bench clean
 
@@ -23,6 +27,12 @@ $(TOOLS_STAMP):
 	$(TOOLS)/bin/python -m pip install --quiet 'pywb>=2.8,<3' 'cdxj-indexer>=1.4,<2' 'fastwarc>=0.15' 'wacz>=0.5,<1'
 	touch $(TOOLS_STAMP)
 
+$(EXTRACT_STAMP):
+	$(PYTHON) -m venv $(EXTRACT)
+	$(EXTRACT)/bin/python -m pip install --quiet --upgrade pip
+	$(EXTRACT)/bin/python -m pip install --quiet 'trafilatura>=2,<3' 'readability-lxml>=0.8' 'html-text>=0.6'
+	touch $(EXTRACT_STAMP)
+
 run: $(STAMP)            ## the offline walk-through: archive the bundled page, retrieve, audit
 	$(BIN)/preserve demo
 
@@ -36,7 +46,7 @@ lint: $(STAMP)           ## ruff and mypy --strict
 docs: $(STAMP)           ## regenerate docs/cli.md from --help
 	$(BIN)/python -m preserve.clidoc > docs/cli.md
 
-bench: $(STAMP) $(TOOLS_STAMP)  ## benchmarks, each printing its ratio against a peer tool
+bench: $(STAMP) $(TOOLS_STAMP) $(EXTRACT_STAMP)  ## benchmarks, each printing its ratio against a peer tool
 	$(BIN)/python bench/fixity_hash.py --web-articles 8000 --files 16 --mb-per-file 128 --tools $(TOOLS)/bin
 	$(BIN)/python bench/crawl_site.py --articles 3000
 	$(BIN)/python bench/crawl_site.py --articles 2000 --delay-ms 20
@@ -44,6 +54,7 @@ bench: $(STAMP) $(TOOLS_STAMP)  ## benchmarks, each printing its ratio against a
 	$(BIN)/python bench/large_body.py --mb 1024
 	$(BIN)/python bench/s3_upload.py --mb 256
 	$(BIN)/python bench/access_lookup.py --captures 1000000 --tools $(TOOLS)/bin
+	$(BIN)/python bench/extraction.py --peers $(EXTRACT)/bin/python
 
 clean:
-	rm -rf $(VENV) $(TOOLS) preserve-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(EXTRACT) preserve-data .pytest_cache .mypy_cache .ruff_cache

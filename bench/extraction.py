@@ -1,0 +1,144 @@
+"""Main-text extraction quality: ours against trafilatura, readability-lxml and html-text.
+
+On the scrapinghub article-extraction benchmark in ``../shared/corpus/extraction``
+(109 English news and blog pages with their expected article body; read in
+place, never copied here: the publishers keep their copyright), each extractor's
+text is scored as that benchmark's ``evaluate.py`` scores it: ``\\w+`` tokens, case
+kept, 4-token shingles counted on both sides; per page the true positives, false
+positives and false negatives, normalised to sum to 1; precision averaged over
+the pages where something was extracted, recall over the pages with expected
+text; F1 from those two means.
+
+Ours is ``preserve.describe.describe`` in this environment. The peers run as
+that benchmark's runners call them (trafilatura's ``extract`` defaults,
+readability-lxml's summary turned into text by html-text, and html-text on the
+whole page) in their own environment, ``--peers`` (``make bench`` builds
+``.venv-extract``; readability-lxml's pins clash with the test tools'). Pages/s
+are printed too (one process, one core):
+
+    .venv/bin/python bench/extraction.py [--peers .venv-extract/bin/python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from preserve.describe import decode_html, describe
+
+CORPUS = (Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "extraction"
+          / "scrapinghub-aeb")
+WORDS = re.compile(r"\w+")
+
+# Run by the peers' interpreter: page id -> text for each extractor, and its seconds.
+PEERS = r"""
+import gzip, json, sys, time
+from pathlib import Path
+import html_text, trafilatura
+from readability import Document
+pages = {path.name.split(".")[0]: gzip.open(path, "rt", encoding="utf8").read()
+         for path in sorted(Path(sys.argv[1]).glob("*.html.gz"))}
+runs = {
+    "trafilatura": lambda html: trafilatura.extract(html, include_comments=False) or "",
+    "readability-lxml": lambda html: html_text.extract_text(
+        Document(html).summary(html_partial=True)),
+    "html-text": lambda html: html_text.extract_text(html),
+}
+out = {}
+for name, run in runs.items():
+    started = time.perf_counter()
+    texts = {key: run(html) for key, html in pages.items()}
+    out[name] = {"seconds": time.perf_counter() - started, "texts": texts}
+print(json.dumps(out))
+"""
+
+
+def shingles(text: str, size: int = 4) -> Counter[tuple[str, ...]]:
+    tokens = WORDS.findall(text or "")
+    return Counter(tuple(tokens[at:at + size])
+                   for at in range(max(1, len(tokens) - size + 1)) if tokens[at:at + size])
+
+
+def page_counts(truth: str, found: str) -> tuple[float, float, float]:
+    """True positives, false positives, false negatives of shingles, summing to 1."""
+    expected, got = shingles(truth), shingles(found)
+    tp = float(sum((expected & got).values()))
+    fp = float(sum((got - expected).values()))
+    fn = float(sum((expected - got).values()))
+    total = tp + fp + fn
+    return (tp / total, fp / total, fn / total) if total else (0.0, 0.0, 0.0)
+
+
+def scores(counts: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Precision, recall and F1 as the benchmark takes them."""
+    def ratio(hit: float, miss: float, other: float) -> float:
+        if miss == other == 0:
+            return 1.0
+        return 0.0 if hit == miss == 0 else hit / (hit + miss)
+
+    precisions = [ratio(tp, fp, fn) for tp, fp, fn in counts if tp + fp > 0]
+    recalls = [ratio(tp, fn, fp) for tp, fp, fn in counts if tp + fn > 0]
+    precision = sum(precisions) / len(precisions) if precisions else 0.0
+    recall = sum(recalls) / len(recalls) if recalls else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS,
+                        help="the benchmark's folder (html/, ground-truth.json)")
+    parser.add_argument("--peers", type=Path,
+                        default=Path(__file__).resolve().parent.parent / ".venv-extract" / "bin"
+                        / "python",
+                        help="a Python with trafilatura, readability-lxml and html-text "
+                             "(skipped when missing)")
+    args = parser.parse_args()
+    truth = {key: entry.get("articleBody", "") for key, entry in
+             json.loads((args.corpus / "ground-truth.json").read_text()).items()}
+    pages = {path.name.split(".")[0]: gzip.decompress(path.read_bytes())
+             for path in sorted((args.corpus / "html").glob("*.html.gz"))}
+    missing = set(truth) - set(pages)
+    if missing:
+        raise SystemExit(f"{len(missing)} pages of the ground truth have no HTML")
+
+    results: dict[str, tuple[float, dict[str, str]]] = {}
+    started = time.perf_counter()
+    ours = {key: describe(decode_html(html), None).text or "" for key, html in pages.items()}
+    results["preserve"] = (time.perf_counter() - started, ours)
+    if args.peers.exists():
+        answer = subprocess.run([str(args.peers), "-c", PEERS, str(args.corpus / "html")],
+                                capture_output=True, text=True, check=True)
+        for name, run in json.loads(answer.stdout).items():
+            results[name] = (run["seconds"], run["texts"])
+    else:
+        print(f"peers skipped: {args.peers} not found (make bench builds .venv-extract)")
+
+    print(f"extraction, scrapinghub article-extraction-benchmark: {len(truth)} pages, "
+          "4-token shingles as its evaluate.py")
+    print(f"  {'extractor':<18} {'precision':>9} {'recall':>8} {'F1':>7} {'pages/s':>9}")
+    f1s = {}
+    for name, (seconds, texts) in results.items():
+        precision, recall, f1 = scores([page_counts(truth[key], texts.get(key, ""))
+                                        for key in truth])
+        f1s[name] = f1
+        print(f"  {name:<18} {precision:9.3f} {recall:8.3f} {f1:7.3f} "
+              f"{len(truth) / seconds:9.1f}")
+    peers = {name: f1 for name, f1 in f1s.items() if name != "preserve"}
+    if peers:
+        best = max(peers, key=peers.__getitem__)
+        verdict = "above" if f1s["preserve"] > peers[best] else "NOT above"
+        print(f"  preserve F1 {f1s['preserve']:.3f}: {verdict} every peer "
+              f"(best: {best} {peers[best]:.3f}; target: above every one)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
