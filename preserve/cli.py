@@ -125,11 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(describe_cmd, "always JSON; accepted for symmetry")
 
     import_cmd = commands.add_parser(
-        "import", help="take in WARC and ARC files other tools made, byte for byte: each "
+        "import", help="take in WARC, ARC and WACZ files other tools made, byte for byte: each "
                        "stored as its own object and indexed; its HTML pages described in a "
                        "companion WARC")
     import_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                            help=".warc, .warc.gz, .arc or .arc.gz files")
+                            help=".warc, .warc.gz, .arc, .arc.gz or .wacz files")
     import_cmd.add_argument("--collection", required=True, help="the collection they join")
     import_cmd.add_argument("--lenient", action="store_true",
                             help="keep a damaged file byte for byte and catalogue its sound "

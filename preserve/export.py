@@ -157,6 +157,10 @@ def export_wacz(engine: Engine, stores: Mapping[str, ObjectStore], collection: s
     names: dict[str, str] = {}
     for stored in files:
         name = stored.key.rsplit("/", 1)[-1]
+        if name.endswith(".wacz"):
+            raise PreserveError(f"export: {stored.key} is an imported WACZ; a WACZ of "
+                                "collections holding one is not supported yet (export bag "
+                                "copies it whole)")
         if name in names:
             raise PreserveError(f"export: {stored.key} and {names[name]} have the same name; "
                                 "a WACZ holds its WARC files side by side")

@@ -47,7 +47,7 @@ from preserve.reconcile import (
     with_repair,
 )
 from preserve.storage import ObjectStore
-from preserve.warc_digests import RecordCheck, verify_records
+from preserve.warc_digests import RecordCheck, verify_records, verify_wacz_records
 
 CORRUPTED = "corrupted"
 UNREADABLE = "unreadable"
@@ -342,9 +342,13 @@ def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,
             chunks = hashed()
             if deep:
                 counter = RecordCheck()
+                # An imported WACZ holds its WARC files stored in the ZIP: each is
+                # verified where it lies.
+                verify = (verify_wacz_records if stored.key.endswith(".wacz")
+                          else verify_records)
                 damaged = [Finding(RECORD_DAMAGED, stored.key, location, problem.expected,
                                    problem.found, record=problem.uri, offset=problem.offset)
-                           for problem in verify_records(chunks, counter)]
+                           for problem in verify(chunks, counter)]
                 result.records += counter.records
             for _rest in chunks:  # what a file unreadable part-way leaves to hash
                 pass

@@ -1,8 +1,10 @@
-"""``preserve import``: WARC and ARC files other crawlers made, taken in without a byte changed.
+"""``preserve import``: WARC, ARC and WACZ files other tools made, taken in without a byte
+changed.
 
 Each file is stored as it is, as its own object (its SHA-256 recorded and
 verified in every location), through the same ingest as our captures; its
-records are indexed where they lie in it. Descriptions of its HTML pages are
+records are indexed where they lie in it (in a WACZ, where they lie in the ZIP:
+its WARC files are stored in it, not deflated). Descriptions of its HTML pages are
 never written into it: they go into a new companion WARC of ``metadata``
 records that refer to the originals (``WARC-Refers-To``), as ``preserve
 redescribe`` writes them.
@@ -17,11 +19,14 @@ Importing a file whose bytes are already preserved does nothing, and says so.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,9 +42,9 @@ from preserve.index import Unindexable, WarcIndex, index_warc
 from preserve.ingest import ingest
 from preserve.jobs import run_redescribe, stores_for
 from preserve.policy import check_collection
-from preserve.warc_digests import RecordProblem, verify_records
+from preserve.warc_digests import RecordProblem, verify_records, verify_wacz_records
 
-WARC, ARC = "WARC", "ARC"
+WARC, ARC, WACZ = "WARC", "ARC", "WACZ"
 _SNIFF = 4096
 # Compressions some tools use for WARC files that we cannot read yet: their magic bytes.
 _COMPRESSIONS = ((b"\x04\x22\x4d\x18", "LZ4"), (b"\x28\xb5\x2f\xfd", "Zstandard"),
@@ -116,8 +121,15 @@ def file_format(path: Path) -> str:
     if head.startswith(b"filedesc://"):
         return ARC
     if head.startswith(b"PK\x03\x04"):
-        raise BadInput(f"import: {path}: a ZIP file (WACZ?): unsupported for now; import "
-                       "the WARC files in its archive/ folder")
+        try:
+            with zipfile.ZipFile(path) as package:
+                names = package.namelist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise BadInput(f"import: {path}: a ZIP file that cannot be read ({exc})") from exc
+        if "datapackage.json" in names and any(_is_warc_entry(name) for name in names):
+            return WACZ
+        raise BadInput(f"import: {path}: a ZIP file, but not a WACZ (no datapackage.json "
+                       "and WARC files in archive/)")
     for magic, name in _COMPRESSIONS:
         if head.startswith(magic):
             raise BadInput(f"import: {path}: compressed with {name}: unsupported; "
@@ -133,10 +145,15 @@ def _checked(path: Path, collection: str, moment: datetime, lenient: bool) -> _P
     sha256, size = sha256_file(path)
     key = f"imports/{collection}/{moment:%Y/%m}/{sha256[:16]}-{path.name}"
     problems: list[RecordProblem] = []
-    if kind == WARC:
+    if kind in (WARC, WACZ):
+        verify = verify_wacz_records if kind == WACZ else verify_records
         with path.open("rb") as stream:
-            problems = list(verify_records(iter_chunks(stream)))
-    index, unreadable = _index(path, kind, key)
+            problems = list(verify(iter_chunks(stream)))
+    if kind == WACZ:
+        index, unreadable, wrong = _index_wacz(path, key)
+        problems.extend(wrong)
+    else:
+        index, unreadable = _index(path, kind, key)
     if unreadable is not None and not any(p.offset == unreadable.offset for p in problems):
         problems.append(unreadable)
     problems.sort(key=lambda problem: problem.offset)
@@ -169,6 +186,51 @@ def _index(path: Path, kind: str, key: str) -> tuple[WarcIndex, RecordProblem | 
             return exc.index, RecordProblem(
                 f"record {exc.index.records + 1}", max(exc.offset, 0), "readable records",
                 f"unreadable ({exc.__cause__ or exc})")
+
+
+def _is_warc_entry(name: str) -> bool:
+    return name.startswith("archive/") and ".warc" in name
+
+
+def _index_wacz(path: Path, key: str
+                ) -> tuple[WarcIndex, RecordProblem | None, list[RecordProblem]]:
+    """A WACZ's WARC entries indexed where they lie in the ZIP (they are stored, not
+    deflated), the first place one cannot be read on, and the entries whose bytes do
+    not have the SHA-256 its datapackage.json gives."""
+    index, unreadable, wrong = WarcIndex(), None, []
+    with zipfile.ZipFile(path) as package, path.open("rb") as raw:
+        try:
+            declared = {resource.get("path"): str(resource.get("hash", ""))
+                        for resource in json.loads(package.read("datapackage.json"))
+                        .get("resources", []) if isinstance(resource, dict)}
+        except (ValueError, AttributeError) as exc:
+            raise BadInput(f"import: {path}: datapackage.json is not JSON ({exc})") from exc
+        for info in package.infolist():
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+            start = (info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                     + int.from_bytes(local[28:30], "little"))
+            expected = declared.get(info.filename, "")
+            if expected.startswith("sha256:"):
+                found = "sha256:" + hashlib.sha256(package.read(info)).hexdigest()
+                if found != expected:
+                    wrong.append(RecordProblem(info.filename, start, expected, found))
+            if not _is_warc_entry(info.filename) or info.compress_type != zipfile.ZIP_STORED:
+                continue  # a deflated WARC entry is verify_wacz_records's problem
+            with package.open(info) as stream, redirect_stderr(io.StringIO()):
+                try:
+                    part = index_warc(stream, f"{key}#{info.filename}")
+                except Unindexable as exc:
+                    part = exc.index
+                    unreadable = unreadable or RecordProblem(
+                        f"{info.filename} record {part.records + 1}", start + max(exc.offset, 0),
+                        "readable records", f"unreadable ({exc.__cause__ or exc})")
+            index.records += part.records
+            index.captures += [replace(entry, offset=entry.offset + start)
+                               for entry in part.captures]
+            index.descriptions += [replace(entry, offset=entry.offset + start)
+                                   for entry in part.descriptions]
+    return index, unreadable, wrong
 
 
 def _import_one(plan: _Plan, *, settings: Settings, engine: Engine, collection: str,

@@ -92,6 +92,95 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None
                             "readable records", f"unreadable ({exc})")
 
 
+ZIP_ENTRY = b"PK\x03\x04"  # a ZIP local file header; the central directory ends the entries
+_ZIP_HEADER = 30
+
+
+def verify_wacz_records(chunks: Iterable[bytes], counter: RecordCheck | None = None
+                        ) -> Iterator[RecordProblem]:
+    """:func:`verify_records` for the WARC files inside a WACZ, read in the same single pass.
+
+    A WACZ is a ZIP whose ``archive/`` entries are stored, not deflated, so each WARC
+    lies in it byte for byte: each is verified where it lies, and its problems name
+    offsets in the ZIP (where indexes point). Other entries pass unread. A WARC
+    entry that is deflated, or whose size comes after its data, cannot be read in
+    place: that is a problem of its own.
+    """
+    source = _Bytes(iter(chunks))
+    records = 0
+    while True:
+        header = source.peek(_ZIP_HEADER)
+        if len(header) < _ZIP_HEADER or not header.startswith(ZIP_ENTRY):
+            break
+        flags, method = int.from_bytes(header[6:8], "little"), int.from_bytes(header[8:10],
+                                                                              "little")
+        size = int.from_bytes(header[18:22], "little")
+        names = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30],
+                                                                         "little")
+        start = source.position
+        head = source.take(_ZIP_HEADER + names)
+        name = bytes(head[_ZIP_HEADER:_ZIP_HEADER + int.from_bytes(header[26:28], "little")]
+                     ).decode("utf-8", "replace")
+        warc = name.startswith("archive/") and ".warc" in name
+        if warc and (method != 0 or flags & 0x08):
+            yield RecordProblem(name, start, "a WARC entry stored in place",
+                                "deflated, or its size after its data: unreadable in place")
+            return
+        data = source.position
+        if not warc:
+            source.skip(size)
+            continue
+        check = RecordCheck()
+        for problem in verify_records(source.exactly(size), check):
+            yield RecordProblem(problem.uri, problem.offset + data, problem.expected,
+                                problem.found)
+        source.skip(data + size - source.position)  # what a stop part-way left of it
+        records += check.records
+        if counter is not None:
+            counter.records = records
+
+
+class _Bytes:
+    """A stream of chunks read by count: ``position`` is where the next byte lies."""
+
+    def __init__(self, source: Iterator[bytes]) -> None:
+        self.source = source
+        self.buffer = bytearray()
+        self.position = 0
+
+    def peek(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            chunk = next(self.source, None)
+            if chunk is None:
+                break
+            self.buffer += chunk
+        return bytes(self.buffer[:count])
+
+    def take(self, count: int) -> bytes:
+        data = self.peek(count)
+        del self.buffer[:len(data)]
+        self.position += len(data)
+        return data
+
+    def exactly(self, count: int) -> Iterator[bytes]:
+        """The next ``count`` bytes, a chunk at a time (fewer if the stream ends)."""
+        while count > 0:
+            if not self.buffer:
+                chunk = next(self.source, None)
+                if chunk is None:
+                    return
+                self.buffer += chunk
+            piece = bytes(self.buffer[:count])
+            del self.buffer[:len(piece)]
+            self.position += len(piece)
+            count -= len(piece)
+            yield piece
+
+    def skip(self, count: int) -> None:
+        for _piece in self.exactly(count):
+            pass
+
+
 def _inflated(chunks: Iterable[bytes]) -> Iterator[tuple[memoryview, int | None]]:
     """The file's bytes as WARC data: ``(data, member offset)`` for gzip, and
     ``(data, None)`` for a plain file, whose record offsets are counted in the data."""

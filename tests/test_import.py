@@ -8,6 +8,7 @@ refused exactly as expected.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -21,9 +22,8 @@ from preserve.catalog.schema import captures, warc_files
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 MANIFEST = json.loads((CORPUS / "MANIFEST.json").read_text())
-WACZ = "a ZIP file (WACZ?): unsupported for now"
 # Files refused by a strict import, and what the refusal must say; every other file is
-# imported. The WACZ packages wait for WACZ import.
+# imported.
 REFUSED = {
     "chatnoir-eu__chatnoir-resiliparse__block-sized-records.warc.lz4":
         "compressed with LZ4: unsupported",
@@ -34,10 +34,6 @@ REFUSED = {
     "iipc__webarchive-commons__link-extraction-test.warc": "offset 3605",
     "ukwa__webarchive-discovery__IAH-20080430204825-00000-blackbook-truncated.arc":
         "offset 1459 (record 2): expected readable records, found unreadable",
-    "webrecorder__py-wacz__invalid_signed_example_1.wacz": WACZ,
-    "webrecorder__py-wacz__valid_example_1.wacz": WACZ,
-    "webrecorder__py-wacz__valid_example_2.wacz": WACZ,
-    "webrecorder__py-wacz__valid_signed_example_1.wacz": WACZ,
     "webrecorder__pywb__example.warc":
         "offset 4061 (http://example.com?example=1): expected the next record right after "
         "Content-Length bytes",
@@ -89,7 +85,8 @@ def test_every_corpus_file_is_imported_or_refused_as_expected(run: Any, home: Pa
     assert report["imported"] and report["sha256"] == entry["sha256"]
     stored = home / "objects" / report["key"]
     assert stored.read_bytes() == path.read_bytes()  # byte for byte
-    assert report["format"] == ("ARC" if ".arc" in entry["file"] else "WARC")
+    assert report["format"] == ("ARC" if ".arc" in entry["file"] else
+                                "WACZ" if entry["file"].endswith(".wacz") else "WARC")
     files, indexed = catalogued(home)
     assert files == 1 + len(report["descriptions_warcs"])
     assert indexed >= report["captures"]
@@ -210,3 +207,53 @@ def test_an_imported_revisit_gives_its_originals_bytes(run: Any, home: Path) -> 
 
     assert at_revisit.status == 0 and at_revisit.out == at_original.out
     assert b"Example Domain" in at_revisit.out
+
+
+def test_a_wacz_is_indexed_where_its_warcs_lie_and_audited_deep(run: Any, home: Path) -> None:
+    path = CORPUS / "webrecorder__py-wacz__valid_example_1.wacz"
+    (report,) = json.loads(run("import", path, "--collection", "w", "--json").out)["files"]
+    stored = home / "objects" / report["key"]
+    got = json.loads(run("get", "http://www.example.com/", "--json").out)
+    record = run("get", "http://www.example.com/", "--record")
+    clean = run("fixity", "run", "--deep", "--json")
+
+    assert report["format"] == "WACZ" and stored.read_bytes() == path.read_bytes()
+    assert got["warc"]["key"] == report["key"] and got["title"] == "Example Domain"
+    # Read where it lies in the ZIP: one gzip member (py-wacz gzips the records of its
+    # archive/example-collection.warc).
+    assert record.status == 0 and gzip.decompress(record.out).startswith(b"WARC/1.")
+    assert clean.status == 0 and json.loads(clean.out)["records"] >= 4
+    offset, length = got["warc"]["offset"], got["warc"]["length"]
+    data = bytearray(stored.read_bytes())
+    data[offset + length // 2] ^= 0x01  # inside that record's gzip member
+    stored.write_bytes(bytes(data))
+    damaged = json.loads(run("fixity", "run", "--deep", "--json").out)["findings"]
+    # Named where it lies in the ZIP (the member no longer inflates, so by its place).
+    assert [(f["kind"], f["offset"]) for f in damaged if f["kind"] != "corrupted"] == [
+        ("record digest mismatch", offset)]
+
+
+def test_a_wacz_whose_files_do_not_match_its_datapackage_is_refused(run: Any, home: Path,
+                                                                   tmp_path: Path) -> None:
+    import zipfile
+
+    source = CORPUS / "webrecorder__py-wacz__valid_example_2.wacz"
+    changed, deflated = tmp_path / "changed.wacz", tmp_path / "deflated.wacz"
+    with zipfile.ZipFile(source) as package, \
+            zipfile.ZipFile(changed, "w") as out, zipfile.ZipFile(deflated, "w") as packed:
+        for info in package.infolist():
+            data = package.read(info)
+            out.writestr(info, data.replace(b"Example", b"Exemple")
+                         if info.filename == "pages/pages.jsonl" else data)
+            packed.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED
+                            if info.filename.startswith("archive/") else info.compress_type)
+
+    mismatch = run("import", changed, "--collection", "w")
+    unreadable = run("import", deflated, "--collection", "w")
+
+    assert mismatch.status == 2
+    assert f"import: {changed}: offset " in mismatch.err
+    assert "(pages/pages.jsonl): expected sha256:" in mismatch.err
+    assert unreadable.status == 2 and "(archive/example-collection.warc): expected a WARC " \
+        "entry stored in place, found deflated" in unreadable.err
+    assert catalogued(home) == (0, 0) and stored_objects(home) == []
