@@ -72,6 +72,7 @@ def describe(html: str, url: str | None = None) -> Description:
 
     document = trafilatura.bare_extraction(
         html, url=url, with_metadata=True, include_comments=False, include_tables=True,
+        favor_precision=True,
     )
     found: dict[str, Any] = {} if document is None else (
         document if isinstance(document, dict) else document.as_dict())
