@@ -142,14 +142,17 @@ def test_the_scheduler_loop_runs_due_jobs_on_local_threads(web: LoopbackSite,
     loop = threading.Thread(target=run_scheduler,
                             args=(settings, engine, workers, stop, 0.05, ticks.append))
     loop.start()
-    wait_until(lambda: len(finished) >= 2, 30)
+    wait_until(lambda: {job.kind for job in finished} >= {"capture", "fixity"}, 30)
     stop.set()
     loop.join()
     workers.shutdown()
 
-    assert sorted((job.kind, job.state) for job in finished) == [
-        ("capture", "succeeded"), ("fixity", "succeeded")]
-    assert len(ticks) > 1 and sum(len(t.created) for t in ticks) in (2, 3)  # a minute may turn
+    # A minute may turn while it runs: then the next minute's capture is due too.
+    captures = [job for job in finished if job.kind == "capture"]
+    assert {(job.kind, job.state) for job in finished} == {
+        ("capture", "succeeded"), ("fixity", "succeeded")}
+    assert len(captures) in (1, 2) and len(finished) == len(captures) + 1
+    assert len(ticks) > 1 and sum(len(t.created) for t in ticks) in (2, 3)
     engine.dispose()
 
 
