@@ -33,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from preserve.describe import decode_html, describe
 
@@ -45,23 +46,39 @@ PEERS = r"""
 import gzip, json, sys, time
 import html_text, trafilatura
 from readability import Document
-pages = json.load(sys.stdin)  # page id -> HTML
+pages, urls = json.load(sys.stdin)  # page id -> HTML, page id -> URL
+def trafilatura_meta(html, url):
+    found = trafilatura.bare_extraction(html, url=url, with_metadata=True)
+    found = found if found is None or isinstance(found, dict) else found.as_dict()
+    return {"title": (found or {}).get("title"), "author": (found or {}).get("author"),
+            "published": (found or {}).get("date"), "publisher": (found or {}).get("sitename")}
 runs = {
     "trafilatura": lambda html: trafilatura.extract(html, include_comments=False) or "",
     "readability-lxml": lambda html: html_text.extract_text(
         Document(html).summary(html_partial=True)),
     "html-text": lambda html: html_text.extract_text(html),
 }
+metas = {
+    "trafilatura": trafilatura_meta,
+    "readability-lxml": lambda html, url: {"title": Document(html).short_title()},
+}
 out = {}
 for name, run in runs.items():
     started = time.perf_counter()
-    texts = {}
+    texts, meta = {}, {}
     for key, html in pages.items():
         try:
             texts[key] = run(html)
         except Exception:  # a page one extractor cannot take counts as nothing extracted
             texts[key] = ""
-    out[name] = {"seconds": time.perf_counter() - started, "texts": texts}
+    seconds = time.perf_counter() - started
+    if name in metas:
+        for key, html in pages.items():
+            try:
+                meta[key] = metas[name](html, urls.get(key))
+            except Exception:
+                meta[key] = {}
+    out[name] = {"seconds": seconds, "texts": texts, "meta": meta}
 print(json.dumps(out))
 """
 SNIPPETS = CORPUS.parent / "trafilatura-eval"
@@ -124,7 +141,7 @@ def main() -> None:
           "4-token shingles as its evaluate.py")
     print(f"  {'extractor':<18} {'precision':>9} {'recall':>8} {'F1':>7} {'pages/s':>9}")
     f1s = {}
-    for name, (seconds, texts) in results.items():
+    for name, (seconds, texts, _meta) in results.items():
         precision, recall, f1 = scores([page_counts(truth[key], texts.get(key, ""))
                                         for key in truth])
         f1s[name] = f1
@@ -141,16 +158,25 @@ def main() -> None:
     sys.stdout.flush()
 
 
-def run_all(html: dict[str, str], peers: Path) -> dict[str, tuple[float, dict[str, str]]]:
-    """Each extractor's seconds and texts (ours here, the peers in their environment)."""
+Result = tuple[float, dict[str, str], dict[str, dict[str, Any]]]  # seconds, texts, metadata
+
+
+def run_all(html: dict[str, str], peers: Path, urls: dict[str, str] | None = None,
+            ) -> dict[str, Result]:
+    """Each extractor's seconds, texts and (where it gives any) metadata: ours here, the
+    peers in their environment."""
+    urls = urls or {}
     started = time.perf_counter()
-    ours = {key: describe(page, None).text or "" for key, page in html.items()}
-    results = {"preserve": (time.perf_counter() - started, ours)}
+    ours = {key: describe(page, urls.get(key)) for key, page in html.items()}
+    seconds = time.perf_counter() - started
+    results: dict[str, Result] = {"preserve": (
+        seconds, {key: found.text or "" for key, found in ours.items()},
+        {key: found.as_dict() for key, found in ours.items()})}
     if peers.exists():
-        answer = subprocess.run([str(peers), "-c", PEERS], input=json.dumps(html),
+        answer = subprocess.run([str(peers), "-c", PEERS], input=json.dumps([html, urls]),
                                 capture_output=True, text=True, check=True)
         for name, run in json.loads(answer.stdout).items():
-            results[name] = (run["seconds"], run["texts"])
+            results[name] = (run["seconds"], run["texts"], run["meta"])
     else:
         print(f"peers skipped: {peers} not found (make bench builds .venv-extract)")
     return results
@@ -162,12 +188,14 @@ def snippet_scores(folder: Path, peers: Path) -> None:
     entries = json.loads((folder / "ground-truth.json").read_text())
     html = {key: decode_html(gzip.decompress((folder / entry["file"]).read_bytes()))
             for key, entry in entries.items()}
-    results = run_all(html, peers)
+    urls = {key: entry["url"].strip() for key, entry in entries.items()
+            if entry.get("url", "").startswith("http")}
+    results = run_all(html, peers, urls)
     print(f"extraction, trafilatura's evaluation set: {len(entries)} pages, snippets that "
           "must and must not be in the text (its tuning set: trafilatura's figures are "
           "optimistic)")
     print(f"  {'extractor':<18} {'precision':>9} {'recall':>8} {'F1':>7} {'accuracy':>9}")
-    for name, (_seconds, texts) in results.items():
+    for name, (_seconds, texts, _meta) in results.items():
         tp = fp = fn = tn = 0
         for key, entry in entries.items():
             text = " ".join((texts.get(key) or "").split())
@@ -181,6 +209,53 @@ def snippet_scores(folder: Path, peers: Path) -> None:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         print(f"  {name:<18} {precision:9.3f} {recall:8.3f} {f1:7.3f} "
               f"{(tp + tn) / max(tp + tn + fp + fn, 1):9.3f}")
+    metadata_scores(entries, results)
+
+
+# Metadata fields: the ground truth's name, ours, and when a value counts as right.
+FIELDS = (("title", "title", 0.8), ("date", "published", 0.9), ("author", "author", 0.65),
+          ("sitename", "publisher", None))
+
+
+def metadata_scores(entries: dict[str, Any], results: dict[str, Result]) -> None:
+    """On pages whose ground truth has the field: title exactly (whitespace aside), the
+    publication day, the same set of authors (any case), the publisher (any case)."""
+    print("metadata, trafilatura's evaluation set (pages whose ground truth has the field): "
+          "share right")
+    print(f"  {'extractor':<18}" + "".join(f" {truth:>12}" for truth, _ours, _t in FIELDS))
+    counts = {truth: sum(1 for entry in entries.values() if entry.get(truth))
+              for truth, _ours, _target in FIELDS}
+    for name, (_seconds, _texts, meta) in results.items():
+        if not meta:
+            continue
+        cells = []
+        for truth, field, _target in FIELDS:
+            right = sum(1 for key, entry in entries.items() if entry.get(truth)
+                        and _same(truth, entry[truth], meta.get(key, {}).get(field)))
+            cells.append(f" {right / max(counts[truth], 1):12.3f}" if any(
+                meta.get(key, {}).get(field) is not None for key in meta) else f" {'-':>12}")
+        print(f"  {name:<18}" + "".join(cells))
+    print(f"  {'pages':<18}" + "".join(f" {counts[truth]:12d}" for truth, _o, _t in FIELDS))
+    print(f"  {'target':<18}" + "".join(f" {target:12.2f}" if target else f" {'-':>12}"
+                                        for _truth, _o, target in FIELDS))
+
+
+def _same(field: str, expected: Any, found: Any) -> bool:
+    if not found:
+        return False
+    if isinstance(expected, list):  # several authors, listed
+        expected = "; ".join(str(item) for item in expected)
+    expected = str(expected)
+    if field == "date":
+        return bool(str(found)[:10] == expected[:10])
+    if field == "author":
+        def names(text: str) -> set[str]:
+            return {" ".join(part.split()).lower() for part in re.split(r"[;,]", text)
+                    if part.strip()}
+        return names(expected) == names(str(found))
+    if field == "sitename":
+        return " ".join(str(found).split()).lower() == " ".join(expected.split()).lower()
+    return " ".join(str(found).split()) == " ".join(expected.split())
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ EXTRACTOR_VERSION = version("trafilatura")
 # Page metadata naming a publisher, after JSON-LD and og:site_name, best first.
 _PUBLISHER_META = ("og:site_name", "publisher", "dc.publisher", "dcterms.publisher",
                    "citation_publisher", "application-name")
+_UTF8 = lxml_html.HTMLParser(encoding="utf-8")
+# What sits between a story's title and the site's name in a <title>.
+_TITLE_PARTS = re.compile(r"\s+[|\-–—›»·:]{1,2}\s+")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
 
 
@@ -79,7 +82,7 @@ def describe(html: str, url: str | None = None) -> Description:
     tree = _parse(html)
     return Description(
         text=(found.get("text") or "").strip(),
-        title=_clean(found.get("title")),
+        title=_title(found.get("title"), tree, url),
         publisher=_publisher(tree, url),
         author=_clean(found.get("author")),
         published=_clean(found.get("date")),
@@ -89,7 +92,9 @@ def describe(html: str, url: str | None = None) -> Description:
 
 def _parse(html: str) -> Any:
     try:
-        return lxml_html.document_fromstring(html.encode("utf-8"))
+        # As UTF-8 bytes, said to be UTF-8: lxml takes no str with an encoding
+        # declaration, and bytes without one it reads as Latin-1.
+        return lxml_html.document_fromstring(html.encode("utf-8"), parser=_UTF8)
     except (ValueError, lxml_html.etree.ParserError):
         return None
 
@@ -99,6 +104,47 @@ def _clean(value: Any) -> str | None:
         return None
     text = " ".join(str(value).split())
     return text or None
+
+
+def _title(found: Any, tree: Any, url: str | None) -> str | None:
+    """The page's own title: its main heading when the ``<title>`` holds it (``<title>``
+    adds the site's name, a section, a slogan), else the title without the parts that
+    name the site (``Story | Site``, ``Site - Story``)."""
+    title = _clean(found)
+    if title is None or tree is None:
+        return title
+    for heading in tree.xpath("//h1")[:5]:
+        text = _clean(heading.text_content())
+        if text and len(text) >= 8 and text != title and text in title:
+            return text
+    parts = [part for part in _TITLE_PARTS.split(title) if part.strip()]
+    if len(parts) < 2:
+        return title
+    metas = _meta_values(tree)
+    sites = {_letters(metas[key]) for key in _PUBLISHER_META if metas.get(key)}
+    host = (urlsplit(url).hostname or "").removeprefix("www.") if url else ""
+    label = _letters(host.rsplit(".", 1)[0])
+
+    def names_the_site(part: str) -> bool:
+        letters = _letters(part)
+        if not letters:
+            return False
+        if letters in sites or letters == label:
+            return True
+        # "Solarserver" on www.solarserver.de, "heise online" on heise.de; never by a
+        # few letters that any word may hold.
+        return len(letters) >= 4 and len(label) >= 4 and (
+            letters in _letters(host) or label in letters)
+
+    kept = [part for part in parts if not names_the_site(part)]
+    if not kept or len(kept) == len(parts):
+        return title
+    return " - ".join(kept)
+
+
+def _letters(text: str) -> str:
+    """Letters and digits only, lower case: how a site's name is compared."""
+    return re.sub(r"\W|_", "", text.lower())
 
 
 def _publisher(tree: Any, url: str | None) -> str | None:

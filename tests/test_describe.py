@@ -120,3 +120,40 @@ def test_describe_many_files_in_one_process(run: Any, tmp_path: Path) -> None:
     assert lines[1]["title"] == "Short" and "plain words" in lines[1]["text"]
     assert lines[2] == {"file": str(absent), "error": "cannot read: No such file or directory"}
     assert with_url.status == 2 and "--url names one page's URL" in with_url.err
+
+
+def og_title(title: str) -> str:
+    return f'<meta property="og:title" content="{title}">'
+
+
+# trafilatura takes og:title as it is; these are titles it leaves with the site's name.
+@pytest.mark.parametrize(("head", "body", "url", "title"), [
+    # The site's name after the story: by og:site_name, or by the host.
+    (og_title("Glaciers retreat again | Mountain Post")
+     + '<meta property="og:site_name" content="Mountain Post">', "", None,
+     "Glaciers retreat again"),
+    (og_title("Irme Stetter-Karp ist neue ZdK-Präsidentin | DOMRADIO.DE"), "",
+     "https://www.domradio.de/artikel/x", "Irme Stetter-Karp ist neue ZdK-Präsidentin"),
+    (og_title("Rasende Polizisten - strafprozess.ch"), "",
+     "https://www.strafprozess.ch/rasende-polizisten/", "Rasende Polizisten"),
+    # The page's main heading, when the title holds it with more around it.
+    (og_title("Heute: Margot Friedländer wird 100 Jahre"),
+     "<h1>Margot Friedländer wird 100 Jahre</h1>", None, "Margot Friedländer wird 100 Jahre"),
+    # Nothing that names the site: the title stands, hyphens and all.
+    (og_title("Jean-Paul Sartre - a life in letters"), "", "https://books.example/x",
+     "Jean-Paul Sartre - a life in letters"),
+    (og_title("Ice - the final"), "", "https://t.co/x", "Ice - the final"),
+])
+def test_the_title_without_the_sites_name(head: str, body: str, url: str | None,
+                                          title: str) -> None:
+    html = (f'<html lang="en"><head>{head}</head><body>{body}<article>'
+            + "<p>Some words of the article, at some length, as articles go.</p>" * 5
+            + "</article></body></html>")
+    assert describe(html, url).title == title
+
+
+def test_a_publisher_with_accents_keeps_them() -> None:
+    html = ('<html><head><meta property="og:site_name" content="Süddeutsche Zeitung">'
+            "<title>Ein Artikel</title></head><body><article>"
+            + "<p>Wörter eines Artikels, in einiger Länge.</p>" * 5 + "</article></body></html>")
+    assert describe(html).publisher == "Süddeutsche Zeitung"
