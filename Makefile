@@ -55,6 +55,7 @@ bench: $(STAMP) $(TOOLS_STAMP) $(EXTRACT_STAMP)  ## benchmarks, each printing it
 	$(BIN)/python bench/s3_upload.py --mb 256
 	$(BIN)/python bench/access_lookup.py --captures 1000000 --tools $(TOOLS)/bin
 	$(BIN)/python bench/extraction.py --peers $(EXTRACT)/bin/python
+	$(BIN)/python bench/import_speed.py --mb 1024 --tools $(TOOLS)/bin
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(EXTRACT) preserve-data .pytest_cache .mypy_cache .ruff_cache
