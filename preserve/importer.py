@@ -19,7 +19,6 @@ Importing a file whose bytes are already preserved does nothing, and says so.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -29,7 +28,7 @@ from contextlib import redirect_stderr
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine, select
 
@@ -37,12 +36,19 @@ from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import warc_files
 from preserve.config import Settings
 from preserve.errors import BadInput
-from preserve.fingerprint import iter_chunks, sha256_file
+from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
 from preserve.index import Unindexable, WarcIndex, index_warc
 from preserve.ingest import ingest
 from preserve.jobs import run_redescribe, stores_for
 from preserve.policy import check_collection
-from preserve.warc_digests import RecordProblem, verify_records, verify_wacz_records
+from preserve.warc_digests import (
+    ZIP_HEADER,
+    RecordProblem,
+    is_wacz_warc,
+    verify_records,
+    verify_wacz_records,
+    zip_header_size,
+)
 
 WARC, ARC, WACZ = "WARC", "ARC", "WACZ"
 _SNIFF = 4096
@@ -126,7 +132,7 @@ def file_format(path: Path) -> str:
                 names = package.namelist()
         except (zipfile.BadZipFile, OSError) as exc:
             raise BadInput(f"import: {path}: a ZIP file that cannot be read ({exc})") from exc
-        if "datapackage.json" in names and any(_is_warc_entry(name) for name in names):
+        if "datapackage.json" in names and any(is_wacz_warc(name) for name in names):
             return WACZ
         raise BadInput(f"import: {path}: a ZIP file, but not a WACZ (no datapackage.json "
                        "and WARC files in archive/)")
@@ -153,7 +159,8 @@ def _checked(path: Path, collection: str, moment: datetime, lenient: bool) -> _P
         index, unreadable, wrong = _index_wacz(path, key)
         problems.extend(wrong)
     else:
-        index, unreadable = _index(path, kind, key)
+        with path.open("rb") as stream:
+            index, unreadable = _index(stream, key, arc=kind == ARC)
     if unreadable is not None and not any(p.offset == unreadable.offset for p in problems):
         problems.append(unreadable)
     problems.sort(key=lambda problem: problem.offset)
@@ -176,20 +183,24 @@ def _sound(offset: int, bad: set[int], stop: int | None) -> bool:
     return offset not in bad and (stop is None or offset < stop)
 
 
-def _index(path: Path, kind: str, key: str) -> tuple[WarcIndex, RecordProblem | None]:
-    """The file's index up to where it cannot be read on, and the problem there (if any).
-    warcio's own warnings (it prints them) are left out: the problems say it all."""
-    with path.open("rb") as stream, redirect_stderr(io.StringIO()):
+def _index(stream: IO[bytes], name: str, arc: bool = False, at: int = 0,
+           where: str = "") -> tuple[WarcIndex, RecordProblem | None]:
+    """A WARC stream's index up to where it cannot be read on, and the problem there (if
+    any); its offsets counted from ``at`` (where the stream lies in the file), ``where``
+    naming the part of the file it is. warcio's own warnings (it prints them) are left
+    out: the problems say it all."""
+    with redirect_stderr(io.StringIO()):
         try:
-            return index_warc(stream, key, arc=kind == ARC), None
+            index, unreadable = index_warc(stream, name, arc=arc), None
         except Unindexable as exc:
-            return exc.index, RecordProblem(
-                f"record {exc.index.records + 1}", max(exc.offset, 0), "readable records",
-                f"unreadable ({exc.__cause__ or exc})")
-
-
-def _is_warc_entry(name: str) -> bool:
-    return name.startswith("archive/") and ".warc" in name
+            index, unreadable = exc.index, RecordProblem(
+                f"{where}record {exc.index.records + 1}", at + max(exc.offset, 0),
+                "readable records", f"unreadable ({exc.__cause__ or exc})")
+    if at:
+        index.captures = [replace(entry, offset=entry.offset + at) for entry in index.captures]
+        index.descriptions = [replace(entry, offset=entry.offset + at)
+                              for entry in index.descriptions]
+    return index, unreadable
 
 
 def _index_wacz(path: Path, key: str
@@ -207,29 +218,22 @@ def _index_wacz(path: Path, key: str
             raise BadInput(f"import: {path}: datapackage.json is not JSON ({exc})") from exc
         for info in package.infolist():
             raw.seek(info.header_offset)
-            local = raw.read(30)
-            start = (info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                     + int.from_bytes(local[28:30], "little"))
+            start = info.header_offset + zip_header_size(raw.read(ZIP_HEADER))
             expected = declared.get(info.filename, "")
             if expected.startswith("sha256:"):
-                found = "sha256:" + hashlib.sha256(package.read(info)).hexdigest()
+                with package.open(info) as entry:
+                    found = "sha256:" + sha256_chunks(iter_chunks(entry))[0]
                 if found != expected:
                     wrong.append(RecordProblem(info.filename, start, expected, found))
-            if not _is_warc_entry(info.filename) or info.compress_type != zipfile.ZIP_STORED:
+            if not is_wacz_warc(info.filename) or info.compress_type != zipfile.ZIP_STORED:
                 continue  # a deflated WARC entry is verify_wacz_records's problem
-            with package.open(info) as stream, redirect_stderr(io.StringIO()):
-                try:
-                    part = index_warc(stream, f"{key}#{info.filename}")
-                except Unindexable as exc:
-                    part = exc.index
-                    unreadable = unreadable or RecordProblem(
-                        f"{info.filename} record {part.records + 1}", start + max(exc.offset, 0),
-                        "readable records", f"unreadable ({exc.__cause__ or exc})")
+            with package.open(info) as stream:
+                part, broken = _index(stream, f"{key}#{info.filename}", at=start,
+                                      where=f"{info.filename} ")
+            unreadable = unreadable or broken
             index.records += part.records
-            index.captures += [replace(entry, offset=entry.offset + start)
-                               for entry in part.captures]
-            index.descriptions += [replace(entry, offset=entry.offset + start)
-                                   for entry in part.descriptions]
+            index.captures += part.captures
+            index.descriptions += part.descriptions
     return index, unreadable, wrong
 
 

@@ -93,7 +93,18 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None
 
 
 ZIP_ENTRY = b"PK\x03\x04"  # a ZIP local file header; the central directory ends the entries
-_ZIP_HEADER = 30
+ZIP_HEADER = 30  # the fixed part of a local file header; its name and extra field follow
+
+
+def is_wacz_warc(name: str) -> bool:
+    """Is this entry of a WACZ one of its WARC files?"""
+    return name.startswith("archive/") and ".warc" in name
+
+
+def zip_header_size(header: bytes) -> int:
+    """The size of a ZIP local file header from its fixed part: where its data starts."""
+    return (ZIP_HEADER + int.from_bytes(header[26:28], "little")
+            + int.from_bytes(header[28:30], "little"))
 
 
 def verify_wacz_records(chunks: Iterable[bytes], counter: RecordCheck | None = None
@@ -109,19 +120,17 @@ def verify_wacz_records(chunks: Iterable[bytes], counter: RecordCheck | None = N
     source = _Bytes(iter(chunks))
     records = 0
     while True:
-        header = source.peek(_ZIP_HEADER)
-        if len(header) < _ZIP_HEADER or not header.startswith(ZIP_ENTRY):
+        header = source.peek(ZIP_HEADER)
+        if len(header) < ZIP_HEADER or not header.startswith(ZIP_ENTRY):
             break
         flags, method = int.from_bytes(header[6:8], "little"), int.from_bytes(header[8:10],
                                                                               "little")
         size = int.from_bytes(header[18:22], "little")
-        names = int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30],
-                                                                         "little")
         start = source.position
-        head = source.take(_ZIP_HEADER + names)
-        name = bytes(head[_ZIP_HEADER:_ZIP_HEADER + int.from_bytes(header[26:28], "little")]
-                     ).decode("utf-8", "replace")
-        warc = name.startswith("archive/") and ".warc" in name
+        head = source.take(zip_header_size(header))
+        name = head[ZIP_HEADER:ZIP_HEADER + int.from_bytes(header[26:28], "little")].decode(
+            "utf-8", "replace")
+        warc = is_wacz_warc(name)
         if warc and (method != 0 or flags & 0x08):
             yield RecordProblem(name, start, "a WARC entry stored in place",
                                 "deflated, or its size after its data: unreadable in place")
