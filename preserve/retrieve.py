@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
@@ -35,7 +35,6 @@ from preserve.catalog import (
     original_capture,
     search_captures,
 )
-from preserve.catalog.schema import copies, warc_files
 from preserve.errors import BadInput, NotFound, PolicyError, PreserveError, WarcError
 from preserve.fingerprint import iter_chunks
 from preserve.index import surt_key
@@ -119,12 +118,9 @@ def copies_of(engine: Engine, snapshot: Snapshot) -> tuple[list[str], dict[str, 
 
 
 def read_record(engine: Engine, stores: Mapping[str, ObjectStore], snapshot: Snapshot) -> bytes:
-    """The stored bytes of the snapshot's WARC record (one gzip member), from a good copy."""
-    with engine.connect() as connection:
-        locations = connection.execute(
-            select(copies.c.location).join(warc_files, warc_files.c.id == copies.c.warc_file_id)
-            .where(warc_files.c.key == snapshot.warc_key).order_by(copies.c.location)
-        ).scalars().all()
+    """The stored bytes of the snapshot's WARC record (one gzip member, or a plain or ARC
+    record in an imported file), from a good copy."""
+    locations, _missing = copies_of(engine, snapshot)
     return read_range(stores, locations, snapshot.warc_key, snapshot.offset, snapshot.length,
                       lambda data: _check_record(data, snapshot))
 

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from preserve import __version__, retrieve
-from preserve.api.auth import SEES_EMBARGOED, Tokens, may, presented
+from preserve.api.auth import Tokens, hidden_from, may, presented
 from preserve.api.cdx import cdx_routes
 from preserve.api.memento import memento_routes
 from preserve.capture.fetch import normalize_url
@@ -39,17 +39,10 @@ from preserve.storage import open_stores
 from preserve.web.pages import add_pages, is_page
 from preserve.workers import Dispatcher
 
-# Which roles may do what: each route names the least role it needs.
-_ALLOWED = {"researcher": {"researcher", "archivist", "auditor", "admin"},
-            "archivist": {"archivist", "admin"},
-            "auditor": {"auditor", "admin"},
-            "admin": {"admin"}}
 MATCHES = ("exact", "prefix", "host")
 # Only so that the OpenAPI description (and /docs) shows the bearer scheme; ``presented``
 # reads the header.
 _BEARER = HTTPBearer(auto_error=False)
-# Who sees captures still under embargo (access.embargo_days): their keepers.
-_SEES_EMBARGOED = {"archivist", "admin"}
 
 
 class CaptureRequest(BaseModel):
@@ -95,15 +88,11 @@ def create_app(settings: Settings, engine: Engine,
     embargoes = retrieve.Embargoes(settings.policies_dir)
 
     def readable(token: Token = researcher) -> Hidden | None:
-        """What the token's holder may not see yet: embargoed captures, unless they are an
-        archivist's or an admin's."""
-        if token.role in SEES_EMBARGOED:
-            return None
-        return embargoes.hidden(datetime.now(UTC))
+        return hidden_from(token, embargoes)
 
     visible = Depends(readable)
 
-    error_page = add_pages(app, settings, engine, embargoes)
+    error_page = add_pages(app, settings, engine, tokens, embargoes)
 
     def error(request: Request, status: int, message: str,
               headers: dict[str, str] | None = None) -> Response:

@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from fastapi import Request
 
+from preserve.catalog import Hidden
 from preserve.config import Token
+from preserve.retrieve import Embargoes
 
 COOKIE = "preserve_token"
 # Which roles may do what: each route names the least role it needs.
@@ -54,3 +57,9 @@ def presented(request: Request) -> str | None:
 def may(token: Token, least: str) -> bool:
     """Does the token's role reach ``least``?"""
     return token.role in ALLOWED[least]
+
+
+def hidden_from(token: Token, embargoes: Embargoes) -> Hidden | None:
+    """What the token's holder may not see yet: captures under embargo, unless they are
+    an archivist's or an admin's."""
+    return None if token.role in SEES_EMBARGOED else embargoes.hidden(datetime.now(UTC))

@@ -24,8 +24,8 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine
 
 from preserve import __version__, retrieve
-from preserve.api.auth import COOKIE, SEES_EMBARGOED, Tokens, may, presented
-from preserve.catalog import Hidden, SearchFilters, SearchHit, stored_files
+from preserve.api.auth import COOKIE, Tokens, hidden_from, may, presented
+from preserve.catalog import SearchFilters, SearchHit, stored_files
 from preserve.config import Settings, Token
 from preserve.errors import BadInput
 from preserve.fixity import fixity_report, object_fixity, recent_runs
@@ -55,7 +55,7 @@ def is_page(path: str) -> bool:
                               for page in PAGES[1:])
 
 
-def add_pages(app: FastAPI, settings: Settings, engine: Engine,
+def add_pages(app: FastAPI, settings: Settings, engine: Engine, tokens: Tokens,
               embargoes: retrieve.Embargoes) -> Callable[[Request, int, str], Response]:
     """Add the pages to ``app``; return how a page shows an error (for the app's handlers)."""
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -63,7 +63,6 @@ def add_pages(app: FastAPI, settings: Settings, engine: Engine,
     templates.env.filters["when"] = _when
     templates.env.globals.update(version=__version__, replay_url=settings.replay.url,
                                  replay_collection=REPLAY_COLLECTION, quote=quote)
-    tokens = Tokens(settings.tokens)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def viewer(least: str) -> Callable[[Request], Token]:
@@ -79,9 +78,6 @@ def add_pages(app: FastAPI, settings: Settings, engine: Engine,
 
     researcher = Depends(viewer("researcher"))
     auditor = Depends(viewer("auditor"))
-
-    def hidden_from(token: Token) -> Hidden | None:
-        return None if token.role in SEES_EMBARGOED else embargoes.hidden(datetime.now(UTC))
 
     def render(request: Request, name: str, token: Token | None, code: int = 200,
                **context: Any) -> HTMLResponse:
@@ -142,7 +138,7 @@ def add_pages(app: FastAPI, settings: Settings, engine: Engine,
                     _day(asked["from"], "from"), _day(asked["to"], "to", end=True),
                     _status(asked["status"]), asked["mime"] or None)
                 total, hits = retrieve.search(engine, asked["q"], filters, PAGE_SIZE,
-                                              max(offset, 0), hidden_from(token))
+                                              max(offset, 0), hidden_from(token, embargoes))
             except BadInput as exc:
                 problem = str(exc)
         pages = {"previous": offset - PAGE_SIZE if offset > 0 else None,
@@ -156,7 +152,7 @@ def add_pages(app: FastAPI, settings: Settings, engine: Engine,
                  token: Token = researcher) -> HTMLResponse:
         if match not in ("exact", "prefix", "host"):
             raise PageError(400, f"match must be exact, prefix or host, not {match!r}")
-        found = (retrieve.search_snapshots(engine, url, match, hidden=hidden_from(token))
+        found = (retrieve.search_snapshots(engine, url, match, hidden=hidden_from(token, embargoes))
                  if url.strip() else [])
         years = [(year, list(group)) for year, group in
                  groupby(found, key=lambda snapshot: snapshot.capture_time.year)]
@@ -167,7 +163,7 @@ def add_pages(app: FastAPI, settings: Settings, engine: Engine,
     @app.get("/snapshots/{snapshot_id}", response_class=HTMLResponse, include_in_schema=False)
     def snapshot_page(request: Request, snapshot_id: int,
                       token: Token = researcher) -> HTMLResponse:
-        snapshot = retrieve.get_snapshot(engine, snapshot_id, hidden_from(token))
+        snapshot = retrieve.get_snapshot(engine, snapshot_id, hidden_from(token, embargoes))
         verified, missing = retrieve.copies_of(engine, snapshot)
         checks = {check["location"]: check for check in object_fixity(engine,
                                                                        snapshot.warc_key)}
