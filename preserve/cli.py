@@ -14,7 +14,6 @@ import math
 import os
 import secrets
 import signal
-import socket
 import sys
 import threading
 import time
@@ -457,40 +456,38 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _describe(args: argparse.Namespace, settings: Settings) -> int:
     if len(args.files) == 1:
-        return _describe_one(args.files[0], args.url)
+        name = args.files[0]
+        if name == "-" and sys.stdin.isatty():
+            print("preserve: reading HTML from standard input (end with Ctrl-D)",
+                  file=sys.stderr)
+        try:
+            data = _html_bytes(name)
+        except OSError as exc:
+            raise BadInput(f"{name}: cannot read: {exc.strerror}") from exc
+        _print_json(_description_json(decode_html(data), args.url))
+        return 0
     if args.url:
         raise BadInput("describe: --url names one page's URL; give it with one file")
     status = 0
     for name in args.files:
         try:
-            data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-            described = describe(decode_html(data), None)
+            line = {"file": name, **_description_json(decode_html(_html_bytes(name)), None)}
         except OSError as exc:
-            print(json.dumps({"file": name, "error": f"cannot read: {exc.strerror}"}),
-                  flush=True)
-            status = 1
-            continue
+            line, status = {"file": name, "error": f"cannot read: {exc.strerror}"}, 1
         except Exception as exc:  # an extractor failing on one page must not stop the rest
-            print(json.dumps({"file": name, "error": f"{type(exc).__name__}: {exc}"}),
-                  flush=True)
-            status = 1
-            continue
-        print(json.dumps({"file": name, **described.as_dict(),
-                          "text_sha256": described.text_sha256}, ensure_ascii=False),
-              flush=True)
+            line, status = {"file": name, "error": f"{type(exc).__name__}: {exc}"}, 1
+        print(json.dumps(line, ensure_ascii=False), flush=True)
     return status
 
 
-def _describe_one(name: str, url: str | None) -> int:
-    if name == "-" and sys.stdin.isatty():
-        print("preserve: reading HTML from standard input (end with Ctrl-D)", file=sys.stderr)
-    try:
-        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
-    except OSError as exc:
-        raise BadInput(f"{name}: cannot read: {exc.strerror}") from exc
-    described = describe(decode_html(data), url)
-    _print_json({**described.as_dict(), "text_sha256": described.text_sha256})
-    return 0
+def _html_bytes(name: str) -> bytes:
+    return sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+
+
+def _description_json(html: str, url: str | None) -> dict[str, Any]:
+    """What ``preserve describe`` prints of a page."""
+    described = describe(html, url)
+    return {**described.as_dict(), "text_sha256": described.text_sha256}
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
@@ -857,14 +854,10 @@ def _trouble(who: str) -> Callable[[str], None]:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from preserve.api import listening_socket
     from preserve.api.app import create_app
 
-    try:  # the address first: a port in use is one line, before anything starts
-        listening = socket.create_server((args.host, args.port))
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise BadInput(f"serve: cannot listen on {args.host}:{args.port}: "
-                       f"{reason.lower()}") from exc
+    listening = listening_socket(args.host, args.port, "serve")  # the address first
     if not settings.tokens:
         print("serve: no API tokens in the settings (auth.tokens): every request but "
               "/api/health will be refused; make one with `preserve token new`",

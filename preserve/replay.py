@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import Engine, select
 
 from preserve import retrieve
+from preserve.api import listening_socket
 from preserve.api.cdx import cdx_routes
 from preserve.catalog import Hidden, stored_files
 from preserve.catalog.schema import warc_files
@@ -140,12 +141,8 @@ def run_replay(settings: Settings, engine: Engine, host: str, port: int,
     """Serve the index on a loopback port, run pywb on ``host:port`` in front of it, until
     pywb ends or SIGTERM/Ctrl-C (or ``stop``); pywb's exit status."""
     wayback = find_wayback(settings)
-    try:
-        with socket.create_server((host, port)):
-            pass  # the public port is free: say so now, in one line, rather than in pywb's log
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise BadInput(f"replay: cannot listen on {host}:{port}: {reason.lower()}") from exc
+    with listening_socket(host, port, "replay"):
+        pass  # the public port is free: say so now, in one line, rather than in pywb's log
     listening = socket.create_server(("127.0.0.1", 0))
     index_url = f"http://127.0.0.1:{listening.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(index_app(settings, engine), log_level="warning"))
