@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, Select, func, insert, select, update
 
 from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
@@ -511,10 +511,8 @@ def fixity_report(engine: Engine, since: datetime | None = None,
         query = query.where(events.c.event_date >= since)
     with engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(query)]
-        latest_checks = select(func.max(events.c.id)).where(
-            events.c.event_type == "fixity check").group_by(events.c.object, events.c.location)
         failing = [_event_json(dict(row._mapping)) for row in connection.execute(
-            select(events).where(events.c.id.in_(latest_checks), events.c.outcome == "fail")
+            select(events).where(events.c.id.in_(_latest_checks()), events.c.outcome == "fail")
             .order_by(events.c.event_date, events.c.id))]
         files = stored_files(connection)
         last_passed = _whole_copies(connection)
@@ -539,11 +537,16 @@ def fixity_report(engine: Engine, since: datetime | None = None,
 def object_fixity(engine: Engine, key: str) -> list[dict[str, Any]]:
     """The latest fixity check of each copy of an object (one per location), by location."""
     with engine.connect() as connection:
-        latest = select(func.max(events.c.id)).where(
-            events.c.event_type == "fixity check", events.c.object == key,
-        ).group_by(events.c.location)
         return [_event_json(dict(row._mapping)) for row in connection.execute(
-            select(events).where(events.c.id.in_(latest)).order_by(events.c.location))]
+            select(events).where(events.c.id.in_(_latest_checks(events.c.object == key)))
+            .order_by(events.c.location))]
+
+
+def _latest_checks(*where: Any) -> Select[Any]:
+    """The IDs of the latest fixity check of each copy (of those ``where`` keeps)."""
+    return select(func.max(events.c.id)).where(
+        events.c.event_type == "fixity check", *where).group_by(events.c.object,
+                                                                 events.c.location)
 
 
 def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
