@@ -112,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("-o", "--output", type=Path, metavar="FILE",
                      help="write to FILE instead of standard output")
 
-    listing = commands.add_parser("list", help="every capture of a URL, oldest first")
+    listing = commands.add_parser(
+        "list", help="every capture of a URL, oldest first, marking those whose text changed",
+        description="Every capture of a URL, oldest first. The text column compares each "
+                    "described capture's main text with the previous one's: 'same', "
+                    "'~same' (near-identical: simhashes at most 6 of 64 bits apart) or "
+                    "'CHANGED'.")
     listing.add_argument("url", metavar="URL")
     _json_flag(listing)
 
@@ -139,9 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flag(import_cmd)
 
     redescribe = commands.add_parser(
-        "redescribe", help="describe pages captured without description (--no-describe)")
+        "redescribe", help="describe pages anew with the current extractor (new metadata "
+                           "records; the old ones are kept)",
+        description="Describe the HTML pages that have no description (captured with "
+                    "--no-describe, imported with --no-describe) or one made by an older "
+                    "extractor version, into new metadata records. Stored records are never "
+                    "rewritten; the catalog shows each page's newest description.")
     redescribe.add_argument("--collection", help="only this collection")
     redescribe.add_argument("--url", help="only captures of this URL")
+    redescribe.add_argument("--all", action="store_true", dest="every",
+                            help="every page, even those the current extractor described")
     _json_flag(redescribe)
 
     fixity = commands.add_parser("fixity", help="fixity audits")
@@ -203,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "or `capture` shows it)")
     delete_cmd.add_argument("--reason", required=True, help="why it is deleted (recorded)")
     _json_flag(delete_cmd)
+
+    reindex_cmd = commands.add_parser(
+        "reindex", help="rebuild the catalog from storage and compare it with the one it "
+                        "replaces; exit 1 if they differ",
+        description="Rebuild the catalog from storage alone: the WARC files in every "
+                    "location, the ledger's checkpoints and the tombstones. The rebuilt "
+                    "catalog replaces the old one in one transaction and the two are "
+                    "compared, table by table. Fixity events, audits and jobs are kept.")
+    reindex_cmd.add_argument("--check", action="store_true",
+                             help="only compare: rebuild, report the differences, roll back")
+    _json_flag(reindex_cmd)
 
     ledger_cmd = commands.add_parser("ledger", help="the hash-chained event log")
     ledger_commands = ledger_cmd.add_subparsers(dest="ledger_command", required=True,
@@ -409,6 +432,7 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine:
         snapshot = retrieve.find_snapshot(engine, args.url, args.at)
         verified, missing = retrieve.copies_of(engine, snapshot)
+        detail = retrieve.snapshot_detail(engine, snapshot) if args.json else {}
         stores = open_stores(settings.locations)
         if args.record:
             record = retrieve.read_record(engine, stores, snapshot)
@@ -420,10 +444,7 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
     elif args.text:
         chunks = [((snapshot.text or "") + "\n").encode("utf-8")]
     elif args.json:
-        data = retrieve.snapshot_json(snapshot)
-        data["warc"].update(copies=verified, missing_copies=missing,
-                            under_replicated=bool(missing))
-        chunks = [(_json(data) + "\n").encode("utf-8")]
+        chunks = [(_json(detail) + "\n").encode("utf-8")]
     else:
         copies = f"copies     {', '.join(verified) or 'none'}\n" + "".join(
             f"           under-replicated: no copy in {location} ({problem})\n"
@@ -445,13 +466,22 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         snapshots = retrieve.list_snapshots(engine, args.url)
     if not snapshots and not args.json:
         print(f"preserve: no capture of {args.url} in the catalog", file=sys.stderr)
+    changes = retrieve.text_changes(snapshots)
     if args.json:
-        _print_json({"url": args.url, "captures": [retrieve.snapshot_json(s) for s in snapshots]})
+        _print_json({"url": args.url, "captures": [
+            {**retrieve.snapshot_json(snap), "text_change": change}
+            for snap, change in zip(snapshots, changes, strict=True)]})
         return 0
-    for snap in snapshots:
+    for snap, change in zip(snapshots, changes, strict=True):
         print(f"{snap.capture_time:%Y-%m-%d %H:%M:%S}Z  {snap.status or '-':>3}  "
-              f"{(snap.mime or '-'):<24} {snap.collection:<16} {snap.title or snap.url}")
+              f"{(snap.mime or '-'):<24} {snap.collection:<16} "
+              f"{_TEXT_MARKS.get(change or '', ''):<8} {snap.title or snap.url}")
     return 0
+
+
+# How ``preserve list`` marks a capture's text against the previous one's.
+_TEXT_MARKS = {"first": "text", "same": "same", "near-identical": "~same",
+               "changed": "CHANGED"}
 
 
 def _describe(args: argparse.Namespace, settings: Settings) -> int:
@@ -486,8 +516,7 @@ def _html_bytes(name: str) -> bytes:
 
 def _description_json(html: str, url: str | None) -> dict[str, Any]:
     """What ``preserve describe`` prints of a page."""
-    described = describe(html, url)
-    return {**described.as_dict(), "text_sha256": described.text_sha256}
+    return describe(html, url).as_dict()
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
@@ -529,7 +558,7 @@ def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
 
     with _catalog(settings) as engine:
         report = run_redescribe(settings=settings, engine=engine, collection=args.collection,
-                                url=args.url, progress=progress)
+                                url=args.url, every=args.every, progress=progress)
     if show and report.described:
         print(file=sys.stderr)
     under_replicated = any(warc["missing"] for warc in report.warcs)
@@ -541,6 +570,42 @@ def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
     for error in report.errors:
         print(f"  {error}")
     return 1 if under_replicated else 0
+
+
+def _reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from preserve.reindex import reindex
+
+    show = sys.stderr.isatty() and not args.json
+
+    def progress(number: int, total: int, key: str) -> None:
+        if show:
+            print(f"\rreading {number}/{total} files", end="", file=sys.stderr, flush=True)
+
+    with _catalog(settings) as engine:
+        report = reindex(settings, engine, check=args.check, progress=progress)
+    if show and report.files:
+        print(file=sys.stderr)
+    status = 0 if report.equal and not report.problems else 1
+    if args.json:
+        _print_json(report.as_dict())
+        return status
+    print(f"{'checked' if report.checked_only else 'rebuilt'} from storage: {report.files} "
+          f"files, {report.records} records ({report.captures} captures, "
+          f"{report.descriptions} descriptions), {report.ledger_entries} ledger entries, "
+          f"{report.tombstones} tombstones")
+    if report.replaced_empty:
+        print("the catalog was empty: nothing to compare")
+    elif report.equal:
+        print("the rebuilt catalog equals the one it replaced" if not report.checked_only
+              else "the catalog equals what storage holds")
+    for table, counts in report.differences.items():
+        print(f"  {table}: {counts['only_before']} rows only in the old catalog, "
+              f"{counts['only_after']} only in the rebuilt one")
+    for key in report.unledgered:
+        print(f"  {key}: not in the ledger's checkpoints; a new ingest entry was made")
+    for problem in report.problems:
+        print(f"  {problem}")
+    return status
 
 
 def _fixity(args: argparse.Namespace, settings: Settings) -> int:
@@ -932,7 +997,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 _HANDLERS = {"capture": _capture, "get": _get, "list": _list, "describe": _describe,
              "redescribe": _redescribe, "import": _import,
              "fixity": _fixity, "storage": _storage, "reconcile": _reconcile, "delete": _delete,
-             "ledger": _ledger, "search": _search, "export": _export, "policies": _policies,
+             "ledger": _ledger, "reindex": _reindex, "search": _search, "export": _export,
+             "policies": _policies,
              "jobs": _jobs, "schedule": _schedule,
              "scheduler": _scheduler, "worker": _worker, "serve": _serve, "replay": _replay,
              "token": _token,

@@ -6,12 +6,17 @@ nothing). Every copy is removed first; if a location refuses (Object Lock
 retention, say), the catalog forgets only the copies that really went, and the
 error stands. When every copy is gone, one transaction replaces the file's
 catalog rows with a tombstone (key, digests, size, records, where it was, why,
-who, when) and appends a ``delete`` entry to the ledger.
+who, when) and appends a ``delete`` entry to the ledger. The tombstone is kept in
+storage too (``ledger/tombstones/``), for ``preserve reindex``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +30,7 @@ from preserve.catalog.schema import (
     copies,
     descriptions,
     missing_copies,
+    other_records,
     tombstones,
     warc_files,
 )
@@ -94,10 +100,13 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
                           size=stored.size, records=row.records, captures=count,
                           locations=",".join(deleted), reason=reason, actor=actor,
                           deleted_at=moment)
+    keep_tombstone(stores, tombstone)
     with write_transaction(engine) as connection:
         ids = select(captures.c.id).where(captures.c.warc_file_id == stored.id)
         connection.execute(delete(descriptions).where(descriptions.c.capture_id.in_(ids)))
         connection.execute(delete(captures).where(captures.c.warc_file_id == stored.id))
+        connection.execute(delete(other_records).where(
+            other_records.c.warc_file_id == stored.id))
         connection.execute(delete(copies).where(copies.c.warc_file_id == stored.id))
         connection.execute(delete(missing_copies).where(
             missing_copies.c.warc_file_id == stored.id))
@@ -105,7 +114,23 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
         connection.execute(insert(tombstones).values(**asdict(tombstone)))
         ledger.append(connection, time=moment, actor=actor, event="delete", object=key,
                       digest=f"sha256:{stored.sha256}")
+    ledger.checkpoint(engine, stores)
     return tombstone
+
+
+def keep_tombstone(stores: Mapping[str, ObjectStore], tombstone: Tombstone) -> None:
+    """Write the tombstone into every location that takes it (``ledger/tombstones/KEY.json``),
+    so that a catalog rebuilt from storage still knows what was deleted, and why."""
+    body = json.dumps(tombstone.as_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8")
+    for store in stores.values():
+        with suppress(PreserveError):  # the file is gone already; other locations may hold it
+            store.put(f"{ledger.TOMBSTONES}{tombstone.key}.json", io.BytesIO(body),
+                      hashlib.sha256(body).hexdigest())
+
+
+def tombstone_from_json(data: Mapping[str, Any]) -> Tombstone:
+    """A tombstone as :func:`keep_tombstone` wrote it."""
+    return Tombstone(**{**data, "deleted_at": datetime.fromisoformat(data["deleted_at"])})
 
 
 def _dependent_revisits(connection: Any, file_id: int) -> int:

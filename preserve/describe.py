@@ -1,9 +1,12 @@
-"""HTML -> main text, title, publisher, author, published date and language.
+"""HTML -> main text, title, publisher, author, dates, language, canonical URL and a
+text simhash.
 
 Main text and most metadata come from trafilatura, a maintained extraction
-library; this module only decides the publisher (JSON-LD ``publisher``, then
-``og:site_name``, then other page metadata, then the host name) and the
-language (the document's declared language), which trafilatura leaves open.
+library; this module decides the title (without the site's name), the publisher
+(JSON-LD ``publisher``, then ``og:site_name``, then other page metadata, then the
+host name), the modified date and canonical URL (page metadata), and the language
+(the document's declared language, else detected from the text by py3langid),
+which trafilatura leaves open.
 """
 
 from __future__ import annotations
@@ -14,14 +17,22 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from lxml import html as lxml_html
 
-from preserve.fingerprint import sha256_text
+from preserve.fingerprint import sha256_text, simhash
 
 EXTRACTOR = "trafilatura"
-EXTRACTOR_VERSION = version("trafilatura")
+# Bumped whenever the rules in this module change what a page's description says, so
+# that ``preserve redescribe`` knows which descriptions an older extractor made.
+RULES = 2
+EXTRACTOR_VERSION = f"{version('trafilatura')}+preserve.{RULES}"
+# Page metadata giving the date a page was last modified, best first.
+_MODIFIED_META = ("article:modified_time", "og:updated_time", "dcterms.modified",
+                  "dc.date.modified", "last-modified", "date.modified")
+# Words of text below which a detected language is a guess not worth recording.
+_DETECT_WORDS = 12
 
 # Page metadata naming a publisher, after JSON-LD and og:site_name, best first.
 _PUBLISHER_META = ("og:site_name", "publisher", "dc.publisher", "dcterms.publisher",
@@ -42,15 +53,25 @@ class Description:
     author: str | None
     published: str | None
     language: str | None
+    modified: str | None = None
+    canonical_url: str | None = None
+    language_detected: bool = False  # True: the page does not declare it; it was detected
 
     @property
     def text_sha256(self) -> str:
         """SHA-256 of the main text's UTF-8 bytes."""
         return sha256_text(self.text)
 
+    @property
+    def text_simhash(self) -> str:
+        """The main text's 64-bit simhash, in hex: near-identical texts have near ones."""
+        return simhash(self.text)
+
     def as_dict(self) -> dict[str, Any]:
-        """The description as the JSON ``preserve describe`` prints."""
-        return asdict(self)
+        """The description as the JSON ``preserve describe`` prints (and a metadata
+        record holds), with the text's SHA-256 and simhash."""
+        return {**asdict(self), "text_sha256": self.text_sha256,
+                "text_simhash": self.text_simhash}
 
 
 def decode_html(data: bytes, content_type: str | None = None) -> str:
@@ -80,13 +101,19 @@ def describe(html: str, url: str | None = None) -> Description:
     found: dict[str, Any] = {} if document is None else (
         document if isinstance(document, dict) else document.as_dict())
     tree = _parse(html)
+    text = (found.get("text") or "").strip()
+    language = _language(tree)
+    detected = language is None and (language := _detected_language(text)) is not None
     return Description(
-        text=(found.get("text") or "").strip(),
+        text=text,
         title=_title(found.get("title"), tree, url),
         publisher=_publisher(tree, url),
         author=_clean(found.get("author")),
         published=_clean(found.get("date")),
-        language=_language(tree),
+        language=language,
+        modified=_modified(tree),
+        canonical_url=_canonical(tree, url) or _clean(found.get("url")),
+        language_detected=detected,
     )
 
 
@@ -208,3 +235,41 @@ def _language(tree: Any) -> str | None:
     if not declared:
         declared = _meta_values(tree).get("og:locale", "").replace("_", "-")
     return (declared or "").strip() or None
+
+
+def _detected_language(text: str) -> str | None:
+    """The language of a text (ISO 639-1), when it has words enough to tell."""
+    if len(text.split()) < _DETECT_WORDS:
+        return None
+    import py3langid  # here, not above: its model takes a moment to load
+
+    language, _score = py3langid.classify(text[:20000])
+    return str(language) or None
+
+
+def _modified(tree: Any) -> str | None:
+    """When the page says it was last modified: JSON-LD ``dateModified``, then meta tags."""
+    if tree is None:
+        return None
+    for script in tree.xpath('//script[@type="application/ld+json"]'):
+        try:
+            data = json.loads(script.text_content())
+        except ValueError:
+            continue
+        for node in _walk(data):
+            if isinstance(value := node.get("dateModified"), str) and (found := _clean(value)):
+                return found
+    metas = _meta_values(tree)
+    return next((metas[key] for key in _MODIFIED_META if metas.get(key)), None)
+
+
+def _canonical(tree: Any, url: str | None) -> str | None:
+    """The page's canonical URL (``<link rel=canonical>``, then ``og:url``), absolute."""
+    if tree is None:
+        return None
+    links = [link.get("href") for link in tree.xpath("//link[@href]")
+             if "canonical" in (link.get("rel") or "").lower().split()]
+    found = _clean(links[0]) if links else _meta_values(tree).get("og:url")
+    if not found:
+        return None
+    return urljoin(url, found) if url else found

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 CHUNK_SIZE = 1024 * 1024
+_WORDS = re.compile(r"\w+")
+# Two texts whose simhashes differ in at most this many of 64 bits are near-identical:
+# the same text but for a word or two of a long text (a date, a counter, a typo).
+NEAR_BITS = 6
 
 
 def iter_chunks(stream: IO[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -64,3 +69,25 @@ def http_digests(stream: IO[bytes], header_size: int) -> tuple[str, str]:
         seen += len(chunk)
     stream.seek(0)
     return warc_digest_label(block), warc_digest_label(payload)
+
+
+def simhash(text: str) -> str:
+    """A text's 64-bit simhash (Charikar) over its three-word shingles, as 16 hex digits.
+
+    Texts that share most shingles get hashes a few bits apart; a real change of
+    the text moves many bits. Case and punctuation are ignored.
+    """
+    words = _WORDS.findall(text.lower())
+    shingles = {" ".join(words[at:at + 3]) for at in range(max(1, len(words) - 2))} - {""}
+    weights = [0] * 64
+    for shingle in shingles:
+        value = int.from_bytes(hashlib.blake2b(shingle.encode("utf-8"), digest_size=8)
+                               .digest(), "big")
+        for bit in range(64):
+            weights[bit] += 1 if value >> bit & 1 else -1
+    return f"{sum(1 << bit for bit, weight in enumerate(weights) if weight > 0):016x}"
+
+
+def simhash_distance(first: str, second: str) -> int:
+    """How many of the 64 bits two simhashes (hex) differ in."""
+    return (int(first, 16) ^ int(second, 16)).bit_count()

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from sqlalchemy import Engine, select
 
+from preserve import ledger
 from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import warc_files
 from preserve.config import Settings
@@ -41,6 +42,7 @@ from preserve.index import Unindexable, WarcIndex, index_warc
 from preserve.ingest import ingest
 from preserve.jobs import run_redescribe, stores_for
 from preserve.policy import check_collection
+from preserve.storage import open_stores
 from preserve.warc_digests import (
     ZIP_HEADER,
     RecordProblem,
@@ -90,12 +92,15 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
     moment = now()
     checked = [_checked(path, collection, moment, lenient) for path in paths]
     reports = []
-    for plan in checked:
-        if progress is not None:
-            progress(str(plan.path))
-        reports.append(_import_one(plan, settings=settings, engine=engine,
-                                   collection=collection, describe=describe, actor=actor,
-                                   now=now))
+    try:
+        for plan in checked:
+            if progress is not None:
+                progress(str(plan.path))
+            reports.append(_import_one(plan, settings=settings, engine=engine,
+                                       collection=collection, describe=describe, actor=actor,
+                                       now=now))
+    finally:  # what was ingested, its ledger entries reach storage
+        ledger.checkpoint(engine, open_stores(settings.locations))
     return reports
 
 
@@ -145,11 +150,17 @@ def file_format(path: Path) -> str:
 
 
 def _checked(path: Path, collection: str, moment: datetime, lenient: bool) -> _Plan:
-    """Read a file through: its index of sound records, and its problems (strict: none, or
-    BadInput naming the first)."""
+    """Read a file through for import under ``imports/{collection}/``."""
+    sha256 = sha256_file(path)[0]
+    return read_through(path, f"imports/{collection}/{moment:%Y/%m}/{sha256[:16]}-{path.name}",
+                        lenient)
+
+
+def read_through(path: Path, key: str, lenient: bool) -> _Plan:
+    """Read a file that is to be (or is) stored under ``key`` through: its index of sound
+    records, and its problems (strict: none, or BadInput naming the first)."""
     kind = file_format(path)
     sha256, size = sha256_file(path)
-    key = f"imports/{collection}/{moment:%Y/%m}/{sha256[:16]}-{path.name}"
     problems: list[RecordProblem] = []
     if kind in (WARC, WACZ):
         verify = verify_wacz_records if kind == WACZ else verify_records

@@ -52,13 +52,31 @@ class DescriptionEntry:
     fields: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RecordEntry:
+    """Any other record (warcinfo, request, metadata, conversion, continuation): where it
+    lies, and the record it belongs with (``WARC-Concurrent-To`` or ``WARC-Refers-To``)."""
+
+    record_type: str
+    record_id: str
+    url: str | None
+    record_time: datetime | None
+    refers_to: str | None
+    offset: int
+    length: int
+
+
 @dataclass
 class WarcIndex:
-    """Everything the catalog needs from one WARC file."""
+    """Everything the catalog needs from one WARC file: every record is in ``captures``
+    or ``others`` (a description is in ``descriptions`` too); ``info`` holds the fields
+    of its first warcinfo record."""
 
     records: int = 0
     captures: list[CaptureEntry] = field(default_factory=list)
     descriptions: list[DescriptionEntry] = field(default_factory=list)
+    others: list[RecordEntry] = field(default_factory=list)
+    info: dict[str, str] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=65536)  # a crawl asks about the same links over and over
@@ -96,19 +114,8 @@ def index_warc(stream: IO[bytes], name: str, arc: bool = False) -> WarcIndex:
             index.records += 1
             kind = record.rec_type
             headers = record.rec_headers
-            if kind == "metadata" and _is_description(record):
-                fields = _read_json(record, name)
-                if fields is not None:
-                    index.descriptions.append(DescriptionEntry(
-                        describes=(headers.get_header("WARC-Concurrent-To")
-                                   or headers.get_header("WARC-Refers-To")),
-                        record_id=headers.get_header("WARC-Record-ID"),
-                        offset=iterator.get_record_offset(),
-                        length=iterator.get_record_length(),
-                        fields=fields,
-                    ))
-                continue
             if kind not in CAPTURE_TYPES:
+                index.others.append(_other(record, kind, iterator, name, arc, index))
                 continue
             url = headers.get_header("WARC-Target-URI")
             http = record.http_headers
@@ -135,6 +142,43 @@ def index_warc(stream: IO[bytes], name: str, arc: bool = False) -> WarcIndex:
         raise Unindexable(f"{name}: cannot read WARC record {index.records}: {exc}",
                           _failed_at(iterator), index) from exc
     return index
+
+
+def _other(record: Any, kind: str, iterator: Any, name: str, arc: bool,
+           index: WarcIndex) -> RecordEntry:
+    """A record that is not a capture, read for the index (a description's JSON, the
+    first warcinfo's fields) and entered in ``index.descriptions``/``info`` as it is.
+    Its block is read before its offset is asked for: warcio reads a record to its end
+    to tell where it lies."""
+    headers = record.rec_headers
+    refers_to = (headers.get_header("WARC-Concurrent-To")
+                 or headers.get_header("WARC-Refers-To"))
+    fields = _read_json(record, name) if kind == "metadata" and _is_description(record) \
+        else None
+    if kind == "warcinfo" and not index.info:
+        index.info = _warcinfo_fields(record.content_stream().read(DESCRIPTION_LIMIT))
+    offset, length = iterator.get_record_offset(), iterator.get_record_length()
+    record_id = (f"<urn:preserve:arc:{name}#{offset}>" if arc
+                 else headers.get_header("WARC-Record-ID"))
+    if fields is not None:
+        index.descriptions.append(DescriptionEntry(
+            describes=refers_to, record_id=record_id, offset=offset, length=length,
+            fields=fields))
+    date = headers.get_header("WARC-Date")
+    return RecordEntry(record_type=kind, record_id=record_id,
+                       url=headers.get_header("WARC-Target-URI"),
+                       record_time=parse_warc_date(date) if date else None,
+                       refers_to=refers_to, offset=offset, length=length)
+
+
+def _warcinfo_fields(block: bytes) -> dict[str, str]:
+    """A warcinfo block's ``name: value`` lines (WARC 1.1, annex C)."""
+    fields: dict[str, str] = {}
+    for line in block.decode("utf-8", "replace").splitlines():
+        name, colon, value = line.partition(":")
+        if colon and name.strip() and name.strip() not in fields:
+            fields[name.strip()] = value.strip()
+    return fields
 
 
 def _failed_at(iterator: Any) -> int:

@@ -34,6 +34,8 @@ from preserve.index import index_warc
 from preserve.storage import ObjectInfo, ObjectStore
 
 COPY_ATTEMPTS = 3
+# The ledger event of a copy asked for that could not be made (a ``repair`` makes it).
+UNDER_REPLICATED = "under-replicated"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
     if index is None:  # a file we did not write: read it
         with sealed.path.open("rb") as stream:
             index = index_warc(stream, sealed.path.name)
-    verified: dict[str, datetime] = {}
+    verified: list[str] = []  # the locations written and verified
     missing: dict[str, str] = {}
     retention: dict[str, str | None] = {}
     created: list[ObjectStore] = []
@@ -84,16 +86,24 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
                 continue
             if not existed:
                 created.append(store)
-            verified[store.name] = now()
+            verified.append(store.name)
             if retain_until is not None:
                 retention[store.name] = (copied.retained_until.isoformat()
                                          if copied.retained_until else None)
+        # One moment for the file, its copies and its ledger entries: what a catalog
+        # rebuilt from storage (the copies and the ledger's checkpoints) will say.
+        moment = now()
+        digest = f"sha256:{sealed.sha256}"
         with write_transaction(engine) as connection:
             record_warc_file(connection, key=key, collection=collection, sha256=sealed.sha256,
-                             size=sealed.size, source=source, created_at=now(),
-                             verified=verified, index=index, missing=missing)
-            ledger.append(connection, time=now(), actor=actor, event="ingest", object=key,
-                          digest=f"sha256:{sealed.sha256}")
+                             size=sealed.size, source=source, created_at=moment,
+                             verified=dict.fromkeys(verified, moment), index=index,
+                             missing=missing)
+            ledger.append(connection, time=moment, actor=actor, event="ingest", object=key,
+                          digest=digest)
+            for location in sorted(missing):
+                ledger.append(connection, time=moment, actor=actor, event=UNDER_REPLICATED,
+                              object=f"{location}:{key}", digest=digest)
     except BaseException as exc:  # interrupted too: nothing stored stays uncatalogued
         for store in created:
             with suppress(PreserveError):  # the first error is the one to report

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from preserve import __version__, retrieve
+from preserve import __version__, ledger, retrieve
 from preserve.capture.crawl import (
     CrawlOptions,
     Progress,
@@ -33,9 +33,9 @@ from preserve.capture.crawl import (
 from preserve.capture.fetch import normalize_url
 from preserve.capture.scope import Scope
 from preserve.capture.warc import Revisit, WarcFile, warc_date
-from preserve.catalog import PayloadFinder, Snapshot, undescribed
+from preserve.catalog import PayloadFinder, Snapshot, pages_to_describe
 from preserve.config import CaptureSettings, Settings
-from preserve.describe import decode_html
+from preserve.describe import EXTRACTOR_VERSION, decode_html
 from preserve.errors import BadInput, ConfigError, PreserveError
 from preserve.index import surt_key
 from preserve.ingest import Ingested, ingest
@@ -212,6 +212,8 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
     except BaseException:
         series.discard()
         raise
+    finally:  # what was ingested, its ledger entries reach storage
+        ledger.checkpoint(engine, open_stores(settings.locations))
     return CaptureReport(
         job=job, collection=collection, pages=crawled.pages,
         resources=sum(1 for r in crawled.responses if r.role == "requisite"),
@@ -326,18 +328,20 @@ class RedescribeReport:
 
 
 def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None = None,
-                   url: str | None = None, warc_key: str | None = None,
+                   url: str | None = None, warc_key: str | None = None, every: bool = False,
                    progress: Callable[[int, int], None] | None = None,
                    now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> RedescribeReport:
-    """Describe the HTML pages captured without description (``capture --no-describe``,
-    and imports; ``warc_key``: only those in that WARC file).
+    """Describe, with the current extractor, the HTML pages captured without description
+    (``capture --no-describe``, and imports; ``warc_key``: only those in that WARC file)
+    and those an older extractor version described (``every``: all pages).
 
-    The stored captures are never touched: each collection gets a new WARC of
-    ``metadata`` records that refer to the responses (``WARC-Refers-To``),
-    ingested like any other.
+    Nothing stored is touched: each collection gets a new WARC of ``metadata`` records
+    that refer to the responses (``WARC-Refers-To``), ingested like any other. The
+    catalog shows the newest description of a page; the older ones stay in the archive.
     """
     with engine.connect() as connection:
-        pages = undescribed(connection, collection, surt_key(url) if url else None, warc_key)
+        pages = pages_to_describe(connection, collection, surt_key(url) if url else None,
+                                  warc_key, current_version=EXTRACTOR_VERSION, every=every)
     job = uuid.uuid4().hex
     stores = open_stores(settings.locations)
     copies = stores_for(settings, ())
@@ -384,6 +388,7 @@ def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        ledger.checkpoint(engine, stores)
     return RedescribeReport(
         job=job, described=described,
         warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,

@@ -7,10 +7,12 @@ removing or reordering any entry breaks every hash after it, which
 :func:`verify` finds and names.
 
 A chain rewritten whole, every hash recomputed, would still be consistent.
-So the head of the chain is checkpointed to object storage after each audit
-(:func:`write_checkpoint`: an immutable object per checkpoint, under
-``ledger/checkpoints/``), and :func:`verify_checkpoints` proves that the chain
-still holds every checkpointed entry with the hash it had then.
+So the chain is checkpointed to object storage after every command and job that
+adds to it (:func:`checkpoint`): an immutable object per checkpoint, under
+``ledger/checkpoints/``, holding the head's seq and hash and every entry since
+the location's previous checkpoint. :func:`verify_checkpoints` proves that the
+chain still holds every checkpointed entry with the hash it had then, and
+``preserve reindex`` rebuilds the chain from them.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from preserve.catalog.schema import ledger, warc_files
-from preserve.errors import PreserveError
+from preserve.errors import PreserveError, StorageError
 
 if TYPE_CHECKING:
     from preserve.storage import ObjectStore
 
 GENESIS_HASH = "0" * 64
-CHECKPOINTS = "ledger/checkpoints/"
+LEDGER = "ledger/"  # in every location: what the ledger keeps there, not WARC files
+CHECKPOINTS = f"{LEDGER}checkpoints/"
+TOMBSTONES = f"{LEDGER}tombstones/"  # what deleted files were, for a rebuilt catalog
+CHECKPOINT_ENTRIES = 10_000  # at most this many entries in one checkpoint object
+# A checkpoint holding its entries; one without (from before they were kept) holds the head.
+WITH_ENTRIES = ".entries.json"
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,10 @@ def append(connection: Connection, *, time: datetime, actor: str, event: str, ob
     return entry
 
 
-def entries(connection: Connection) -> Iterator[LedgerEntry]:
-    """Every entry, in sequence order."""
-    for row in connection.execute(select(ledger).order_by(ledger.c.seq)):
+def entries(connection: Connection, after: int = 0) -> Iterator[LedgerEntry]:
+    """Every entry (after seq ``after``), in sequence order."""
+    for row in connection.execute(select(ledger).where(ledger.c.seq > after)
+                                  .order_by(ledger.c.seq)):
         yield LedgerEntry(**row._mapping)
 
 
@@ -139,53 +147,89 @@ def head(connection: Connection) -> LedgerEntry | None:
 
 def checkpoint(engine: Engine, stores: Mapping[str, ObjectStore],
                ) -> tuple[LedgerEntry | None, list[str]]:
-    """Checkpoint the ledger's head to every location, where a rewrite of the whole
-    chain cannot reach it (after each audit); the head and the keys written."""
+    """Checkpoint the chain to every location, where a rewrite of the whole chain cannot
+    reach it; the head and the locations that hold it now.
+
+    Each location gets the entries since its own newest checkpoint, in objects of at
+    most ``CHECKPOINT_ENTRIES``. A location that cannot take them is left out, and
+    the caller hears which did.
+    """
     with engine.connect() as connection:
         newest = head(connection)
-    return newest, write_checkpoint(stores, newest) if newest else []
+        if newest is None:
+            return None, []
+        written = []
+        for name, store in sorted(stores.items()):
+            try:
+                since = max((seq for seq, key in _checkpoint_keys(store)
+                             if key.endswith(WITH_ENTRIES)), default=0)
+                pending = list(entries(connection, after=since))
+                for start in range(0, len(pending), CHECKPOINT_ENTRIES):
+                    _write_checkpoint(store, pending[start:start + CHECKPOINT_ENTRIES])
+            except PreserveError:
+                continue
+            written.append(name)
+    return newest, written
 
 
-def write_checkpoint(stores: Mapping[str, ObjectStore], entry: LedgerEntry) -> list[str]:
-    """Store the head's seq and hash in every location; the keys written (one per location).
+def _write_checkpoint(store: ObjectStore, chunk: list[LedgerEntry]) -> None:
+    last = chunk[-1]
+    body = json.dumps({"seq": last.seq, "hash": last.hash, "time": last.time,
+                       "entries": [asdict(entry) for entry in chunk]},
+                      sort_keys=True, ensure_ascii=False).encode("utf-8")
+    store.put(f"{CHECKPOINTS}{last.seq:012d}-{last.hash}{WITH_ENTRIES}", io.BytesIO(body),
+              hashlib.sha256(body).hexdigest())
 
-    A checkpoint already there is kept (the same bytes); a location that cannot
-    take it is left out, and the caller hears which did.
-    """
-    body = json.dumps({"seq": entry.seq, "hash": entry.hash, "time": entry.time},
-                      sort_keys=True).encode()
-    key = f"{CHECKPOINTS}{entry.seq:012d}-{entry.hash}.json"
-    written = []
-    for name, store in sorted(stores.items()):
-        try:
-            store.put(key, io.BytesIO(body), hashlib.sha256(body).hexdigest())
-        except PreserveError:
+
+def _checkpoint_keys(store: ObjectStore) -> Iterator[tuple[int, str]]:
+    """The (seq, key) of each checkpoint in a location."""
+    for info in store.list(CHECKPOINTS):
+        seq_text, _, _rest = info.key.removeprefix(CHECKPOINTS).partition("-")
+        if seq_text.isdigit():
+            yield int(seq_text), info.key
+
+
+def checkpointed_entries(store: ObjectStore) -> Iterator[tuple[str, LedgerEntry]]:
+    """Every entry a location's checkpoints hold, with the checkpoint's key (a checkpoint
+    written before entries were kept in them gives its head alone, with no fields but
+    seq and hash)."""
+    for _seq, key in sorted(_checkpoint_keys(store)):
+        with store.open(key) as stream:
+            try:
+                body = json.loads(stream.read())
+            except ValueError as exc:
+                raise StorageError(f"ledger checkpoint {key} is not JSON") from exc
+        if "entries" not in body:
+            yield key, LedgerEntry(int(body["seq"]), str(body.get("time", "")), "", "", "",
+                                   "", "", str(body["hash"]))
             continue
-        written.append(name)
-    return written
+        for fields in body["entries"]:
+            yield key, LedgerEntry(**fields)
 
 
 def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
                        ) -> list[str]:
-    """Problems: checkpointed entries the chain no longer holds with the same hash."""
+    """Problems: checkpointed entries the chain no longer holds with the same hash (for
+    each checkpoint, the first such entry)."""
     hashes = {seq: digest for seq, digest in connection.execute(select(ledger.c.seq,
                                                                        ledger.c.hash))}
     problems = []
     for name, store in sorted(stores.items()):
+        named: set[str] = set()
         try:
-            keys = [info.key for info in store.list(CHECKPOINTS)]
+            for key, entry in checkpointed_entries(store):
+                if key in named:
+                    continue
+                if entry.seq not in hashes:
+                    problems.append(f"entry {entry.seq} is gone: checkpoint {key} in {name} "
+                                    "holds it")
+                elif hashes[entry.seq] != entry.hash:
+                    problems.append(f"entry {entry.seq} was rewritten: checkpoint {key} in "
+                                    f"{name} recorded hash {entry.hash}, the ledger has "
+                                    f"{hashes[entry.seq]}")
+                else:
+                    continue
+                named.add(key)
         except PreserveError as exc:
-            problems.append(f"checkpoints in {name} cannot be listed: {exc}")
-            continue
-        for key in keys:
-            seq_text, _, rest = key.removeprefix(CHECKPOINTS).partition("-")
-            checkpointed = rest.removesuffix(".json")
-            if not seq_text.isdigit():
-                continue
-            seq = int(seq_text)
-            if seq not in hashes:
-                problems.append(f"entry {seq} is gone: checkpoint {key} in {name} holds it")
-            elif hashes[seq] != checkpointed:
-                problems.append(f"entry {seq} was rewritten: checkpoint {key} in {name} "
-                                f"recorded hash {checkpointed}, the ledger has {hashes[seq]}")
+            problems.append(f"checkpoints in {name} cannot be read: {exc}")
     return problems

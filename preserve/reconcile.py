@@ -35,7 +35,7 @@ from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, missing_copies
 from preserve.errors import PreserveError, StorageError
 from preserve.fingerprint import iter_chunks, sha256_chunks
-from preserve.ledger import CHECKPOINTS
+from preserve.ledger import LEDGER
 from preserve.storage import ObjectStore
 from preserve.storage.base import INCOMING
 
@@ -80,10 +80,11 @@ def with_repair(text: str, repaired_from: str | None, repair_failed: str | None)
 def held_objects(store: ObjectStore) -> dict[str, int]:
     """The objects a location holds, key to size, that a catalogued file should account for.
 
-    Its workspace (``.incoming/``) and the ledger's checkpoints are not such objects.
+    Its workspace (``.incoming/``) and what the ledger keeps (``ledger/``) are not such
+    objects.
     """
     return {info.key: info.size for info in store.list()
-            if not info.key.startswith((INCOMING + "/", CHECKPOINTS))}
+            if not info.key.startswith((INCOMING + "/", LEDGER))}
 
 
 @dataclass
@@ -132,6 +133,7 @@ def reconcile(engine: Engine, stores: Mapping[str, ObjectStore], *, repair: bool
         for item in result.discrepancies:
             if item.kind in REPAIRABLE:
                 _repair(engine, stores, by_key[item.key], item, actor, now)
+        ledger.checkpoint(engine, stores)
     return result
 
 

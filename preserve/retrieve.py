@@ -33,10 +33,11 @@ from preserve.catalog import (
     file_copies,
     nearest_capture,
     original_capture,
+    related_records,
     search_captures,
 )
 from preserve.errors import BadInput, NotFound, PolicyError, PreserveError, WarcError
-from preserve.fingerprint import iter_chunks
+from preserve.fingerprint import NEAR_BITS, iter_chunks, simhash_distance
 from preserve.index import surt_key
 from preserve.policy import check_policy, policy_files
 from preserve.storage import ObjectStore
@@ -74,6 +75,31 @@ def list_snapshots(engine: Engine, url: str, hidden: Hidden | None = None) -> li
     """Every capture of url, oldest first (but the ``hidden``)."""
     with engine.connect() as connection:
         return captures_of(connection, surt_key(url), hidden)
+
+
+def text_changes(snapshots: Sequence[Snapshot]) -> list[str | None]:
+    """For captures of one URL, oldest first: how each one's main text stands to the
+    previous described capture's: ``first``, ``same``, ``near-identical`` (simhashes at
+    most ``NEAR_BITS`` apart: a date, a counter, a typo) or ``changed``; None for a
+    capture without a description."""
+    marks: list[str | None] = []
+    previous: Snapshot | None = None
+    for snapshot in snapshots:
+        if snapshot.text is None:
+            marks.append(None)
+            continue
+        if previous is None:
+            mark = "first"
+        elif snapshot.text == previous.text:
+            mark = "same"
+        elif (snapshot.text_simhash and previous.text_simhash and simhash_distance(
+                snapshot.text_simhash, previous.text_simhash) <= NEAR_BITS):
+            mark = "near-identical"
+        else:
+            mark = "changed"
+        marks.append(mark)
+        previous = snapshot
+    return marks
 
 
 def search_snapshots(engine: Engine, url: str, match: str = "exact",
@@ -115,6 +141,18 @@ def copies_of(engine: Engine, snapshot: Snapshot) -> tuple[list[str], dict[str, 
     """Where the snapshot's WARC file has a verified copy, and which copies are missing."""
     with engine.connect() as connection:
         return file_copies(connection, snapshot.warc_key)
+
+
+def snapshot_detail(engine: Engine, snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot as ``preserve get --json`` and ``/api/snapshots/{id}`` give it: with its
+    copies and the records that belong with it."""
+    data = snapshot_json(snapshot)
+    with engine.connect() as connection:
+        verified, missing = file_copies(connection, snapshot.warc_key)
+        data["related"] = related_records(connection, snapshot.record_id)
+    data["warc"].update(copies=verified, missing_copies=missing,
+                        under_replicated=bool(missing))
+    return data
 
 
 def read_record(engine: Engine, stores: Mapping[str, ObjectStore], snapshot: Snapshot) -> bytes:
@@ -239,7 +277,9 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
         "capture_time": snapshot.capture_time.isoformat().replace("+00:00", "Z"),
         "collection": snapshot.collection, "status": snapshot.status, "mime": snapshot.mime,
         "publisher": snapshot.publisher, "title": snapshot.title, "author": snapshot.author,
-        "published": snapshot.published, "language": snapshot.language, "text": snapshot.text,
+        "published": snapshot.published, "modified": snapshot.modified,
+        "language": snapshot.language, "canonical_url": snapshot.canonical_url,
+        "text_simhash": snapshot.text_simhash, "text": snapshot.text,
         "payload_digest": snapshot.payload_digest, "record_type": snapshot.record_type,
         "warc": {"key": snapshot.warc_key, "offset": snapshot.offset,
                  "length": snapshot.length},

@@ -17,6 +17,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from preserve.catalog.schema import captures
 from preserve.demo import REFERENCE_PATH, LoopbackSite
+from preserve.fingerprint import simhash
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = json.loads((DATA / "financial-district-bachelet.expected.json").read_text())
@@ -126,8 +127,10 @@ def test_metadata_record_holds_the_description(captured: dict[str, Any]) -> None
     [metadata] = [r for r in records(captured["path"]) if r["type"] == "metadata"]
     document = json.loads(metadata["body"])
     assert set(document) == {"url", "capture_time", "publisher", "title", "author",
-                             "published", "language", "text", "text_sha256", "extractor",
-                             "extractor_version"}
+                             "published", "modified", "language", "language_detected",
+                             "canonical_url", "text", "text_sha256", "text_simhash",
+                             "extractor", "extractor_version"}
+    assert document["text_simhash"] == simhash(document["text"])
     assert document["url"] == captured["url"]
     assert document["title"] == EXPECTED["title"]
     assert document["publisher"] == EXPECTED["publisher"]

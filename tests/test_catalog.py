@@ -211,8 +211,11 @@ def test_ledger_verify_finds_an_edited_catalog_digest(run: Any, site: LoopbackSi
     with engine.begin() as connection:
         connection.execute(update(warc_files).values(sha256=sha256))
         connection.execute(delete(ledger_table))
-    assert json.loads(run("ledger", "verify", "--json").out)["problems"] == [
-        f"catalogued file {key} has no ingest entry in the ledger"]
+    problems = json.loads(run("ledger", "verify", "--json").out)["problems"]
+    # The capture checkpointed its entry to storage: its removal is caught there too.
+    assert problems[0] == f"catalogued file {key} has no ingest entry in the ledger"
+    assert problems[1].startswith("entry 1 is gone: checkpoint ledger/checkpoints/000000000001-")
+    assert len(problems) == 2
 
 
 def broken_location_settings(home: Path, tmp_path: Path, local_broken: bool = False) -> None:
@@ -239,7 +242,8 @@ def test_a_copy_that_cannot_be_made_leaves_the_file_under_replicated(
         [stored] = stored_files(connection)
         assert stored.locations == ("local",)
         assert [location for location, _ in stored.missing] == ["mirror"]
-        assert [entry.object for entry in ledger.entries(connection)] == [stored.key]
+        assert [(entry.event, entry.object) for entry in ledger.entries(connection)] == [
+            ("ingest", stored.key), ("under-replicated", f"mirror:{stored.key}")]
     assert (home / "objects" / stored.key).is_file()
 
     got = json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)
@@ -250,6 +254,14 @@ def test_a_copy_that_cannot_be_made_leaves_the_file_under_replicated(
     assert audit.status == 1
     [finding] = json.loads(audit.out)["findings"]
     assert (finding["kind"], finding["location"]) == ("under-replicated", "mirror")
+
+    # Storage and the ledger say the same: a catalog rebuilt from them knows the copy
+    # is missing.
+    rebuilt = run("reindex", "--json")
+    report = json.loads(rebuilt.out)
+    assert rebuilt.status == 0 and report["equal"] and not report["problems"], report
+    assert "mirror" in json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)[
+        "warc"]["missing_copies"]
 
 
 def test_with_no_copy_at_all_nothing_is_catalogued(run: Any, site: LoopbackSite, home: Path,

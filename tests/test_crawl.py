@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from conftest import wait_until
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from warcio.archiveiterator import ArchiveIterator
 
 from preserve import jobs, ledger
 from preserve.capture import crawl as crawler_module
 from preserve.capture.warc import SealedWarc
-from preserve.catalog.schema import warc_files
+from preserve.catalog.schema import captures, descriptions, warc_files
 from preserve.demo import LoopbackSite, Route
 from preserve.index import WarcIndex, index_warc
 
@@ -349,3 +349,58 @@ def test_no_describe_then_redescribe(run: Any, web: LoopbackSite, home: Path) ->
     again = json.loads(run("redescribe", "--json").out)
     assert again["described"] == 0 and again["warcs"] == []
     assert run("ledger", "verify").status == 0 and run("fixity", "run").status == 0
+
+
+def test_redescribe_appends_and_the_catalog_shows_the_newest(run: Any, web: LoopbackSite,
+                                                             home: Path) -> None:
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5")
+    first = json.loads(run("get", web.url("/a/1"), "--json").out)
+    first_description = _description_of(home, first)
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.begin() as connection:  # as if an older extractor had described /a/1
+        connection.execute(update(descriptions).where(
+            descriptions.c.record_id == first_description["record_id"]
+        ).values(extractor_version="0.1", title="Old title"))
+    engine.dispose()
+
+    outdated = json.loads(run("redescribe", "--json").out)
+    everything = json.loads(run("redescribe", "--all", "--json").out)
+    latest = json.loads(run("get", web.url("/a/1"), "--json").out)
+
+    assert outdated["described"] == 1  # only the page an older version described
+    assert everything["described"] == 4
+    assert latest["title"] == "Article 1"
+    descriptions_made = [record for record in latest["related"]
+                         if record["record_type"] == "metadata"]
+    # The archive keeps all three; the catalog shows the newest.
+    assert len(descriptions_made) == 3
+    assert _description_of(home, latest)["record_id"] == descriptions_made[-1]["record_id"]
+    keys = {w["key"] for w in report["warcs"]}
+    assert {record["warc"]["key"] for record in descriptions_made} - keys == {
+        w["key"] for run_report in (outdated, everything) for w in run_report["warcs"]}
+    assert run("ledger", "verify").status == 0
+
+
+def _description_of(home: Path, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The metadata record the catalog's description of a snapshot came from."""
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.connect() as connection:
+        row = connection.execute(select(descriptions.c.record_id).join(
+            captures, captures.c.id == descriptions.c.capture_id).where(
+            captures.c.id == snapshot["id"])).one()
+    engine.dispose()
+    return {"record_id": row.record_id}
+
+
+def test_list_marks_captures_whose_text_changed(run: Any, web: LoopbackSite) -> None:
+    crawl(run, web, "--scope", "page")
+    crawl(run, web, "--scope", "page")
+    web.routes["/a/1"] = Route(article(1, []).replace(b"Words of article 1.",
+                                                     b"Entirely different words now."))
+    crawl(run, web, "--scope", "page")
+
+    listed = json.loads(run("list", web.url("/a/1"), "--json").out)["captures"]
+    text = run("list", web.url("/a/1")).out.decode()
+
+    assert [capture["text_change"] for capture in listed] == ["first", "same", "changed"]
+    assert [line.split()[5] for line in text.splitlines()] == ["text", "same", "CHANGED"]

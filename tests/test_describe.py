@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from preserve.catalog import Snapshot
 from preserve.describe import decode_html, describe
+from preserve.fingerprint import NEAR_BITS, simhash, simhash_distance
+from preserve.retrieve import text_changes
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = json.loads((DATA / "financial-district-bachelet.expected.json").read_text())
@@ -68,10 +73,45 @@ def test_publisher_resolution_order(head: str, publisher: str) -> None:
     (page("", lang=' lang="de-AT"'), "de-AT"),
     (page('<meta http-equiv="Content-Language" content="fr, en">'), "fr"),
     (page('<meta property="og:locale" content="pt_BR">'), "pt-BR"),
-    (page(""), None),
 ])
 def test_declared_language(html: str, language: str | None) -> None:
-    assert describe(html).language == language
+    described = describe(html)
+    assert (described.language, described.language_detected) == (language, False)
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("Die Stadt hat am Montag beschlossen, die alte Brücke über den Fluss zu erneuern. "
+     "Die Arbeiten sollen im Frühjahr beginnen und zwei Jahre dauern, sagte der "
+     "Bürgermeister vor den Mitgliedern des Rates.", "de"),
+    ("La ville a décidé lundi de rénover le vieux pont sur la rivière. Les travaux "
+     "commenceront au printemps et dureront deux ans, a déclaré le maire devant le "
+     "conseil municipal.", "fr"),
+    ("The city decided on Monday to renew the old bridge over the river. The work will "
+     "begin in spring and last two years, the mayor told the members of the council.",
+     "en"),
+])
+def test_undeclared_language_is_detected_from_the_text(text: str, language: str) -> None:
+    described = describe(f"<html><body><article><p>{text}</p></article></body></html>")
+    assert (described.language, described.language_detected) == (language, True)
+
+
+def test_too_little_text_to_tell_its_language_gives_none() -> None:
+    described = describe("<html><body><article><p>Ja, gut.</p></article></body></html>")
+    assert (described.language, described.language_detected) == (None, False)
+
+
+def test_modified_date_and_canonical_url_come_from_the_page() -> None:
+    head = ('<link rel="canonical" href="/story/bridge">'
+            '<meta property="article:modified_time" content="2026-03-04T10:00:00Z">')
+    described = describe(page(head), "https://news.example.org/story/bridge?utm=x")
+    assert described.canonical_url == "https://news.example.org/story/bridge"
+    assert described.modified == "2026-03-04T10:00:00Z"
+    ld = ('<script type="application/ld+json">{"@type": "NewsArticle", '
+          '"dateModified": "2026-05-06"}</script><meta property="og:url" '
+          'content="https://news.example.org/og">')
+    described = describe(page(ld), "https://news.example.org/x")
+    assert (described.modified, described.canonical_url) == ("2026-05-06",
+                                                             "https://news.example.org/og")
 
 
 def test_decode_html_uses_the_declared_charset() -> None:
@@ -86,8 +126,9 @@ def test_describe_command_prints_json(run: Any) -> None:
     result = run("describe", DATA / "financial-district-bachelet.html", "--url", PAGE_URL)
     assert result.status == 0, result.err
     document = json.loads(result.out)
-    assert set(document) == {"text", "title", "publisher", "author", "published", "language",
-                             "text_sha256"}
+    assert set(document) == {"text", "title", "publisher", "author", "published", "modified",
+                             "language", "language_detected", "canonical_url", "text_sha256",
+                             "text_simhash"}
     assert document["title"] == EXPECTED["title"]
     assert EXPECTED["text_must_include"][-1] in document["text"]
 
@@ -157,3 +198,33 @@ def test_a_publisher_with_accents_keeps_them() -> None:
             "<title>Ein Artikel</title></head><body><article>"
             + "<p>Wörter eines Artikels, in einiger Länge.</p>" * 5 + "</article></body></html>")
     assert describe(html).publisher == "Süddeutsche Zeitung"
+
+
+# An article of 700 words that do not repeat in threes, as real text does not.
+_WORDS = random.Random(7).choices([f"word{n}" for n in range(800)], k=700)
+STORY = " ".join(_WORDS)
+
+
+def test_simhash_tells_near_identical_texts_from_changed_ones() -> None:
+    dated = " ".join([*_WORDS[:350], "2027", *_WORDS[351:]])  # one word of 700
+    rewritten = " ".join(_WORDS[:500] + random.Random(8).choices(_WORDS, k=200))
+
+    assert simhash(STORY) == simhash(STORY.upper().replace(" ", ", "))  # case, punctuation
+    assert 0 < simhash_distance(simhash(STORY), simhash(dated)) <= NEAR_BITS
+    assert simhash_distance(simhash(STORY), simhash(rewritten)) > NEAR_BITS
+    assert simhash("") == "0" * 16 and len(simhash(STORY)) == 16
+
+
+def snapshot(number: int, text: str | None) -> Snapshot:
+    return Snapshot(id=number, url="https://example.org/", capture_time=datetime(2026, 1, number,
+                    tzinfo=UTC), collection="c", record_type="response", record_id=f"<{number}>",
+                    status=200, mime="text/html", payload_digest=None, warc_key="k", offset=0,
+                    length=1, title=None, publisher=None, author=None, published=None,
+                    language=None, text=text, text_simhash=None if text is None else simhash(text))
+
+
+def test_text_changes_compare_each_capture_with_the_previous_described_one() -> None:
+    dated = " ".join([*_WORDS[:350], "2027", *_WORDS[351:]])
+    texts = [STORY, None, STORY, dated, "Something else entirely."]
+    assert text_changes([snapshot(n, t) for n, t in enumerate(texts, start=1)]) == [
+        "first", None, "same", "near-identical", "changed"]

@@ -517,7 +517,8 @@ def test_a_whole_rewritten_chain_is_caught_by_the_checkpoint_in_storage(
     audited = run("fixity", "run")
     assert audited.status == 0 and "checkpointed to local" in audited.text
     checkpoints = sorted((home / "objects" / "ledger" / "checkpoints").iterdir())
-    assert len(checkpoints) == 1
+    assert len(checkpoints) == 3  # one after each capture, one after the audit
+    assert [len(json.loads(path.read_text())["entries"]) for path in checkpoints] == [1, 1, 2]
     assert run("fixity", "run").status == 0  # the checkpoint is not an "unexpected" object
     assert run("ledger", "verify").status == 0
 
@@ -541,9 +542,11 @@ def test_a_whole_rewritten_chain_is_caught_by_the_checkpoint_in_storage(
     result = run("ledger", "verify", "--json")
     assert result.status == 1
     problems = json.loads(result.out)["problems"]
-    # Each audit left a checkpoint of the head it ended with; both heads were rewritten.
+    # Each checkpoint holds the entries since the one before; each names its first
+    # rewritten entry (the first capture's checkpoint holds entry 1, which still holds).
     assert [problem.split(": ")[0] for problem in problems] == [
-        f"entry {len(rows) - 2} was rewritten", f"entry {len(rows)} was rewritten"]
+        "entry 2 was rewritten", "entry 3 was rewritten",
+        f"entry {len(rows) - 1} was rewritten"]
 
 
 def test_deleting_needs_a_reason_and_leaves_a_tombstone(run: Any, site: LoopbackSite,

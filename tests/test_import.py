@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from warcio.archiveiterator import ArchiveIterator
 
-from preserve.catalog.schema import captures, warc_files
+from preserve.catalog.schema import captures, other_records, warc_files
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 MANIFEST = json.loads((CORPUS / "MANIFEST.json").read_text())
@@ -162,6 +162,36 @@ def test_descriptions_go_into_a_companion_warc_that_refers_to_the_originals(
             "urn:preserve:description:" + responses[refers])
     assert (home / "objects" / report["key"]).read_bytes() == path.read_bytes()
     assert got.status == 0 and json.loads(got.out)["title"]
+
+
+@pytest.mark.parametrize("name", ["webrecorder__pywb__iana.warc.gz",
+                                  "webrecorder__pywb__example.arc.gz",
+                                  "webrecorder__py-wacz__example-warcinfo-metadata.warc",
+                                  "iipc__jwarc__cc.warc.gz"])
+def test_every_record_is_indexed(run: Any, home: Path, name: str) -> None:
+    path = CORPUS / name
+    with path.open("rb") as stream:
+        kinds = sorted(record.rec_type for record in ArchiveIterator(stream, arc2warc=True))
+    assert run("import", path, "--collection", "corpus", "--no-describe").status == 0
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.connect() as connection:
+        indexed = sorted([*connection.execute(select(captures.c.record_type)).scalars(),
+                          *connection.execute(select(other_records.c.record_type)).scalars()])
+        records = connection.execute(select(warc_files.c.records)).scalar_one()
+    engine.dispose()
+
+    assert indexed == kinds and records == len(kinds)
+
+
+def test_a_captures_request_and_descriptions_are_found_with_it(run: Any, home: Path) -> None:
+    assert run("import", CORPUS / "webrecorder__pywb__iana.warc.gz",
+               "--collection", "corpus").status == 0
+    got = json.loads(run("get", "http://www.iana.org/", "--json").out)
+
+    kinds = [record["record_type"] for record in got["related"]]
+    assert kinds.count("request") == 1 and kinds.count("metadata") == 1
+    request = next(r for r in got["related"] if r["record_type"] == "request")
+    assert request["warc"]["key"] == got["warc"]["key"] and request["warc"]["length"] > 0
 
 
 def test_an_arc_file_is_retrieved_and_described(run: Any, home: Path) -> None:

@@ -211,11 +211,8 @@ def create_app(settings: Settings, engine: Engine,
 
 
 def _with_copies(engine: Engine, snapshot: Snapshot) -> dict[str, Any]:
-    data = retrieve.snapshot_json(snapshot)
-    verified, missing = retrieve.copies_of(engine, snapshot)
-    data["warc"].update(copies=verified, missing_copies=missing,
-                        under_replicated=bool(missing),
-                        fixity=object_fixity(engine, snapshot.warc_key))
+    data = retrieve.snapshot_detail(engine, snapshot)
+    data["warc"]["fixity"] = object_fixity(engine, snapshot.warc_key)
     return data
 
 

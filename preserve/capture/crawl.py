@@ -190,7 +190,6 @@ def description_document(url: str, capture_time: str, html: str) -> dict[str, An
         "url": url,
         "capture_time": capture_time,
         **described.as_dict(),
-        "text_sha256": described.text_sha256,
         "extractor": EXTRACTOR,
         "extractor_version": EXTRACTOR_VERSION,
     }

@@ -32,7 +32,15 @@ from typing import IO, Any
 from preserve.capture.fetch import Exchange, media_type
 from preserve.errors import WarcError
 from preserve.fingerprint import http_digests, warc_digest_label
-from preserve.index import CaptureEntry, DescriptionEntry, WarcIndex, surt_key
+from preserve.index import (
+    CAPTURE_TYPES,
+    CaptureEntry,
+    DescriptionEntry,
+    RecordEntry,
+    WarcIndex,
+    parse_warc_date,
+    surt_key,
+)
 
 WARC_VERSION = "WARC/1.1"
 HTTP_REQUEST_TYPE = "application/http; msgtype=request"
@@ -93,6 +101,7 @@ class WarcFile:
         except OSError as exc:
             raise WarcError(f"{path}: cannot create the WARC file: {exc.strerror}") from exc
         fields = "".join(f"{name}: {value}\r\n" for name, value in info.items()).encode()
+        self.index.info = {name: str(value) for name, value in info.items()}
         self._record("warcinfo", [("WARC-Record-ID", new_record_id()),
                                   ("WARC-Date", warc_date(datetime.now(UTC))),
                                   ("WARC-Filename", path.name),
@@ -210,6 +219,15 @@ class WarcFile:
         except OSError as exc:
             raise WarcError(f"{self.path}: cannot write record: {exc.strerror or exc}") from exc
         self.index.records += 1
+        if kind not in CAPTURE_TYPES:
+            named = dict(headers)
+            date = named.get("WARC-Date")
+            self.index.others.append(RecordEntry(
+                record_type=kind, record_id=named["WARC-Record-ID"],
+                url=named.get("WARC-Target-URI"),
+                record_time=parse_warc_date(date) if date else None,
+                refers_to=named.get("WARC-Concurrent-To") or named.get("WARC-Refers-To"),
+                offset=offset, length=self.size - offset))
         return offset, self.size - offset
 
     def _emit(self, data: bytes) -> None:

@@ -18,9 +18,10 @@ from preserve.catalog.lookups import (
     index_entries,
     nearest_capture,
     original_capture,
+    pages_to_describe,
+    related_records,
     search_captures,
     stored_files,
-    undescribed,
 )
 from preserve.catalog.records import record_warc_file
 
@@ -44,9 +45,10 @@ __all__ = [
     "nearest_capture",
     "open_engine",
     "original_capture",
+    "pages_to_describe",
     "record_warc_file",
+    "related_records",
     "search_captures",
     "stored_files",
-    "undescribed",
     "write_transaction",
 ]

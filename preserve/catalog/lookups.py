@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     and_,
     func,
+    or_,
     select,
     text,
 )
@@ -29,6 +30,7 @@ from preserve.catalog.schema import (
     copies,
     descriptions,
     missing_copies,
+    other_records,
     warc_files,
 )
 
@@ -55,6 +57,9 @@ class Snapshot:
     published: str | None
     language: str | None
     text: str | None
+    modified: str | None = None
+    canonical_url: str | None = None
+    text_simhash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ def _snapshots() -> Select[Any]:
             captures.c.payload_digest, warc_files.c.key.label("warc_key"), captures.c.offset,
             captures.c.length, descriptions.c.title, descriptions.c.publisher,
             descriptions.c.author, descriptions.c.published, descriptions.c.language,
-            descriptions.c.text,
+            descriptions.c.text, descriptions.c.modified, descriptions.c.canonical_url,
+            descriptions.c.text_simhash,
         )
         .join(warc_files, warc_files.c.id == captures.c.warc_file_id)
         .outerjoin(descriptions, descriptions.c.capture_id == captures.c.id)
@@ -426,13 +432,20 @@ def original_capture(connection: Connection, payload_digest: str) -> Snapshot | 
     return Snapshot(**row._mapping) if row else None
 
 
-def undescribed(connection: Connection, collection: str | None = None,
-                surt: str | None = None, warc_key: str | None = None) -> list[Snapshot]:
-    """HTML pages answered 2xx that have no description yet, oldest first."""
+def pages_to_describe(connection: Connection, collection: str | None = None,
+                      surt: str | None = None, warc_key: str | None = None, *,
+                      current_version: str | None = None, every: bool = False
+                      ) -> list[Snapshot]:
+    """HTML pages answered 2xx that have no description yet (with ``current_version``,
+    also those described by another extractor version; with ``every``, all of them),
+    oldest first."""
     query = _snapshots().where(
-        descriptions.c.id.is_(None), captures.c.record_type.in_(("response", "revisit")),
+        captures.c.record_type.in_(("response", "revisit")),
         captures.c.status >= 200, captures.c.status < 300,
         captures.c.mime.in_(("text/html", "application/xhtml+xml")))
+    if not every:
+        query = query.where(descriptions.c.id.is_(None) if current_version is None else or_(
+            descriptions.c.id.is_(None), descriptions.c.extractor_version != current_version))
     if collection is not None:
         query = query.where(captures.c.collection == collection)
     if surt is not None:
@@ -489,3 +502,20 @@ def file_copies(connection: Connection, key: str) -> tuple[list[str], dict[str, 
         .join(warc_files, warc_files.c.id == missing_copies.c.warc_file_id)
         .where(warc_files.c.key == key).order_by(missing_copies.c.location)).all()
     return list(verified), {location: problem for location, problem in missing}
+
+
+def related_records(connection: Connection, record_id: str) -> list[dict[str, Any]]:
+    """The other records that belong with a capture (its request, its descriptions and
+    other metadata, conversions), oldest first, each with where it lies."""
+    rows = connection.execute(
+        select(other_records.c.record_type, other_records.c.record_id,
+               other_records.c.record_time, warc_files.c.key, other_records.c.offset,
+               other_records.c.length)
+        .join(warc_files, warc_files.c.id == other_records.c.warc_file_id)
+        .where(other_records.c.refers_to == record_id)
+        .order_by(other_records.c.record_time, other_records.c.id))
+    return [{"record_type": row.record_type, "record_id": row.record_id,
+             "record_time": (row.record_time.isoformat().replace("+00:00", "Z")
+                             if row.record_time else None),
+             "warc": {"key": row.key, "offset": row.offset, "length": row.length}}
+            for row in rows]

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
-from preserve.catalog.schema import captures, copies, descriptions, missing_copies, warc_files
+from preserve.catalog.schema import (
+    captures,
+    copies,
+    descriptions,
+    missing_copies,
+    other_records,
+    warc_files,
+)
 from preserve.index import WarcIndex
 
 
@@ -44,6 +51,13 @@ def record_warc_file(connection: Connection, *, key: str, collection: str, sha25
              "length": entry.length}
             for entry in index.captures
         ])
+    if index.others:
+        connection.execute(insert(other_records), [
+            {"warc_file_id": file_id, "record_type": entry.record_type,
+             "record_id": entry.record_id, "url": entry.url, "record_time": entry.record_time,
+             "refers_to": entry.refers_to, "offset": entry.offset, "length": entry.length}
+            for entry in index.others
+        ])
     ids: dict[str, int] = {record_id: capture_id for record_id, capture_id in connection.execute(
         select(captures.c.record_id, captures.c.id).where(captures.c.warc_file_id == file_id))}
     # A description written later (preserve redescribe) refers to a record in another file.
@@ -52,11 +66,18 @@ def record_warc_file(connection: Connection, *, key: str, collection: str, sha25
         ids.update({record_id: capture_id for record_id, capture_id in connection.execute(
             select(captures.c.record_id, captures.c.id)
             .where(captures.c.record_id.in_(sorted(elsewhere))))})
-    rows = [_description_row(ids[entry.describes], entry.record_id, entry.offset, entry.length,
+    # The newest description of a capture is the one the catalog shows (files are
+    # recorded in the order they were written, here as at reindex); older ones stay in
+    # their WARC files and in ``other_records``.
+    newest = {ids[entry.describes]: entry for entry in index.descriptions
+              if entry.describes in ids}
+    if newest:
+        connection.execute(delete(descriptions).where(
+            descriptions.c.capture_id.in_(sorted(newest))))
+        connection.execute(insert(descriptions), [
+            _description_row(capture_id, entry.record_id, entry.offset, entry.length,
                              entry.fields)
-            for entry in index.descriptions if entry.describes in ids]
-    if rows:
-        connection.execute(insert(descriptions), rows)
+            for capture_id, entry in newest.items()])
     return file_id
 
 
@@ -71,6 +92,8 @@ def _description_row(capture_id: int, record_id: str, offset: int, length: int,
         "title": text("title"), "publisher": text("publisher"), "author": text("author"),
         "published": text("published"), "language": text("language"),
         "text": text("text") or "", "text_sha256": text("text_sha256") or "",
+        "text_simhash": text("text_simhash"), "modified": text("modified"),
+        "canonical_url": text("canonical_url"),
         "extractor": text("extractor") or "unknown",
         "extractor_version": text("extractor_version") or "",
     }

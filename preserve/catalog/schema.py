@@ -98,6 +98,24 @@ captures = Table(
     Index("ix_captures_warc_file_id", "warc_file_id"),
 )
 
+# Every record that is not a capture (warcinfo, request, metadata, conversion,
+# continuation), so that the catalog knows all of a file: a request or a
+# description is found through the capture it belongs with (``refers_to``).
+other_records = Table(
+    "other_records", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("warc_file_id", Integer, ForeignKey("warc_files.id"), nullable=False),
+    Column("record_type", String(20), nullable=False),
+    Column("record_id", String(600), nullable=False),
+    Column("url", Text, nullable=True),
+    Column("record_time", UTCDateTime, nullable=True),
+    Column("refers_to", String(600), nullable=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Index("ix_other_records_warc_file_id", "warc_file_id"),
+    Index("ix_other_records_refers_to", "refers_to"),
+)
+
 descriptions = Table(
     "descriptions", metadata,
     Column("id", Integer, primary_key=True),
@@ -112,6 +130,9 @@ descriptions = Table(
     Column("language", String(40), nullable=True),
     Column("text", Text, nullable=False),
     Column("text_sha256", String(64), nullable=False),
+    Column("text_simhash", String(16), nullable=True),
+    Column("modified", String(40), nullable=True),
+    Column("canonical_url", Text, nullable=True),
     Column("extractor", String(100), nullable=False),
     Column("extractor_version", String(40), nullable=False),
 )

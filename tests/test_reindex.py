@@ -1,0 +1,119 @@
+"""`preserve reindex`: the catalog rebuilt from storage alone equals the one it replaced.
+
+The archive built here has what a catalog must know: captures with revisits,
+descriptions written with the capture and later (redescribe), imported WARC,
+ARC and WACZ files (one damaged, kept with --lenient), two locations, a copy
+damaged and repaired, and a deleted file's tombstone. It runs on SQLite and on
+the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from test_fixity import two_locations
+
+from preserve.demo import REFERENCE_PATH, LoopbackSite, Route
+from preserve.reindex import catalog_contents
+
+CORPUS = Path(__file__).parent / "data" / "corpus"
+
+
+def contents(database_url: str) -> dict[str, Counter[tuple[Any, ...]]]:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        found = catalog_contents(connection)
+    engine.dispose()
+    return found
+
+
+def lose_the_catalog(database_url: str, home: Path) -> None:
+    if database_url.startswith("sqlite"):
+        for path in home.glob("catalog.db*"):
+            path.unlink()
+        return
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def build_an_archive(run: Any, site: LoopbackSite, home: Path) -> Path:
+    mirror = two_locations(home)
+    page = site.url(REFERENCE_PATH)
+    site.routes["/doomed"] = Route(b"<html><body><p>Taken down.</p></body></html>")
+    assert run("capture", page, "--collection", "news").status == 0
+    assert run("capture", page, "--collection", "news", "--no-describe").status == 0
+    assert run("redescribe").status == 0
+    imported = run("import", CORPUS / "webrecorder__pywb__iana.warc.gz",
+                   CORPUS / "webrecorder__pywb__example.arc.gz",
+                   CORPUS / "webrecorder__py-wacz__valid_example_1.wacz",
+                   "--collection", "corpus")
+    assert imported.status == 0, imported.err
+    assert run("import", CORPUS / "webrecorder__warcio__example-digest.warc",
+               "--collection", "broken", "--lenient").status == 1
+    doomed = json.loads(run("capture", site.url("/doomed"), "--collection", "gone",
+                            "--json").out)["warcs"][0]["key"]
+    assert run("delete", doomed, "--reason", "takedown request 7").status == 0
+    damaged = mirror / json.loads(run("get", page, "--json").out)["warc"]["key"]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    repaired = run("fixity", "run", "--repair")
+    assert repaired.status == 0 and b"1 repaired" in repaired.out
+    return mirror
+
+
+def test_reindex_rebuilds_the_catalog_it_replaces(run: Any, site: LoopbackSite, home: Path,
+                                                  database_url: str) -> None:
+    build_an_archive(run, site, home)
+    before = contents(database_url)
+    assert all(before[table] for table in before if table != "missing_copies"), \
+        "every rebuilt table has rows to compare"
+
+    checked = run("reindex", "--check", "--json")
+    rebuilt = run("reindex", "--json")
+
+    assert checked.status == 0, checked.out
+    report = json.loads(rebuilt.out)
+    assert rebuilt.status == 0 and report["equal"] and report["problems"] == [], report
+    assert report["files"] == len(before["warc_files"]) and report["tombstones"] == 1
+    assert contents(database_url) == before
+    assert "the rebuilt catalog equals the one it replaced" in run("reindex").text
+
+
+def test_a_lost_catalog_is_rebuilt_from_storage_alone(run: Any, site: LoopbackSite,
+                                                      home: Path, database_url: str) -> None:
+    build_an_archive(run, site, home)
+    before = contents(database_url)
+    lose_the_catalog(database_url, home)
+
+    rebuilt = run("reindex", "--json")
+
+    report = json.loads(rebuilt.out)
+    assert rebuilt.status == 0 and report["replaced_empty"] and report["problems"] == [], report
+    assert contents(database_url) == before
+    assert run("ledger", "verify").status == 0
+    assert run("fixity", "run").status == 0  # every object accounted for, every copy good
+    got = json.loads(run("get", "http://www.iana.org/", "--json").out)
+    assert got["title"] and got["related"]
+
+
+def test_what_storage_does_not_hold_is_reported(run: Any, site: LoopbackSite, home: Path,
+                                                database_url: str) -> None:
+    mirror = build_an_archive(run, site, home)
+    key = json.loads(run("get", "http://www.iana.org/", "--json").out)["warc"]["key"]
+    (mirror / key).unlink()  # a copy gone behind the catalog's back
+
+    result = run("reindex", "--json")
+
+    report = json.loads(result.out)
+    assert result.status == 1
+    assert report["differences"] == {"copies": {"only_before": 1, "only_after": 0}}
+    assert json.loads(run("get", "http://www.iana.org/", "--json").out)["warc"]["copies"] == [
+        "local"]
