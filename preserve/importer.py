@@ -19,11 +19,12 @@ Importing a file whose bytes are already preserved does nothing, and says so.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import redirect_stderr
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,13 +39,14 @@ from preserve.catalog.schema import warc_files
 from preserve.config import Settings
 from preserve.errors import BadInput
 from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
-from preserve.index import Unindexable, WarcIndex, index_warc
+from preserve.index import KeptIndexer, Unindexable, WarcIndex, index_warc
 from preserve.ingest import ingest
 from preserve.jobs import run_redescribe, stores_for
 from preserve.policy import check_collection
 from preserve.storage import open_stores
 from preserve.warc_digests import (
     ZIP_HEADER,
+    KeptRecord,
     RecordProblem,
     is_wacz_warc,
     verify_records,
@@ -151,25 +153,37 @@ def file_format(path: Path) -> str:
 
 def _checked(path: Path, collection: str, moment: datetime, lenient: bool) -> _Plan:
     """Read a file through for import under ``imports/{collection}/``."""
-    sha256 = sha256_file(path)[0]
-    return read_through(path, f"imports/{collection}/{moment:%Y/%m}/{sha256[:16]}-{path.name}",
-                        lenient)
+    return read_through(path, lambda sha256: (f"imports/{collection}/{moment:%Y/%m}/"
+                                              f"{sha256[:16]}-{path.name}"), lenient)
 
 
-def read_through(path: Path, key: str, lenient: bool) -> _Plan:
-    """Read a file that is to be (or is) stored under ``key`` through: its index of sound
-    records, and its problems (strict: none, or BadInput naming the first)."""
+def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Plan:
+    """Read a file through: its key (``place`` given its SHA-256), its index of sound
+    records, and its problems (strict: none, or BadInput naming the first).
+
+    A WARC file is read once: its SHA-256 taken, every record's digests verified and
+    its index built from the same read. A damaged one, and an ARC or WACZ file, is
+    indexed by warcio's reading besides (what it can read is what is catalogued).
+    """
     kind = file_format(path)
-    sha256, size = sha256_file(path)
+    index: WarcIndex | None = None
+    unreadable: RecordProblem | None = None
     problems: list[RecordProblem] = []
-    if kind in (WARC, WACZ):
-        verify = verify_wacz_records if kind == WACZ else verify_records
-        with path.open("rb") as stream:
-            problems = list(verify(iter_chunks(stream)))
-    if kind == WACZ:
-        index, unreadable, wrong = _index_wacz(path, key)
-        problems.extend(wrong)
+    if kind == WARC:
+        indexer = KeptIndexer(path.name)
+        sha256, size, problems = _verified(path, indexer)
+        key = place(sha256)
+        indexer.name = key
+        index = None if problems else indexer.finish(size)
     else:
+        sha256, size = sha256_file(path)
+        key = place(sha256)
+        if kind == WACZ:
+            with path.open("rb") as stream:
+                problems = list(verify_wacz_records(iter_chunks(stream)))
+            index, unreadable, wrong = _index_wacz(path, key)
+            problems.extend(wrong)
+    if index is None:
         with path.open("rb") as stream:
             index, unreadable = _index(stream, key, arc=kind == ARC)
     if unreadable is not None and not any(p.offset == unreadable.offset for p in problems):
@@ -186,7 +200,28 @@ def read_through(path: Path, key: str, lenient: bool) -> _Plan:
     index.captures = [entry for entry in index.captures if _sound(entry.offset, bad, stop)]
     index.descriptions = [entry for entry in index.descriptions
                           if _sound(entry.offset, bad, stop)]
+    index.others = [entry for entry in index.others if _sound(entry.offset, bad, stop)]
     return _Plan(path, kind, sha256, size, key, index, described)
+
+
+def _verified(path: Path, keep: Callable[[KeptRecord], None]
+              ) -> tuple[str, int, list[RecordProblem]]:
+    """A WARC file's SHA-256, size and record problems, from one read."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        def hashed() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in iter_chunks(stream):
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        problems = list(verify_records(hashed(), keep=keep))
+        for rest in iter_chunks(stream):  # what follows where the records stopped
+            digest.update(rest)
+            size += len(rest)
+    return digest.hexdigest(), size, problems
 
 
 def _sound(offset: int, bad: set[int], stop: int | None) -> bool:

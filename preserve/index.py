@@ -17,9 +17,11 @@ from typing import IO, Any
 import surt as surt_lib
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecordLoader
 
 from preserve.capture.fetch import media_type
 from preserve.errors import WarcError
+from preserve.warc_digests import KeptRecord
 
 CAPTURE_TYPES = ("response", "revisit", "resource")
 DESCRIPTION_LIMIT = 64 * 1024 * 1024
@@ -111,64 +113,206 @@ def index_warc(stream: IO[bytes], name: str, arc: bool = False) -> WarcIndex:
     iterator = ArchiveIterator(stream, arc2warc=arc)
     try:
         for record in iterator:
-            index.records += 1
             kind = record.rec_type
-            headers = record.rec_headers
-            if kind not in CAPTURE_TYPES:
-                index.others.append(_other(record, kind, iterator, name, arc, index))
-                continue
-            url = headers.get_header("WARC-Target-URI")
-            http = record.http_headers
-            status = http.get_statuscode() if http is not None and kind != "resource" else None
-            mime = media_type(http.get_header("Content-Type") if http is not None
-                              and kind != "resource" else headers.get_header("Content-Type"))
-            offset = iterator.get_record_offset()
-            index.captures.append(CaptureEntry(
-                url=url,
-                surt=surt_key(url),
-                capture_time=parse_warc_date(headers.get_header("WARC-Date")),
-                record_type=kind,
-                # An ARC record has no ID (warcio makes a new one at each reading): it is
-                # known by its file and offset.
-                record_id=(f"<urn:preserve:arc:{name}#{offset}>" if arc
-                           else headers.get_header("WARC-Record-ID")),
-                status=int(status) if status and str(status).isdigit() else None,
-                mime=mime,
-                payload_digest=headers.get_header("WARC-Payload-Digest"),
-                offset=offset,
-                length=iterator.get_record_length(),
-            ))
+            # A description's or warcinfo's block is read before the offset is asked
+            # for: warcio reads a record to its end to tell where it lies.
+            block = (record.content_stream().read(DESCRIPTION_LIMIT)
+                     if _block_wanted(kind, record.rec_headers, index) else b"")
+            _enter(index, kind, record.rec_headers, record.http_headers, block,
+                   iterator.get_record_offset(), iterator.get_record_length(), name, arc)
     except (ArchiveLoadFailed, ValueError, EOFError, OSError) as exc:
         raise Unindexable(f"{name}: cannot read WARC record {index.records}: {exc}",
                           _failed_at(iterator), index) from exc
     return index
 
 
-def _other(record: Any, kind: str, iterator: Any, name: str, arc: bool,
-           index: WarcIndex) -> RecordEntry:
-    """A record that is not a capture, read for the index (a description's JSON, the
-    first warcinfo's fields) and entered in ``index.descriptions``/``info`` as it is.
-    Its block is read before its offset is asked for: warcio reads a record to its end
-    to tell where it lies."""
-    headers = record.rec_headers
-    refers_to = (headers.get_header("WARC-Concurrent-To")
-                 or headers.get_header("WARC-Refers-To"))
-    fields = _read_json(record, name) if kind == "metadata" and _is_description(record) \
-        else None
-    if kind == "warcinfo" and not index.info:
-        index.info = _warcinfo_fields(record.content_stream().read(DESCRIPTION_LIMIT))
-    offset, length = iterator.get_record_offset(), iterator.get_record_length()
+class KeptIndexer:
+    """The index of a WARC file built from what ``verify_records`` keeps of each record
+    as it reads it (give it as ``keep``), the same that :func:`index_warc` gives,
+    without reading the file again. A record is entered when the next one starts (its
+    length is the distance), so only one is held at a time.
+
+    :meth:`finish` gives None where the index cannot be told from what was kept
+    (several records in one gzip member, HTTP headers longer than was kept, headers
+    warcio would read otherwise): then the file is to be read with :func:`index_warc`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.index: WarcIndex | None = WarcIndex()
+        self._pending: KeptRecord | None = None
+
+    def __call__(self, record: KeptRecord) -> None:
+        if self._pending is not None:
+            self._enter(self._pending, record.offset, followed=True)
+        self._pending = record
+
+    def finish(self, end: int) -> WarcIndex | None:
+        """The index, ``end`` being the file's size (where its last record ends)."""
+        if self._pending is not None:
+            self._enter(self._pending, end, followed=False)
+            self._pending = None
+        return self.index
+
+    def _enter(self, record: KeptRecord, next_offset: int, followed: bool) -> None:
+        if self.index is None:
+            return
+        if followed and record.size is not None and (
+                next_offset - record.offset - record.size < 4):
+            self.index = None  # not followed by its blank lines: warcio tells what follows
+            return
+        # In a gzipped file a record's length is its member's (to the next one); in a
+        # plain file, its headers and block, without the blank lines after them.
+        length = record.size if record.size is not None else next_offset - record.offset
+        try:
+            entered = self._entered(self.index, record, length)
+        except Exception:  # whatever it is, warcio's own reading decides
+            entered = False
+        if not entered:
+            self.index = None
+
+    def _entered(self, index: WarcIndex, record: KeptRecord, length: int) -> bool:
+        if length <= 0:
+            return False  # a record that shares its gzip member
+        headers = _Fields(record.headers)
+        kind = headers.get_header("WARC-Type")
+        if kind is None:
+            return False
+        uri = _target_uri(headers)
+        http = None
+        if (kind in ("response", "revisit") and headers.get_header("Content-Length") != "0"
+                and uri.startswith(ArcWarcRecordLoader.HTTP_SCHEMES)):
+            http = _http_head(record.block, record.whole)
+            if http is None and not (kind == "revisit" and not record.block.strip()):
+                return False
+        if _block_wanted(kind, headers, index) and not record.whole:
+            return False
+        _enter(index, kind, headers, http, record.block, record.offset, length, self.name,
+               arc=False)
+        return True
+
+
+class _Fields:
+    """WARC headers as ``verify_records`` keeps them, asked for as warcio's are."""
+
+    def __init__(self, fields: dict[bytes, bytes]) -> None:
+        self.fields = fields
+        self.replaced: dict[str, str] = {}
+
+    def get_header(self, name: str) -> str | None:
+        if name in self.replaced:
+            return self.replaced[name]
+        value = self.fields.get(name.lower().encode("ascii"))
+        return None if value is None else _decoded(value)
+
+    def replace_header(self, name: str, value: str) -> None:
+        self.replaced[name] = value
+
+
+class _HttpHead:
+    """An HTTP response's status code and Content-Type, as warcio's headers give them."""
+
+    def __init__(self, status: str, content_type: str | None) -> None:
+        self.status = status
+        self.content_type = content_type
+
+    def get_statuscode(self) -> str:
+        return self.status
+
+    def get_header(self, name: str) -> str | None:
+        return self.content_type if name.lower() == "content-type" else None
+
+
+def _decoded(value: bytes) -> str:
+    """A header as warcio decodes it: UTF-8, else ISO-8859-1."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("iso-8859-1")
+
+
+def _http_head(block: bytes, whole: bool) -> _HttpHead | None:
+    """The status and Content-Type of the HTTP response at the start of ``block``, read as
+    warcio reads them (an HTTP/1.0 or 1.1 status line; header lines to the first blank
+    one); None where warcio would read it otherwise, or it does not end in ``block``."""
+    lines = block.split(b"\n")
+    if not whole:
+        lines.pop()  # cut at the end of what was kept
+    if not lines or not lines[0].rstrip():
+        return None
+    status_line = _decoded(lines[0]).rstrip()
+    if not status_line.upper().startswith(("HTTP/1.0", "HTTP/1.1")):
+        return None
+    content_type: str | None = None
+    for line in lines[1:]:
+        text = _decoded(line).rstrip()
+        if not text:
+            return _HttpHead(status_line[8:].strip().split(" ", 1)[0], content_type)
+        if text.startswith((" ", "\t")):
+            return None  # a folded header line: warcio's own reading decides
+        name, colon, value = text.partition(":")
+        if colon and content_type is None and name.rstrip(" \t").lower() == "content-type":
+            content_type = value.lstrip()
+    return None if not whole else _HttpHead(status_line[8:].strip().split(" ", 1)[0],
+                                            content_type)
+
+
+def _target_uri(headers: Any) -> str:
+    """WARC-Target-URI as warcio gives it (angle brackets and spaces mended)."""
+    uri = headers.get_header("WARC-Target-URI")
+    if uri is not None and uri.startswith("<") and uri.endswith(">"):
+        uri = uri[1:-1]
+        headers.replace_header("WARC-Target-URI", uri)
+    if uri is not None and " " in uri:
+        uri = uri.replace(" ", "%20")
+        headers.replace_header("WARC-Target-URI", uri)
+    return uri or ""
+
+
+def _block_wanted(kind: str, headers: Any, index: WarcIndex) -> bool:
+    """Is the record's block read for the index: a description's JSON, the first
+    warcinfo's fields?"""
+    return (kind == "metadata" and _is_description(headers)) or (
+        kind == "warcinfo" and not index.info)
+
+
+def _enter(index: WarcIndex, kind: str, headers: Any, http: Any, block: bytes, offset: int,
+           length: int, name: str, arc: bool) -> None:
+    """Enter one record: a capture, or another record (and a description, a warcinfo's
+    fields, from ``block``)."""
+    index.records += 1
+    # An ARC record has no ID (warcio makes a new one at each reading): it is known by
+    # its file and offset.
     record_id = (f"<urn:preserve:arc:{name}#{offset}>" if arc
                  else headers.get_header("WARC-Record-ID"))
-    if fields is not None:
-        index.descriptions.append(DescriptionEntry(
-            describes=refers_to, record_id=record_id, offset=offset, length=length,
-            fields=fields))
+    if kind in CAPTURE_TYPES:
+        url = headers.get_header("WARC-Target-URI")
+        status = http.get_statuscode() if http is not None and kind != "resource" else None
+        index.captures.append(CaptureEntry(
+            url=url, surt=surt_key(url),
+            capture_time=parse_warc_date(headers.get_header("WARC-Date")),
+            record_type=kind, record_id=record_id,
+            status=int(status) if status and str(status).isdigit() else None,
+            mime=media_type(http.get_header("Content-Type") if http is not None
+                            and kind != "resource" else headers.get_header("Content-Type")),
+            payload_digest=headers.get_header("WARC-Payload-Digest"),
+            offset=offset, length=length))
+        return
+    refers_to = (headers.get_header("WARC-Concurrent-To")
+                 or headers.get_header("WARC-Refers-To"))
+    if kind == "metadata" and _is_description(headers):
+        fields = _read_json(block, record_id, name)
+        if fields is not None:
+            index.descriptions.append(DescriptionEntry(
+                describes=refers_to, record_id=record_id, offset=offset, length=length,
+                fields=fields))
+    elif kind == "warcinfo" and not index.info:
+        index.info = _warcinfo_fields(block)
     date = headers.get_header("WARC-Date")
-    return RecordEntry(record_type=kind, record_id=record_id,
-                       url=headers.get_header("WARC-Target-URI"),
-                       record_time=parse_warc_date(date) if date else None,
-                       refers_to=refers_to, offset=offset, length=length)
+    index.others.append(RecordEntry(
+        record_type=kind, record_id=record_id, url=headers.get_header("WARC-Target-URI"),
+        record_time=parse_warc_date(date) if date else None, refers_to=refers_to,
+        offset=offset, length=length))
 
 
 def _warcinfo_fields(block: bytes) -> dict[str, str]:
@@ -189,18 +333,16 @@ def _failed_at(iterator: Any) -> int:
         return 0
 
 
-def _is_description(record: Any) -> bool:
-    content_type = record.rec_headers.get_header("Content-Type") or ""
+def _is_description(headers: Any) -> bool:
+    content_type = headers.get_header("Content-Type") or ""
     return (content_type.startswith("application/json")
-            and bool(record.rec_headers.get_header("WARC-Concurrent-To")
-                     or record.rec_headers.get_header("WARC-Refers-To")))
+            and bool(headers.get_header("WARC-Concurrent-To")
+                     or headers.get_header("WARC-Refers-To")))
 
 
-def _read_json(record: Any, name: str) -> dict[str, Any] | None:
-    data = record.content_stream().read(DESCRIPTION_LIMIT)
+def _read_json(data: bytes, record_id: str, name: str) -> dict[str, Any] | None:
     try:
         fields = json.loads(data)
     except ValueError as exc:
-        raise WarcError(f"{name}: metadata record {record.rec_headers.get_header('WARC-Record-ID')}"
-                        f" is not valid JSON") from exc
+        raise WarcError(f"{name}: metadata record {record_id} is not valid JSON") from exc
     return fields if isinstance(fields, dict) and "extractor" in fields else None

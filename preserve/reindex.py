@@ -258,7 +258,7 @@ def _read(stored: _File, stores: Mapping[str, ObjectStore], work_dir: Path,
             report.problems.append(f"{stored.key}: no copy has the ingest digest "
                                    f"sha256:{expected}; indexed from the copy in {location}")
         try:
-            plan = read_through(staged, stored.key, lenient=True)
+            plan = read_through(staged, lambda _sha256: stored.key, lenient=True)
         except PreserveError as exc:
             report.problems.append(f"{stored.key}: cannot be indexed ({exc}); left out")
             return

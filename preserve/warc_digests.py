@@ -56,6 +56,26 @@ class RecordProblem:
     found: str
 
 
+@dataclass
+class KeptRecord:
+    """What an index needs of a record, kept as the record passed (``verify_records``'s
+    ``keep``): where it starts (its gzip member, or its byte offset in a plain file),
+    its WARC headers, and the first bytes of its block (the HTTP headers of a response
+    or revisit; the whole block of a JSON metadata record or a warcinfo record)."""
+
+    offset: int
+    headers: dict[bytes, bytes]  # lower-case names, stripped values; the first of a name
+    block: bytes
+    whole: bool  # ``block`` is all of it
+    size: int | None  # in a plain file, its headers and block; None in a gzipped one
+
+
+# Block bytes kept, by record type: enough for a response's HTTP headers; a description
+# or warcinfo whole (up to the limit).
+KEEP_HTTP = 16 * 1024
+KEEP_WHOLE = 64 * 1024 * 1024
+
+
 class Unreadable(Exception):
     """The file cannot be read on from here: the message says why, ``offset`` where
     (None: where the record being read starts)."""
@@ -65,16 +85,18 @@ class Unreadable(Exception):
         self.offset = offset
 
 
-def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None
+def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None,
+                   keep: Callable[[KeptRecord], None] | None = None
                    ) -> Iterator[RecordProblem]:
     """A problem for every record whose block or payload digest does not hold.
 
-    ``counter.records`` (when given) is kept to the number of records read. A
+    ``counter.records`` (when given) is kept to the number of records read, and
+    ``keep`` (when given) is handed what an index needs of each record read whole. A
     file that cannot be read on (bad gzip data, a record cut short, something
     that is not a WARC record) ends with one problem there, naming the record it
     stopped in, or else the last one read.
     """
-    records = _Records()
+    records = _Records(keep)
     try:
         for piece, offset in _inflated(chunks):
             records.feed(piece, offset)
@@ -241,7 +263,14 @@ def _inflated(chunks: Iterable[bytes]) -> Iterator[tuple[memoryview, int | None]
 class _Records:
     """Splits WARC data into records and hashes each one's block and payload as it passes."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Callable[[KeptRecord], None] | None = None) -> None:
+        self.kept = keep  # None: nothing is kept for an index
+        self.headers: dict[bytes, bytes] = {}  # the current record's WARC headers
+        self.keep = 0  # block bytes still to keep of the current record
+        self.keeping: list[bytes] = []
+        self.keep_whole = False
+        self.plain = False  # the record is in a plain (not gzipped) file
+        self.size = 0  # its headers and block, with the blank line between
         self.pending = b""  # header bytes not yet complete, or separator bytes
         self.remaining = -1  # block bytes still to come; -1 between records
         self.offset = 0  # where the current record starts
@@ -271,6 +300,10 @@ class _Records:
                 at = self._header(piece, at, member)
             else:
                 take = min(self.remaining, size - at)
+                if self.keep:
+                    part = bytes(piece[at:at + min(take, self.keep)])
+                    self.keeping.append(part)
+                    self.keep -= len(part)
                 self._hash(piece[at:at + take])
                 at += take
                 self.remaining -= take
@@ -297,6 +330,7 @@ class _Records:
             if at == len(piece):
                 return at
             self.offset = member if member is not None else self.plain_at + at
+            self.plain = member is None
         # The headers are looked for a window at a time: the block after them is not copied.
         while at < len(piece):
             window = bytes(piece[at:at + HEADER_WINDOW])
@@ -351,15 +385,17 @@ class _Records:
         else:
             at += start - len(carried)
         self.offset = member if member is not None else self.plain_at + at - len(self.pending)
+        self.plain = member is None
         return at
 
     def _begin(self, raw: bytes) -> None:
+        original = raw
         if b"\r\n " in raw or b"\r\n\t" in raw:
             raw = _FOLDED.sub(b" ", raw)  # a header continued on the next line
-        headers = {}
+        headers: dict[bytes, bytes] = {}
         for line in raw.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
+            headers.setdefault(name.strip().lower(), value.strip())  # the first, as warcio
         length = headers.get(b"content-length", b"")
         if not length.isdigit():
             raise Unreadable(f"the record at offset {self.offset} has no valid "
@@ -377,6 +413,15 @@ class _Records:
         self.http_head = b""
         self.http_line = 0
         self.http_status_read = False
+        if self.kept is not None:
+            self.headers = headers
+            self.size = len(original) + 4 + self.remaining
+            self.keeping = []
+            kind = headers.get(b"warc-type")
+            limit = (KEEP_HTTP if kind in (b"response", b"revisit") else
+                     KEEP_WHOLE if kind in (b"warcinfo", b"metadata") else 0)
+            self.keep = min(self.remaining, limit)
+            self.keep_whole = self.remaining <= limit
         if self.payload is not None and self.in_payload and self.block is not None and (
                 self.payload.name == self.block.name):
             self.payload = _Same(self.block)  # one hash serves both
@@ -425,6 +470,10 @@ class _Records:
     def _end(self) -> None:
         self.remaining = -1
         self.records_read += 1
+        if self.kept is not None:
+            self.kept(KeptRecord(self.offset, self.headers, b"".join(self.keeping),
+                                 self.keep_whole, self.size if self.plain else None))
+            self.keeping = []
         self.last_uri = self.uri
         self.last_offset = self.offset
         for declared, hasher in ((self.block_digest, self.block),

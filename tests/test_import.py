@@ -19,6 +19,9 @@ from sqlalchemy import create_engine, func, select
 from warcio.archiveiterator import ArchiveIterator
 
 from preserve.catalog.schema import captures, other_records, warc_files
+from preserve.fingerprint import iter_chunks
+from preserve.index import KeptIndexer, index_warc
+from preserve.warc_digests import verify_records
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 MANIFEST = json.loads((CORPUS / "MANIFEST.json").read_text())
@@ -90,6 +93,28 @@ def test_every_corpus_file_is_imported_or_refused_as_expected(run: Any, home: Pa
     files, indexed = catalogued(home)
     assert files == 1 + len(report["descriptions_warcs"])
     assert indexed >= report["captures"]
+
+
+WARC_FILES = [entry["file"] for entry in MANIFEST
+              if entry["file"].endswith((".warc", ".warc.gz")) and entry["file"] not in REFUSED]
+
+
+@pytest.mark.parametrize("name", WARC_FILES)
+def test_the_index_built_in_the_verifying_read_is_warcios(name: str) -> None:
+    """Import indexes a WARC file from the same read that verifies it; the index must be
+    the one warcio's reading gives, or (where it cannot tell) none, and warcio reads."""
+    path = CORPUS / name
+    indexer = KeptIndexer(name)
+    with path.open("rb") as stream:
+        assert list(verify_records(iter_chunks(stream), keep=indexer)) == []
+    fast = indexer.finish(path.stat().st_size)
+    with path.open("rb") as stream:
+        slow = index_warc(stream, name)
+
+    assert fast is None or fast == slow
+    if name in ("webrecorder__pywb__iana.warc.gz", "iipc__jwarc__cc.warc.gz",
+                "webrecorder__warcio__example-iana.org-chunked.warc"):
+        assert fast is not None  # the common case takes the one read
 
 
 def test_a_strict_refusal_writes_nothing_and_checks_every_file_first(run: Any,
