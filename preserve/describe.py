@@ -108,7 +108,7 @@ def describe(html: str, url: str | None = None) -> Description:
         text=text,
         title=_title(found.get("title"), tree, url),
         publisher=_publisher(tree, url),
-        author=_clean(found.get("author")),
+        author=_author(found.get("author"), tree, url),
         published=_clean(found.get("date")),
         language=language,
         modified=_modified(tree),
@@ -273,3 +273,72 @@ def _canonical(tree: Any, url: str | None) -> str | None:
     if not found:
         return None
     return urljoin(url, found) if url else found
+
+
+# Page metadata naming the author, after JSON-LD, best first.
+_AUTHOR_META = ("author", "article:author", "dc.creator", "dcterms.creator", "parsely-author",
+                "sailthru.author", "citation_author", "byl")
+_NOT_NAMES = {"noauthor", "admin", "administrator", "anonymous", "unknown",
+              "name", "human"}
+
+
+def _author(found: Any, tree: Any, url: str | None) -> str | None:
+    """The author(s), ``; ``-separated: trafilatura's, spelled as the page's own metadata
+    spells them (JSON-LD, then author meta tags; trafilatura respells names), else
+    the page's metadata (trafilatura drops one-word names); never the site itself or
+    a placeholder ("No Author", "admin")."""
+    page = _page_authors(tree)
+    spelled = {_letters(name): name for name in page}
+    names = [spelled.get(_letters(part), part) for part in (
+        _clean(piece) for piece in str(found or "").split(";")) if part] or page
+    if not names:
+        return None
+    sites = _site_names(tree, url)
+    kept = [name for name in dict.fromkeys(names)
+            if _letters(name) not in sites and _letters(name) not in _NOT_NAMES]
+    return "; ".join(kept) or None
+
+
+def _page_authors(tree: Any) -> list[str]:
+    if tree is None:
+        return []
+    for script in tree.xpath('//script[@type="application/ld+json"]'):
+        try:
+            data = json.loads(script.text_content())
+        except ValueError:
+            continue
+        for node in _walk(data):
+            found = _names(node.get("author"))
+            if found:
+                return found
+    metas = _meta_values(tree)
+    for key in _AUTHOR_META:
+        value = metas.get(key)
+        if value and not value.startswith(("http://", "https://", "/")):
+            return [value]
+    return []
+
+
+def _names(author: Any) -> list[str]:
+    """Names from a JSON-LD ``author``: a string, a Person, or a list of them."""
+    items = author if isinstance(author, list) else [author]
+    names = []
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else item
+        if isinstance(name, str) and (cleaned := _clean(name)) and not cleaned.startswith(
+                ("http://", "https://")):
+            names.append(cleaned)
+    return names
+
+
+def _site_names(tree: Any, url: str | None) -> set[str]:
+    """The site's names, as letters: its publisher metadata and its host."""
+    sites = set()
+    if tree is not None:
+        metas = _meta_values(tree)
+        sites |= {_letters(metas[key]) for key in _PUBLISHER_META if metas.get(key)}
+        sites |= {_letters(name) for name in _json_ld_publishers(tree)}
+    if url:
+        host = (urlsplit(url).hostname or "").removeprefix("www.")
+        sites |= {_letters(host), _letters(host.rsplit(".", 1)[0])}
+    return sites - {""}

@@ -228,3 +228,18 @@ def test_text_changes_compare_each_capture_with_the_previous_described_one() -> 
     texts = [STORY, None, STORY, dated, "Something else entirely."]
     assert text_changes([snapshot(n, t) for n, t in enumerate(texts, start=1)]) == [
         "first", None, "same", "near-identical", "changed"]
+
+
+@pytest.mark.parametrize(("head", "author"), [
+    # trafilatura drops a one-word name; the page's metadata gives it
+    ('<meta name="author" content="gnaddrig">', "gnaddrig"),
+    # trafilatura respells a name; it is spelled as the page spells it
+    ('<script type="application/ld+json">{"@type": "NewsArticle", "author": '
+     '{"@type": "Person", "name": "Isabella.DiBiase"}}</script>', "Isabella.DiBiase"),
+    # the site and placeholders are not authors
+    ('<meta name="author" content="No Author">', None),
+    ('<meta property="og:site_name" content="Daily Example"><meta name="author" '
+     'content="Daily Example">', None),
+])
+def test_author_from_the_pages_metadata(head: str, author: str | None) -> None:
+    assert describe(page(head), "https://www.dailyexample.org/a").author == author
