@@ -13,15 +13,19 @@ first, so all read it from the page cache):
 - `warcio index`, `cdxj-indexer` and FastWARC's `fastwarc index` (from
   ``--tools``; `make bench` puts them in `.venv-tools`), which only index.
 
-    .venv/bin/python bench/import_speed.py [--mb 1024] [--tools .venv-tools/bin]
+    .venv/bin/python bench/import_speed.py [--mb 1024] [--describe-mb 64] [--tools .venv-tools/bin]
 
 Prints records/s for each and the ratio of ours to `warcio index` (target: at least 1).
+Then the description of imported pages: a ``--describe-mb`` WARC of the same pages
+imported without description, and `preserve redescribe` timed (worker processes on
+every core): pages/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import random
 import shutil
@@ -68,10 +72,31 @@ def write_warc(path: Path, megabytes: int, pages: list[bytes], seed: int = 11) -
     return records
 
 
+def describe_rate(scratch: Path, bin_dir: Path, megabytes: int) -> None:
+    """Description of imported pages: a smaller WARC of the same pages imported without
+    description, then ``preserve redescribe`` timed (worker processes on every core)."""
+    warc = scratch / "describe.warc.gz"
+    write_warc(warc, megabytes, real_pages(CORPUS), seed=12)
+    home = scratch / "home-describe"
+    env = {**os.environ, "PRESERVE_HOME": str(home)}
+    subprocess.run([str(bin_dir / "preserve"), "import", str(warc), "--collection", "bench",
+                    "--no-describe"], check=True, stdout=subprocess.DEVNULL, env=env)
+    started = time.perf_counter()
+    done = subprocess.run([str(bin_dir / "preserve"), "redescribe", "--json"], check=True,
+                          capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    pages = json.loads(done.stdout)["described"]
+    print(f"description of the imported pages ({megabytes} MiB WARC, {pages} HTML pages), "
+          f"worker processes on {os.cpu_count()} cores: {pages / seconds:.1f} pages/s "
+          f"({seconds:.1f} s, process start included)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=1024, help="size of the WARC file (MiB)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each; medians")
+    parser.add_argument("--describe-mb", type=int, default=64,
+                        help="size of the WARC whose pages are described (MiB)")
     parser.add_argument("--tools", type=Path,
                         default=Path(__file__).resolve().parent.parent / ".venv-tools" / "bin")
     args = parser.parse_args()
@@ -123,6 +148,7 @@ def main() -> None:
                   f"{size / seconds / 2**20:8.0f} MiB/s")
         ratio = medians["warcio index"] / medians["preserve import --no-describe"]
         print(f"  preserve import / warcio index: {ratio:.2f}x (target at least 1x)")
+        describe_rate(scratch, bin_dir, args.describe_mb)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

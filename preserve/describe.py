@@ -11,6 +11,7 @@ which trafilatura leaves open.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -134,21 +135,96 @@ def _clean(value: Any) -> str | None:
 
 
 def _title(found: Any, tree: Any, url: str | None) -> str | None:
-    """The page's own title: its main heading when the ``<title>`` holds it (``<title>``
-    adds the site's name, a section, a slogan), else the title without the parts that
-    name the site (``Story | Site``, ``Site - Story``)."""
+    """The page's own title.
+
+    The longest of its headings (without kicker, topic label or date) that the
+    ``<title>`` or ``og:title`` holds, as these add the site's name, a section, a
+    slogan; else trafilatura's title without the parts that name the site (``Story |
+    Site``, ``Site - Story``), or the ``<title>``'s where trafilatura's is only the
+    site's name or a section's ("Allgemein"); and a heading that says more than what
+    that kept ("Cake: simply delicious!" for "Cake").
+    """
     title = _clean(found)
-    if title is None or tree is None:
+    if tree is None:
         return title
-    for heading in tree.xpath("//h1")[:5]:
-        text = _clean(heading.text_content())
-        if text and len(text) >= 8 and text != title and text in title:
-            return text
-    parts = [part for part in _TITLE_PARTS.split(title) if part.strip()]
-    if len(parts) < 2:
-        return title
-    metas = _meta_values(tree)
-    sites = {_letters(metas[key]) for key in _PUBLISHER_META if metas.get(key)}
+    element = _clean(tree.findtext(".//title"))
+    og_title = _meta_values(tree).get("og:title")
+    sites = _site_names(tree, url)
+    whole = [_comparable(text) for text in (element, og_title) if text]
+    h1s = [text for text in (_heading(h) for h in tree.xpath("//h1")[:5]) if text]
+    held = [text for text in h1s if len(text) >= 8 and any(_comparable(text) in t for t in whole)
+            and _without_site(text, sites, url) == text]
+    if held:
+        return max(held, key=len)
+    if title is None:
+        return element
+    stripped = _without_site(title, sites, url)
+    # A section's name: short, no heading, not in the <title>.
+    section = (len(title.split()) <= 2 and element is not None and title not in h1s
+               and _comparable(title) not in _comparable(element))
+    if element and (stripped is None or section):
+        return _without_site(element, sites, url) or element
+    result = stripped or title
+    longer = [text for text in h1s if text != result and _says_more(text, result)]
+    return max(longer, key=len) if longer else result
+
+
+def _says_more(heading: str, title: str) -> bool:
+    """Does the heading begin with the title and go on (not with a separator and a site's
+    name), or hold the title's words in their order with a few small ones between?"""
+    plain, short = _comparable(heading), _comparable(title)
+    if plain.startswith(short):
+        return not _TITLE_PARTS.match(plain[len(short):])
+    words, more = short.split(), plain.split()
+    if not words or len(more) > len(words) + 3 or len(more) == len(words):
+        return False
+    found = iter(more)
+    return all(word in found for word in words) and all(
+        len(word) <= 4 for word in more if word not in words)
+
+
+def _heading(element: Any) -> str | None:
+    """A heading's text without its kicker (``<span class="kicker">Klimaschutz</span>``,
+    a topic label, an overline) and text hidden from sight, soft hyphens dropped."""
+    def marked(root: Any) -> list[Any]:
+        return [child for child in root.iterdescendants()
+                if isinstance(child.tag, str) and (child.tag in ("time", "small") or
+                                                   _KICKER.search(child.get("class") or ""))]
+
+    if marked(element):
+        element = copy.deepcopy(element)
+        for child in marked(element):
+            child.drop_tree()
+    return _clean(element.text_content().replace("\xad", "").strip(" \t\r\n:|-–—·"))
+
+
+# What a heading holds besides the title: a kicker, a topic, a date, hidden text (by
+# class; and <time>, <small> elements).
+_KICKER = re.compile(r"kicker|topic|overline|super-?title|dachzeile|roofline|topline|"
+                     r"subtitle|(?<![a-z])date|visually-hidden|sr-only|screen-reader",
+                     re.IGNORECASE)
+
+
+def _comparable(text: str) -> str:
+    """A title as compared with headings: dashes and quotes alike, spaces single."""
+    return " ".join(text.translate(_PLAIN_PUNCTUATION).split())
+
+
+_PLAIN_PUNCTUATION = str.maketrans({"–": "-", "—": "-", "„": '"', "“": '"', "”": '"',
+                                    "‘": "'", "’": "'", "«": '"', "»": '"'})
+
+
+def _without_site(title: str, sites: set[str], url: str | None) -> str | None:
+    """A title without its parts that name the site (as it is where none does; None where
+    every part does)."""
+    # Each part with where it lies, so that what is kept keeps its own separators.
+    spans, at = [], 0
+    for separator in [*_TITLE_PARTS.finditer(title), None]:
+        end = separator.start() if separator else len(title)
+        if title[at:end].strip():
+            spans.append((at, end))
+        at = separator.end() if separator else at
+    parts = [title[start:end] for start, end in spans]
     host = (urlsplit(url).hostname or "").removeprefix("www.") if url else ""
     label = _letters(host.rsplit(".", 1)[0])
 
@@ -163,10 +239,14 @@ def _title(found: Any, tree: Any, url: str | None) -> str | None:
         return len(letters) >= 4 and len(label) >= 4 and (
             letters in _letters(host) or label in letters)
 
-    kept = [part for part in parts if not names_the_site(part)]
-    if not kept or len(kept) == len(parts):
-        return title
-    return " - ".join(kept)
+    if len(parts) == 1:  # a title of one part names the site only when it is its name
+        return None if _letters(title) in sites else title
+    kept = [number for number, part in enumerate(parts) if not names_the_site(part)]
+    if not kept:
+        return None
+    if kept == list(range(kept[0], kept[-1] + 1)):  # the site named at the start or end
+        return title[spans[kept[0]][0]:spans[kept[-1]][1]].strip()
+    return " - ".join(parts[number] for number in kept)
 
 
 def _letters(text: str) -> str:
@@ -285,17 +365,15 @@ _NOT_NAMES = {"noauthor", "admin", "administrator", "anonymous", "unknown",
 def _author(found: Any, tree: Any, url: str | None) -> str | None:
     """The author(s), ``; ``-separated: trafilatura's, spelled as the page's own metadata
     spells them (JSON-LD, then author meta tags; trafilatura respells names), else
-    the page's metadata (trafilatura drops one-word names); never the site itself or
-    a placeholder ("No Author", "admin")."""
+    the page's metadata (trafilatura drops one-word names); never a placeholder
+    ("No Author", "admin"). A site that names itself the author is the author."""
     page = _page_authors(tree)
     spelled = {_letters(name): name for name in page}
     names = [spelled.get(_letters(part), part) for part in (
         _clean(piece) for piece in str(found or "").split(";")) if part] or page
     if not names:
         return None
-    sites = _site_names(tree, url)
-    kept = [name for name in dict.fromkeys(names)
-            if _letters(name) not in sites and _letters(name) not in _NOT_NAMES]
+    kept = [name for name in dict.fromkeys(names) if _letters(name) not in _NOT_NAMES]
     return "; ".join(kept) or None
 
 
@@ -332,7 +410,8 @@ def _names(author: Any) -> list[str]:
 
 
 def _site_names(tree: Any, url: str | None) -> set[str]:
-    """The site's names, as letters: its publisher metadata and its host."""
+    """The site's names, as letters: its publisher metadata, its host and each name in
+    the host."""
     sites = set()
     if tree is not None:
         metas = _meta_values(tree)
@@ -341,4 +420,6 @@ def _site_names(tree: Any, url: str | None) -> set[str]:
     if url:
         host = (urlsplit(url).hostname or "").removeprefix("www.")
         sites |= {_letters(host), _letters(host.rsplit(".", 1)[0])}
+        # and each name in it: "literaturgefluester" of literaturgefluester.wordpress.com
+        sites |= {_letters(label) for label in host.split(".")[:-1] if len(label) >= 4}
     return sites - {""}

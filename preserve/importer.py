@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
+import os
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -39,22 +42,26 @@ from preserve.catalog.schema import warc_files
 from preserve.config import Settings
 from preserve.errors import BadInput
 from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
-from preserve.index import KeptIndexer, Unindexable, WarcIndex, index_warc
+from preserve.index import KeptIndexer, Unindexable, WarcIndex, index_warc, indexed_part
 from preserve.ingest import ingest
 from preserve.jobs import run_redescribe, stores_for
 from preserve.policy import check_collection
+from preserve.processes import process_pool
 from preserve.storage import open_stores
 from preserve.warc_digests import (
     ZIP_HEADER,
     KeptRecord,
     RecordProblem,
     is_wacz_warc,
+    member_starts,
     verify_records,
     verify_wacz_records,
     zip_header_size,
 )
 
 WARC, ARC, WACZ = "WARC", "ARC", "WACZ"
+# A gzipped WARC file this large is verified and indexed in parts, one per core.
+PARALLEL_BYTES = 64 * 1024 * 1024
 _SNIFF = 4096
 # Compressions some tools use for WARC files that we cannot read yet: their magic bytes.
 _COMPRESSIONS = ((b"\x04\x22\x4d\x18", "LZ4"), (b"\x28\xb5\x2f\xfd", "Zstandard"),
@@ -169,7 +176,10 @@ def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Pla
     index: WarcIndex | None = None
     unreadable: RecordProblem | None = None
     problems: list[RecordProblem] = []
-    if kind == WARC:
+    if kind == WARC and (parted := _verified_in_parts(path)) is not None:
+        sha256, size, index = parted
+        key = place(sha256)
+    elif kind == WARC:
         indexer = KeptIndexer(path.name)
         sha256, size, problems = _verified(path, indexer)
         key = place(sha256)
@@ -202,6 +212,40 @@ def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Pla
                           if _sound(entry.offset, bad, stop)]
     index.others = [entry for entry in index.others if _sound(entry.offset, bad, stop)]
     return _Plan(path, kind, sha256, size, key, index, described)
+
+
+def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
+    """A large gzipped WARC file verified and indexed in parts, one per core, in worker
+    processes (its SHA-256 taken here meanwhile); None where it is not that large, cannot
+    be cut at gzip members, or a part has a problem (then it is read in one, to name
+    each problem as that reading does)."""
+    workers = os.cpu_count() or 1
+    if workers < 2 or path.stat().st_size < PARALLEL_BYTES:
+        return None
+    with path.open("rb") as stream:
+        if stream.read(2) != b"\x1f\x8b":
+            return None
+    cuts = member_starts(path, workers)
+    if len(cuts) < 3:
+        return None
+    try:
+        with process_pool(len(cuts) - 1) as pool:
+            futures = [pool.submit(indexed_part, str(path), start, end)
+                       for start, end in itertools.pairwise(cuts)]
+            sha256, size = sha256_file(path)
+            parts = [future.result() for future in futures]
+    except (BrokenProcessPool, OSError):  # no worker processes here: one reading will do
+        return None
+    merged = WarcIndex()
+    for problems, part in parts:
+        if problems or part is None:
+            return None
+        merged.records += part.records
+        merged.captures += part.captures
+        merged.descriptions += part.descriptions
+        merged.others += part.others
+        merged.info = merged.info or part.info
+    return sha256, size, merged
 
 
 def _verified(path: Path, keep: Callable[[KeptRecord], None]

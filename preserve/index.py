@@ -9,7 +9,8 @@ records themselves (their headers, offsets and lengths, and the JSON of our
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import IO, Any
@@ -21,7 +22,8 @@ from warcio.recordloader import ArcWarcRecordLoader
 
 from preserve.capture.fetch import media_type
 from preserve.errors import WarcError
-from preserve.warc_digests import KeptRecord
+from preserve.fingerprint import CHUNK_SIZE
+from preserve.warc_digests import KeptRecord, RecordProblem, verify_records
 
 CAPTURE_TYPES = ("response", "revisit", "resource")
 DESCRIPTION_LIMIT = 64 * 1024 * 1024
@@ -137,12 +139,15 @@ class KeptIndexer:
     warcio would read otherwise): then the file is to be read with :func:`index_warc`.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, base: int = 0) -> None:
         self.name = name
+        self.base = base  # where the bytes read start in the file
         self.index: WarcIndex | None = WarcIndex()
         self._pending: KeptRecord | None = None
 
     def __call__(self, record: KeptRecord) -> None:
+        if self.base:
+            record = replace(record, offset=record.offset + self.base)
         if self._pending is not None:
             self._enter(self._pending, record.offset, followed=True)
         self._pending = record
@@ -190,6 +195,26 @@ class KeptIndexer:
         _enter(index, kind, headers, http, record.block, record.offset, length, self.name,
                arc=False)
         return True
+
+
+def indexed_part(path: str, start: int, end: int) -> tuple[list[RecordProblem],
+                                                         WarcIndex | None]:
+    """The record problems and the index (see :class:`KeptIndexer`) of the part of a
+    gzipped WARC file from ``start`` to ``end`` (gzip member starts, as
+    ``member_starts`` gives them), offsets as in the whole file: one core's share of a
+    large file, in a worker process."""
+    indexer = KeptIndexer(path, base=start)
+    with open(path, "rb") as stream:
+        stream.seek(start)
+        problems = [replace(problem, offset=problem.offset + start) for problem in
+                    verify_records(_part_chunks(stream, end - start), keep=indexer)]
+    return problems, None if problems else indexer.finish(end)
+
+
+def _part_chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
+    while size > 0 and (chunk := stream.read(min(CHUNK_SIZE, size))):
+        size -= len(chunk)
+        yield chunk
 
 
 class _Fields:

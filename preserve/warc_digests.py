@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, cast
 
 from isal import isal_zlib
@@ -112,6 +113,41 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None,
                  else f"the record after {records.last_uri or 'the start'}")
         yield RecordProblem(where, records.offset if exc.offset is None else exc.offset,
                             "readable records", f"unreadable ({exc})")
+
+
+def member_starts(path: Path, parts: int) -> list[int]:
+    """Where to cut a gzipped WARC file into about ``parts`` parts that can be read apart:
+    the start of the first gzip member (holding a WARC record) at or after each
+    ``1/parts`` of its size; 0 and the size included. A place where none is found
+    within a few MiB is not cut."""
+    size = path.stat().st_size
+    cuts = [0]
+    with path.open("rb") as stream:
+        for part in range(1, parts):
+            found = _member_after(stream, size * part // parts, size)
+            if found is not None and found > cuts[-1]:
+                cuts.append(found)
+    return [*cuts, size]
+
+
+def _member_after(stream: IO[bytes], start: int, size: int, window: int = 1024 * 1024,
+                  tries: int = 8) -> int | None:
+    for attempt in range(tries):
+        at = start + attempt * window
+        if at >= size:
+            return None
+        stream.seek(at)
+        data = stream.read(window + 64 * 1024)
+        found = data.find(GZIP_MAGIC + b"\x08")
+        while 0 <= found < window:
+            try:
+                head = isal_zlib.decompressobj(31).decompress(data[found:found + 64 * 1024], 16)
+            except BAD_GZIP:
+                head = b""
+            if head.startswith(b"WARC/"):
+                return at + found
+            found = data.find(GZIP_MAGIC + b"\x08", found + 1)
+    return None
 
 
 ZIP_ENTRY = b"PK\x03\x04"  # a ZIP local file header; the central directory ends the entries

@@ -18,10 +18,12 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from warcio.archiveiterator import ArchiveIterator
 
+from preserve import importer
 from preserve.catalog.schema import captures, other_records, warc_files
+from preserve.errors import BadInput
 from preserve.fingerprint import iter_chunks
 from preserve.index import KeptIndexer, index_warc
-from preserve.warc_digests import verify_records
+from preserve.warc_digests import member_starts, verify_records
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 MANIFEST = json.loads((CORPUS / "MANIFEST.json").read_text())
@@ -115,6 +117,40 @@ def test_the_index_built_in_the_verifying_read_is_warcios(name: str) -> None:
     if name in ("webrecorder__pywb__iana.warc.gz", "iipc__jwarc__cc.warc.gz",
                 "webrecorder__warcio__example-iana.org-chunked.warc"):
         assert fast is not None  # the common case takes the one read
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_large_file_is_read_in_parts_with_the_same_outcome(
+        damaged: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large gzipped WARC file is verified and indexed in parts, one per core (here every
+    file is "large"): the same index as one reading, or, with a problem in a part, one
+    reading names it."""
+    path = tmp_path / "iana.warc.gz"
+    data = bytearray((CORPUS / "webrecorder__pywb__iana.warc.gz").read_bytes())
+    if damaged:
+        data[len(data) * 3 // 4] ^= 0xFF  # in the compressed bytes of a member of the last part
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 10 ** 12)
+
+    def outcome() -> Any:
+        try:
+            plan = importer.read_through(path, lambda sha256: f"k/{sha256}", lenient=False)
+        except BadInput as exc:
+            return str(exc)
+        return plan.sha256, plan.size, plan.index
+
+    whole = outcome()
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(importer.os, "cpu_count", lambda: 3)
+    cuts = member_starts(path, 3)
+    parted = importer._verified_in_parts(path)
+
+    assert len(cuts) == 4 and cuts[0] == 0 < cuts[1] < cuts[2] < cuts[3] == len(data)
+    assert outcome() == whole
+    if damaged:
+        assert isinstance(whole, str) and "gzip" in whole and parted is None
+    else:
+        assert parted == whole
 
 
 def test_a_strict_refusal_writes_nothing_and_checks_every_file_first(run: Any,
