@@ -32,8 +32,10 @@ EXTRACTOR_VERSION = f"{version('trafilatura')}+preserve.{RULES}"
 # Page metadata giving the date a page was last modified, best first.
 _MODIFIED_META = ("article:modified_time", "og:updated_time", "dcterms.modified",
                   "dc.date.modified", "last-modified", "date.modified")
-# Words of text below which a detected language is a guess not worth recording.
+# Words of text below which a detected language is a guess not worth recording, and
+# the characters the detection reads (more tell no more, and cost time).
 _DETECT_WORDS = 12
+DETECT_CHARS = 3000
 
 # Page metadata naming a publisher, after JSON-LD and og:site_name, best first.
 _PUBLISHER_META = ("og:site_name", "publisher", "dc.publisher", "dcterms.publisher",
@@ -268,18 +270,23 @@ def _publisher(tree: Any, url: str | None) -> str | None:
     return None
 
 
-def _json_ld_publishers(tree: Any) -> Iterator[str]:
+def _json_ld(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object of the page's JSON-LD scripts (what does not parse left out)."""
     for script in tree.xpath('//script[@type="application/ld+json"]'):
         try:
             data = json.loads(script.text_content())
         except ValueError:
             continue
-        for node in _walk(data):
-            publisher = node.get("publisher")
-            for candidate in publisher if isinstance(publisher, list) else [publisher]:
-                name = candidate.get("name") if isinstance(candidate, dict) else candidate
-                if isinstance(name, str) and (cleaned := _clean(name)):
-                    yield cleaned
+        yield from _walk(data)
+
+
+def _json_ld_publishers(tree: Any) -> Iterator[str]:
+    for node in _json_ld(tree):
+        publisher = node.get("publisher")
+        for candidate in publisher if isinstance(publisher, list) else [publisher]:
+            name = candidate.get("name") if isinstance(candidate, dict) else candidate
+            if isinstance(name, str) and (cleaned := _clean(name)):
+                yield cleaned
 
 
 def _walk(data: Any) -> Iterator[dict[str, Any]]:
@@ -323,7 +330,7 @@ def _detected_language(text: str) -> str | None:
         return None
     import py3langid  # here, not above: its model takes a moment to load
 
-    language, _score = py3langid.classify(text[:20000])
+    language, _score = py3langid.classify(text[:DETECT_CHARS])
     return str(language) or None
 
 
@@ -331,14 +338,9 @@ def _modified(tree: Any) -> str | None:
     """When the page says it was last modified: JSON-LD ``dateModified``, then meta tags."""
     if tree is None:
         return None
-    for script in tree.xpath('//script[@type="application/ld+json"]'):
-        try:
-            data = json.loads(script.text_content())
-        except ValueError:
-            continue
-        for node in _walk(data):
-            if isinstance(value := node.get("dateModified"), str) and (found := _clean(value)):
-                return found
+    for node in _json_ld(tree):
+        if isinstance(value := node.get("dateModified"), str) and (found := _clean(value)):
+            return found
     metas = _meta_values(tree)
     return next((metas[key] for key in _MODIFIED_META if metas.get(key)), None)
 
@@ -380,15 +382,9 @@ def _author(found: Any, tree: Any, url: str | None) -> str | None:
 def _page_authors(tree: Any) -> list[str]:
     if tree is None:
         return []
-    for script in tree.xpath('//script[@type="application/ld+json"]'):
-        try:
-            data = json.loads(script.text_content())
-        except ValueError:
-            continue
-        for node in _walk(data):
-            found = _names(node.get("author"))
-            if found:
-                return found
+    for node in _json_ld(tree):
+        if found := _names(node.get("author")):
+            return found
     metas = _meta_values(tree)
     for key in _AUTHOR_META:
         value = metas.get(key)

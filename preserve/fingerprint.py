@@ -37,6 +37,24 @@ def sha256_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+class Tally:
+    """SHA-256 and byte count of the chunks that pass through :meth:`passing`, so that
+    one read of a file both hashes it and feeds a reader."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def passing(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.digest.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
+
+
 def sha256_file(path: Path) -> tuple[str, int]:
     """SHA-256 hex and size of a file, read in chunks."""
     with path.open("rb") as stream:
@@ -75,17 +93,20 @@ def simhash(text: str) -> str:
     """A text's 64-bit simhash (Charikar) over its three-word shingles, as 16 hex digits.
 
     Texts that share most shingles get hashes a few bits apart; a real change of
-    the text moves many bits. Case and punctuation are ignored.
+    the text moves many bits. Case and punctuation are ignored. Each shingle's hash
+    is BLAKE2b's first 8 bytes; a bit is set where more shingles have it set than not.
     """
+    import numpy  # here, not above: only description needs it
+
     words = _WORDS.findall(text.lower())
     shingles = {" ".join(words[at:at + 3]) for at in range(max(1, len(words) - 2))} - {""}
-    weights = [0] * 64
-    for shingle in shingles:
-        value = int.from_bytes(hashlib.blake2b(shingle.encode("utf-8"), digest_size=8)
-                               .digest(), "big")
-        for bit in range(64):
-            weights[bit] += 1 if value >> bit & 1 else -1
-    return f"{sum(1 << bit for bit, weight in enumerate(weights) if weight > 0):016x}"
+    if not shingles:
+        return "0" * 16
+    digests = b"".join(hashlib.blake2b(shingle.encode("utf-8"), digest_size=8).digest()
+                       for shingle in shingles)
+    bits = numpy.unpackbits(numpy.frombuffer(digests, dtype=numpy.uint8)).reshape(-1, 64)
+    majority = bits.sum(axis=0, dtype=numpy.int64) * 2 > len(shingles)
+    return numpy.packbits(majority).tobytes().hex()
 
 
 def simhash_distance(first: str, second: str) -> int:

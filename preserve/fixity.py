@@ -17,7 +17,6 @@ ingest digest (see :func:`preserve.reconcile.repair_copy`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -35,7 +34,7 @@ from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, fixity_runs, warc_files
 from preserve.errors import BadInput, StorageError
-from preserve.fingerprint import iter_chunks
+from preserve.fingerprint import Tally, iter_chunks
 from preserve.processes import process_pool
 from preserve.reconcile import (
     MISSING,
@@ -327,19 +326,11 @@ def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,
         return [finding(NOT_CONFIGURED, "a configured location", "no such location in settings")]
     if store.head(stored.key) is None:
         return [finding(MISSING, f"{stored.size} bytes", "no object")]
-    whole = hashlib.sha256()
-    size = 0
+    whole = Tally()
     damaged: list[Finding] = []
     try:
         with store.open(stored.key) as stream:
-            def hashed() -> Iterator[bytes]:
-                nonlocal size
-                for chunk in iter_chunks(stream):
-                    whole.update(chunk)
-                    size += len(chunk)
-                    yield chunk
-
-            chunks = hashed()
+            chunks = whole.passing(iter_chunks(stream))
             if deep:
                 counter = RecordCheck()
                 # An imported WACZ holds its WARC files stored in the ZIP: each is
@@ -354,6 +345,7 @@ def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,
                 pass
     except StorageError as exc:
         return [finding(UNREADABLE, f"sha256:{stored.sha256}", str(exc))]
+    size = whole.size
     result.bytes += size
     digest = whole.hexdigest()
     if size != stored.size:

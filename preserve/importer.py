@@ -19,14 +19,13 @@ Importing a file whose bytes are already preserved does nothing, and says so.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr
 from dataclasses import asdict, dataclass, field, replace
@@ -41,7 +40,7 @@ from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import warc_files
 from preserve.config import Settings
 from preserve.errors import BadInput
-from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
+from preserve.fingerprint import Tally, iter_chunks, sha256_chunks, sha256_file
 from preserve.index import KeptIndexer, Unindexable, WarcIndex, index_warc, indexed_part
 from preserve.ingest import ingest
 from preserve.jobs import run_redescribe, stores_for
@@ -251,21 +250,13 @@ def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
 def _verified(path: Path, keep: Callable[[KeptRecord], None]
               ) -> tuple[str, int, list[RecordProblem]]:
     """A WARC file's SHA-256, size and record problems, from one read."""
-    digest = hashlib.sha256()
-    size = 0
+    whole = Tally()
     with path.open("rb") as stream:
-        def hashed() -> Iterator[bytes]:
-            nonlocal size
-            for chunk in iter_chunks(stream):
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-
-        problems = list(verify_records(hashed(), keep=keep))
-        for rest in iter_chunks(stream):  # what follows where the records stopped
-            digest.update(rest)
-            size += len(rest)
-    return digest.hexdigest(), size, problems
+        chunks = whole.passing(iter_chunks(stream))
+        problems = list(verify_records(chunks, keep=keep))
+        for _rest in chunks:  # what follows where the records stopped
+            pass
+    return whole.hexdigest(), whole.size, problems
 
 
 def _sound(offset: int, bad: set[int], stop: int | None) -> bool:
