@@ -112,7 +112,7 @@ def describe(html: str, url: str | None = None) -> Description:
         title=_title(found.get("title"), tree, url),
         publisher=_publisher(tree, url),
         author=_author(found.get("author"), tree, url),
-        published=_clean(found.get("date")),
+        published=_published(found.get("date"), tree),
         language=language,
         modified=_modified(tree),
         canonical_url=_canonical(tree, url) or _clean(found.get("url")),
@@ -419,3 +419,26 @@ def _site_names(tree: Any, url: str | None) -> set[str]:
         # and each name in it: "literaturgefluester" of literaturgefluester.wordpress.com
         sites |= {_letters(label) for label in host.split(".")[:-1] if len(label) >= 4}
     return sites - {""}
+
+
+# Page metadata stating when the page was published, after JSON-LD, best first.
+_PUBLISHED_META = ("article:published_time", "og:article:published_time")
+# A timestamp with its local time zone: its day is the day where it was published.
+_LOCAL_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+                         r"(?!\+00:?00)[+-]\d{2}:?\d{2}$")
+
+
+def _published(found: Any, tree: Any) -> str | None:
+    """The publication day as the page's structured metadata states it in its own time
+    zone (JSON-LD ``datePublished``, then ``article:published_time``, with an offset
+    other than UTC's), else trafilatura's (htmldate's): a day in UTC may not be the day
+    where the page was published."""
+    if tree is not None:
+        stated = [node["datePublished"] for node in _json_ld(tree)
+                  if isinstance(node.get("datePublished"), str)]
+        metas = _meta_values(tree)
+        stated += [metas[key] for key in _PUBLISHED_META if metas.get(key)]
+        for value in stated:
+            if match := _LOCAL_TIME.match(value.strip()):
+                return match.group(1)
+    return _clean(found)

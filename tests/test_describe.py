@@ -265,3 +265,14 @@ def test_text_changes_compare_each_capture_with_the_previous_described_one() -> 
 ])
 def test_author_from_the_pages_metadata(head: str, author: str | None) -> None:
     assert describe(page(head), "https://www.dailyexample.org/a").author == author
+
+
+@pytest.mark.parametrize(("head", "published"), [
+    # stated in the page's own time zone: that day, not the day in UTC
+    ('<script type="application/ld+json">{"@type": "NewsArticle", '
+     '"datePublished": "2022-05-07T23:43:46-05:00"}</script>', "2022-05-07"),
+    ('<meta property="article:published_time" content="2021-03-14T00:30:00+01:00">',
+     "2021-03-14"),
+])
+def test_the_publication_day_where_it_was_published(head: str, published: str) -> None:
+    assert describe(page(head)).published == published

@@ -10,10 +10,12 @@ the real PostgreSQL.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from conftest import S3Endpoint, local_and_s3_settings
 from sqlalchemy import create_engine, text
 from test_fixity import two_locations
 
@@ -117,3 +119,32 @@ def test_what_storage_does_not_hold_is_reported(run: Any, site: LoopbackSite, ho
     assert report["differences"] == {"copies": {"only_before": 1, "only_after": 0}}
     assert json.loads(run("get", "http://www.iana.org/", "--json").out)["warc"]["copies"] == [
         "local"]
+
+
+def test_a_catalog_is_rebuilt_from_an_s3_location_alone(run: Any, site: LoopbackSite,
+                                                       home: Path, s3_endpoint: S3Endpoint,
+                                                       database_url: str) -> None:
+    """The folder is gone too: the bucket (moto's S3 server on loopback) holds the archive."""
+    local_and_s3_settings(home, s3_endpoint)
+    assert run("capture", site.url(REFERENCE_PATH), "--collection", "news").status == 0
+    assert run("import", CORPUS / "webrecorder__pywb__iana.warc.gz",
+               "--collection", "corpus").status == 0
+    before = contents(database_url)
+    lose_the_catalog(database_url, home)
+    shutil.rmtree(home / "objects")
+    settings = (home / "preserve.yaml").read_text()
+    (home / "preserve.yaml").write_text(settings.replace("default_copies: [local, offsite]",
+                                                         "default_copies: [offsite]"))
+
+    rebuilt = run("reindex", "--json")
+
+    report = json.loads(rebuilt.out)
+    assert rebuilt.status == 0 and report["replaced_empty"] and not report["problems"], report
+    after = contents(database_url)
+    # Everything as it was, but the copies in the folder that is gone.
+    assert {table: rows for table, rows in after.items() if table != "copies"} == {
+        table: rows for table, rows in before.items() if table != "copies"}
+    assert {row[1] for row in after["copies"]} == {"offsite"}
+    assert len(after["copies"]) == len(before["copies"]) // 2
+    assert json.loads(run("get", "http://www.iana.org/", "--json").out)["title"]
+    assert run("ledger", "verify").status == 0
