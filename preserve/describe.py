@@ -365,18 +365,51 @@ _NOT_NAMES = {"noauthor", "admin", "administrator", "anonymous", "unknown",
 
 
 def _author(found: Any, tree: Any, url: str | None) -> str | None:
-    """The author(s), ``; ``-separated: trafilatura's, spelled as the page's own metadata
-    spells them (JSON-LD, then author meta tags; trafilatura respells names), else
-    the page's metadata (trafilatura drops one-word names); never a placeholder
-    ("No Author", "admin"). A site that names itself the author is the author."""
+    """The author(s), ``; ``-separated: trafilatura's, spelled as the page's bylines or
+    metadata spell them (trafilatura respells names), else the page's metadata (it
+    drops one-word names), else its first byline; a byline's name where trafilatura
+    found only the site's. A site named beside a person is left out (a site that
+    names itself alone is the author); a placeholder ("No Author") always is."""
     page = _page_authors(tree)
-    spelled = {_letters(name): name for name in page}
+    bylines = _bylines(tree)
+    spelled = {_letters(name): name for name in [*bylines, *page]}
     names = [spelled.get(_letters(part), part) for part in (
-        _clean(piece) for piece in str(found or "").split(";")) if part] or page
-    if not names:
-        return None
-    kept = [name for name in dict.fromkeys(names) if _letters(name) not in _NOT_NAMES]
-    return "; ".join(kept) or None
+        _clean(piece) for piece in str(found or "").split(";")) if part] or page or bylines[:1]
+    sites = _site_names(tree, url)
+    if names and bylines and all(_letters(name) in sites for name in names):
+        names = [byline for byline in bylines if _letters(byline) not in sites][:1] or names
+    kept = [name.strip(" -–|,") for name in dict.fromkeys(names)
+            if _letters(name) not in _NOT_NAMES]
+    people = [name for name in kept if _letters(name) not in sites]
+    return "; ".join(people or kept) or None  # the site beside a person is not an author
+
+
+# A byline's words before and after the name: "Von X am 8.12.2022", "Autor: X".
+_BYLINE_BEFORE = re.compile(r"^(?:von|by|autor(?:/in)?|author(?:\(s\))?|text(?: & fotos)?)"
+                            r"\s*:?\s+", re.IGNORECASE)
+_BYLINE_AFTER = re.compile(r"\s+(?:am|on|stand:?|\||-|–)\s.*$", re.IGNORECASE)
+
+
+def _bylines(tree: Any) -> list[str]:
+    """Names in the page's bylines (``class="author"``, ``byline``, ``rel="author"``,
+    ``itemprop="author"``), without "By", "Von", "Autor:" and the date after them;
+    what does not look like a name (digits, a comment's "says:", many words) left out."""
+    if tree is None:
+        return []
+    found = []
+    for element in tree.xpath(_BYLINE_XPATH)[:8]:
+        text = _clean(element.text_content()) or ""
+        text = _BYLINE_AFTER.sub("", _BYLINE_BEFORE.sub("", text)).strip(" ,;:")
+        if (text and len(text) <= 60 and len(text.split()) <= 5 and not _DIGIT.search(text)
+                and not text.lower().endswith(("says", "sagt", "schreibt"))):
+            found.append(text)
+    return list(dict.fromkeys(found))
+
+
+_BYLINE_XPATH = ('//*[contains(translate(@class, "AUTHORBYLINE", "authorbyline"), "author") or '
+                 'contains(translate(@class, "AUTHORBYLINE", "authorbyline"), "byline") or '
+                 '@rel="author" or @itemprop="author"]')
+_DIGIT = re.compile(r"\d")
 
 
 def _page_authors(tree: Any) -> list[str]:

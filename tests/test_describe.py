@@ -262,6 +262,12 @@ def test_text_changes_compare_each_capture_with_the_previous_described_one() -> 
      '{"@type": "Person", "name": "Isabella.DiBiase"}}</script>', "Isabella.DiBiase"),
     # a placeholder is not an author
     ('<meta name="author" content="No Author">', None),
+    # a site beside a person is not an author; a site alone is
+    ('<meta property="og:site_name" content="Daily Example"><script type="application/ld+json">'
+     '{"@type": "NewsArticle", "author": [{"name": "Rob Picheta"}, {"name": "Daily Example"}]}'
+     '</script>', "Rob Picheta"),
+    ('<meta property="og:site_name" content="Daily Example"><meta name="author" '
+     'content="Daily Example">', "Daily Example"),
 ])
 def test_author_from_the_pages_metadata(head: str, author: str | None) -> None:
     assert describe(page(head), "https://www.dailyexample.org/a").author == author
@@ -276,3 +282,10 @@ def test_author_from_the_pages_metadata(head: str, author: str | None) -> None:
 ])
 def test_the_publication_day_where_it_was_published(head: str, published: str) -> None:
     assert describe(page(head)).published == published
+
+
+def test_the_author_from_the_byline_where_metadata_has_none() -> None:
+    html = page("", '<div class="post-author">von KleineGrüneMonster am 3. Mai 2021</div>'
+                    '<article><p>' + "Some words of the story. " * 20 + "</p></article>"
+                    '<div class="comment-author">Leser sagt:</div>')
+    assert describe(html, "https://blog.example/a").author == "KleineGrüneMonster"
