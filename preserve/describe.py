@@ -374,18 +374,25 @@ def _author(found: Any, tree: Any, url: str | None) -> str | None:
     bylines = _bylines(tree)
     spelled = {_letters(name): name for name in [*bylines, *page]}
     names = [spelled.get(_letters(part), part) for part in (
-        _clean(piece) for piece in str(found or "").split(";")) if part] or page or bylines[:1]
+        _clean(piece) for piece in str(found or "").split(";")) if part and _a_name(part)]
+    names = names or page or bylines[:1]
     sites = _site_names(tree, url)
     if names and bylines and all(_letters(name) in sites for name in names):
         names = [byline for byline in bylines if _letters(byline) not in sites][:1] or names
-    kept = [name.strip(" -–|,") for name in dict.fromkeys(names)
-            if _letters(name) not in _NOT_NAMES]
+    kept = [name.strip(" -–|,") for name in dict.fromkeys(names) if _a_name(name)]
     people = [name for name in kept if _letters(name) not in sites]
     return "; ".join(people or kept) or None  # the site beside a person is not an author
 
 
+def _a_name(text: str) -> bool:
+    """Not a placeholder ("No Author", "admin") nor a comment's signature ("Ann says")."""
+    return _letters(text) not in _NOT_NAMES and not text.lower().rstrip(" :").endswith(
+        (" says", " sagt", " schreibt", " wrote"))
+
+
 # A byline's words before and after the name: "Von X am 8.12.2022", "Autor: X".
-_BYLINE_BEFORE = re.compile(r"^(?:von|by|autor(?:/in)?|author(?:\(s\))?|text(?: & fotos)?)"
+_BYLINE_BEFORE = re.compile(r"^(?:(?:text|ein beitrag|blog beitrag|beitrag) )?(?:von|by|par|"
+                            r"autor(?:/in)?|author(?:\(s\))?|text(?: & fotos)?|redaktion)"
                             r"\s*:?\s+", re.IGNORECASE)
 _BYLINE_AFTER = re.compile(r"\s+(?:am|on|stand:?|\||-|–)\s.*$", re.IGNORECASE)
 
@@ -401,14 +408,17 @@ def _bylines(tree: Any) -> list[str]:
         text = _clean(element.text_content()) or ""
         text = _BYLINE_AFTER.sub("", _BYLINE_BEFORE.sub("", text)).strip(" ,;:")
         if (text and len(text) <= 60 and len(text.split()) <= 5 and not _DIGIT.search(text)
-                and not text.lower().endswith(("says", "sagt", "schreibt"))):
+                and _a_name(text)):
             found.append(text)
     return list(dict.fromkeys(found))
 
 
-_BYLINE_XPATH = ('//*[contains(translate(@class, "AUTHORBYLINE", "authorbyline"), "author") or '
-                 'contains(translate(@class, "AUTHORBYLINE", "authorbyline"), "byline") or '
-                 '@rel="author" or @itemprop="author"]')
+_BYLINE_CLASSES = ("author", "byline", "auteur", "autor", "contributor", "writer",
+                   "verfasser")
+_BYLINE_XPATH = "//*[{}]".format(" or ".join(
+    [f'contains(translate(@class, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", '
+     f'"abcdefghijklmnopqrstuvwxyz"), "{name}")' for name in _BYLINE_CLASSES]
+    + ['@rel="author"', '@itemprop="author"']))
 _DIGIT = re.compile(r"\d")
 
 

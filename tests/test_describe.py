@@ -284,8 +284,13 @@ def test_the_publication_day_where_it_was_published(head: str, published: str) -
     assert describe(page(head)).published == published
 
 
-def test_the_author_from_the_byline_where_metadata_has_none() -> None:
-    html = page("", '<div class="post-author">von KleineGrüneMonster am 3. Mai 2021</div>'
-                    '<article><p>' + "Some words of the story. " * 20 + "</p></article>"
-                    '<div class="comment-author">Leser sagt:</div>')
-    assert describe(html, "https://blog.example/a").author == "KleineGrüneMonster"
+@pytest.mark.parametrize(("byline", "author"), [
+    ('<div class="post-author">von KleineGrüneMonster am 3. Mai 2021</div>',
+     "KleineGrüneMonster"),
+    ('<div class="unAuteur"><p>Blog Beitrag von Didier Roy</p></div>', "Didier Roy"),
+    ('<p class="byline">By Ann Lee on 3 May</p>', "Ann Lee"),
+])
+def test_the_author_from_the_byline_where_metadata_has_none(byline: str, author: str) -> None:
+    html = page("", byline + '<article><p>' + "Some words of the story. " * 20
+                + "</p></article>" + '<div class="comment-author">Leser sagt:</div>')
+    assert describe(html, "https://blog.example/a").author == author
