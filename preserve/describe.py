@@ -360,8 +360,10 @@ def _canonical(tree: Any, url: str | None) -> str | None:
 # Page metadata naming the author, after JSON-LD, best first.
 _AUTHOR_META = ("author", "article:author", "dc.creator", "dcterms.creator", "parsely-author",
                 "sailthru.author", "citation_author", "byl")
-_NOT_NAMES = {"noauthor", "admin", "administrator", "anonymous", "unknown",
-              "name", "human"}
+_NOT_NAMES = {"noauthor", "admin", "administrator", "anonymous", "unknown", "name",
+              "human", "posted", "postedon", "nameerforderlich", "von", "by", "datum", "date",
+              "veröffentlichtam", "publishedon", "text", "wordpressadmin", "veröffentlicht",
+              "autor", "author"}
 
 
 def _author(found: Any, tree: Any, url: str | None) -> str | None:
@@ -370,11 +372,12 @@ def _author(found: Any, tree: Any, url: str | None) -> str | None:
     drops one-word names), else its first byline; a byline's name where trafilatura
     found only the site's. A site named beside a person is left out (a site that
     names itself alone is the author); a placeholder ("No Author") always is."""
-    page = _page_authors(tree)
+    page = [name for name in map(_name, _page_authors(tree)) if name]
     bylines = _bylines(tree)
-    spelled = {_letters(name): name for name in [*bylines, *page]}
+    spelled = {_letters(part): part.strip() for name in [*bylines, *page]
+               for part in [name, *re.split(r"[,;]", name)] if part.strip()}
     names = [spelled.get(_letters(part), part) for part in (
-        _clean(piece) for piece in str(found or "").split(";")) if part and _a_name(part)]
+        _name(piece) for piece in str(found or "").split(";")) if part]
     names = names or page or bylines[:1]
     sites = _site_names(tree, url)
     if names and bylines and all(_letters(name) in sites for name in names):
@@ -390,11 +393,32 @@ def _a_name(text: str) -> bool:
         (" says", " sagt", " schreibt", " wrote"))
 
 
+def _name(text: str) -> str | None:
+    """A name as a byline gives it, without the words around it: "Von X am 3. Mai",
+    "Autor: X", "Zeige alle Beiträge von X", "X Alle Artikel"; None for a placeholder."""
+    text = _BYLINE_LABEL.sub("", _clean(text) or "")
+    if (match := _BYLINE_MARK.match(text)) and set(match.group(1).lower().split()) <= _LEAD_INS:
+        text = match.group(2)  # not "Christoph von Ritter"
+    text = _BYLINE_AFTER.sub("", text).strip(" ,;:-–—|'\"")
+    words = text.split()
+    if len(words) % 2 == 0 and words[:len(words) // 2] == words[len(words) // 2:]:
+        text = " ".join(words[:len(words) // 2])  # "jesusfreak jesusfreak"
+    return text if text and _a_name(text) else None
+
+
 # A byline's words before and after the name: "Von X am 8.12.2022", "Autor: X".
-_BYLINE_BEFORE = re.compile(r"^(?:(?:text|ein beitrag|blog beitrag|beitrag) )?(?:von|by|par|"
-                            r"autor(?:/in)?|author(?:\(s\))?|text(?: & fotos)?|redaktion)"
-                            r"\s*:?\s+", re.IGNORECASE)
-_BYLINE_AFTER = re.compile(r"\s+(?:am|on|stand:?|\||-|–)\s.*$", re.IGNORECASE)
+_BYLINE_LABEL = re.compile(r"^(?:autor(?:/in)?|auteur|author(?:\(s\))?|interview|"
+                           r"text(?: & fotos)?|redaktion|written by|posted by)\s*:?\s+",
+                           re.IGNORECASE)
+_BYLINE_MARK = re.compile(r"^(.*?)\s*\b(?:von|vom|by|par)\s+(\S.*)$", re.IGNORECASE)
+# Words a byline puts before "von", "by": "Zeige alle Beiträge von", "Ein Beitrag von".
+_LEAD_INS = {"zeige", "alle", "beiträge", "beitrag", "ein", "eine", "blog", "artikel", "text",
+             "zum", "profil", "posted", "veröffentlicht", "geschrieben", "written",
+             "published", "disko", "foto", "fotos", "story", "interview", "pressemitteilung",
+             "verfasst", "erstellt", "publié", "article"}
+_BYLINE_AFTER = re.compile(r"\s+(?:(?:am|on|stand:?|\||-|–|—|alle artikel|kontakt)(?:\s.*)?|"
+                           r"(?:\S+\s+)?(?:staff|staff writer|contributor|correspondent))$",
+                           re.IGNORECASE)
 
 
 def _bylines(tree: Any) -> list[str]:
@@ -405,10 +429,8 @@ def _bylines(tree: Any) -> list[str]:
         return []
     found = []
     for element in tree.xpath(_BYLINE_XPATH)[:8]:
-        text = _clean(element.text_content()) or ""
-        text = _BYLINE_AFTER.sub("", _BYLINE_BEFORE.sub("", text)).strip(" ,;:")
-        if (text and len(text) <= 60 and len(text.split()) <= 5 and not _DIGIT.search(text)
-                and _a_name(text)):
+        text = _name(element.text_content())
+        if text and len(text) <= 60 and len(text.split()) <= 5 and not _DIGIT.search(text):
             found.append(text)
     return list(dict.fromkeys(found))
 

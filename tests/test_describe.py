@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from preserve.catalog import Snapshot
-from preserve.describe import decode_html, describe
+from preserve.describe import _name, decode_html, describe
 from preserve.fingerprint import NEAR_BITS, simhash, simhash_distance
 from preserve.retrieve import text_changes
 
@@ -294,3 +294,19 @@ def test_the_author_from_the_byline_where_metadata_has_none(byline: str, author:
     html = page("", byline + '<article><p>' + "Some words of the story. " * 20
                 + "</p></article>" + '<div class="comment-author">Leser sagt:</div>')
     assert describe(html, "https://blog.example/a").author == author
+
+
+@pytest.mark.parametrize(("written", "name"), [
+    ("Zeige alle Beiträge von Petra Ruland", "Petra Ruland"),
+    ("Autor: gnaddrig", "gnaddrig"),
+    ("Christoph von Ritter", "Christoph von Ritter"),  # a name's "von" stays
+    ("Von Jörn Mecher am 08.12.2022", "Jörn Mecher"),
+    ("Adam Aaronson PhillyVoice Staff", "Adam Aaronson"),
+    ("Johanna Kropfitsch Alle Artikel", "Johanna Kropfitsch"),
+    ("jesusfreak jesusfreak", "jesusfreak"),
+    ("Dominique —", "Dominique"),
+    ("Posted on", None),
+    ("Name (erforderlich)", None),
+])
+def test_a_name_without_the_words_around_it(written: str, name: str | None) -> None:
+    assert _name(written) == name
