@@ -12,6 +12,7 @@ which trafilatura leaves open.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -428,7 +429,10 @@ def _bylines(tree: Any) -> list[str]:
     if tree is None:
         return []
     found = []
-    for element in tree.xpath(_BYLINE_XPATH)[:8]:
+    marked = (element for element in tree.xpath("//*[@class or @rel or @itemprop]")
+              if any(name in (element.get("class") or "").lower() for name in _BYLINE_CLASSES)
+              or element.get("rel") == "author" or element.get("itemprop") == "author")
+    for element in itertools.islice(marked, 8):
         text = _name(element.text_content())
         if text and len(text) <= 60 and len(text.split()) <= 5 and not _DIGIT.search(text):
             found.append(text)
@@ -437,10 +441,6 @@ def _bylines(tree: Any) -> list[str]:
 
 _BYLINE_CLASSES = ("author", "byline", "auteur", "autor", "contributor", "writer",
                    "verfasser")
-_BYLINE_XPATH = "//*[{}]".format(" or ".join(
-    [f'contains(translate(@class, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", '
-     f'"abcdefghijklmnopqrstuvwxyz"), "{name}")' for name in _BYLINE_CLASSES]
-    + ['@rel="author"', '@itemprop="author"']))
 _DIGIT = re.compile(r"\d")
 
 
