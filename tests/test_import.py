@@ -348,3 +348,15 @@ def test_a_wacz_whose_files_do_not_match_its_datapackage_is_refused(run: Any, ho
     assert unreadable.status == 2 and "(archive/example-collection.warc): expected a WARC " \
         "entry stored in place, found deflated" in unreadable.err
     assert catalogued(home) == (0, 0) and stored_objects(home) == []
+
+
+def test_an_arc_file_with_a_long_name_is_catalogued(run: Any, tmp_path: Path,
+                                                    database_url: str) -> None:
+    """An ARC record's ID holds its file's key (name and all): PostgreSQL must take it."""
+    path = tmp_path / ("an-arc-file-named-at-length-by-the-crawler-that-wrote-it-" * 3 + ".arc.gz")
+    path.write_bytes((CORPUS / "webrecorder__pywb__example.arc.gz").read_bytes())
+
+    result = run("import", path, "--collection", "corpus")
+
+    assert result.status == 0, result.err
+    assert run("get", "http://example.com/", "--json").status == 0

@@ -86,7 +86,8 @@ captures = Table(
     Column("surt", Text, nullable=False),
     Column("capture_time", UTCDateTime, nullable=False),
     Column("record_type", String(20), nullable=False),
-    Column("record_id", String(100), nullable=False),
+    # As long as an ARC record's ID, which holds its file's key; SQLite holds to no length.
+    Column("record_id", String(100).with_variant(String(600), "postgresql"), nullable=False),
     Column("status", Integer, nullable=True),
     Column("mime", String(200), nullable=True),
     Column("payload_digest", String(100), nullable=True),
