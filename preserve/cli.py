@@ -593,6 +593,9 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
           f"files, {report.records} records ({report.captures} captures, "
           f"{report.descriptions} descriptions), {report.ledger_entries} ledger entries, "
           f"{report.tombstones} tombstones")
+    if report.refused:
+        print(f"preserve: {report.refused}", file=sys.stderr)
+        return 1
     if report.replaced_empty:
         print("the catalog was empty: nothing to compare")
     elif report.equal:

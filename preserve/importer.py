@@ -49,7 +49,7 @@ from preserve.processes import process_pool
 from preserve.storage import open_stores
 from preserve.warc_digests import (
     ZIP_HEADER,
-    KeptRecord,
+    Keeper,
     RecordProblem,
     is_wacz_warc,
     member_starts,
@@ -247,7 +247,7 @@ def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
     return sha256, size, merged
 
 
-def _verified(path: Path, keep: Callable[[KeptRecord], None]
+def _verified(path: Path, keep: Keeper
               ) -> tuple[str, int, list[RecordProblem]]:
     """A WARC file's SHA-256, size and record problems, from one read."""
     whole = Tally()
@@ -281,6 +281,7 @@ def _index(stream: IO[bytes], name: str, arc: bool = False, at: int = 0,
         index.captures = [replace(entry, offset=entry.offset + at) for entry in index.captures]
         index.descriptions = [replace(entry, offset=entry.offset + at)
                               for entry in index.descriptions]
+        index.others = [replace(entry, offset=entry.offset + at) for entry in index.others]
     return index, unreadable
 
 
@@ -295,26 +296,33 @@ def _index_wacz(path: Path, key: str
             declared = {resource.get("path"): str(resource.get("hash", ""))
                         for resource in json.loads(package.read("datapackage.json"))
                         .get("resources", []) if isinstance(resource, dict)}
-        except (ValueError, AttributeError) as exc:
-            raise BadInput(f"import: {path}: datapackage.json is not JSON ({exc})") from exc
+        except (ValueError, AttributeError, KeyError, zipfile.BadZipFile) as exc:
+            raise BadInput(f"import: {path}: datapackage.json cannot be read ({exc})") from exc
         for info in package.infolist():
             raw.seek(info.header_offset)
             start = info.header_offset + zip_header_size(raw.read(ZIP_HEADER))
             expected = declared.get(info.filename, "")
-            if expected.startswith("sha256:"):
-                with package.open(info) as entry:
-                    found = "sha256:" + sha256_chunks(iter_chunks(entry))[0]
-                if found != expected:
-                    wrong.append(RecordProblem(info.filename, start, expected, found))
-            if not is_wacz_warc(info.filename) or info.compress_type != zipfile.ZIP_STORED:
-                continue  # a deflated WARC entry is verify_wacz_records's problem
-            with package.open(info) as stream:
-                part, broken = _index(stream, f"{key}#{info.filename}", at=start,
-                                      where=f"{info.filename} ")
+            try:
+                if expected.startswith("sha256:"):
+                    with package.open(info) as entry:
+                        found = "sha256:" + sha256_chunks(iter_chunks(entry))[0]
+                    if found != expected:
+                        wrong.append(RecordProblem(info.filename, start, expected, found))
+                if not is_wacz_warc(info.filename) or info.compress_type != zipfile.ZIP_STORED:
+                    continue  # a deflated WARC entry is verify_wacz_records's problem
+                with package.open(info) as stream:
+                    part, broken = _index(stream, f"{key}#{info.filename}", at=start,
+                                          where=f"{info.filename} ")
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a damaged entry
+                wrong.append(RecordProblem(info.filename, start, "a readable ZIP entry",
+                                           f"unreadable ({exc})"))
+                continue
             unreadable = unreadable or broken
             index.records += part.records
             index.captures += part.captures
             index.descriptions += part.descriptions
+            index.others += part.others
+            index.info = index.info or part.info
     return index, unreadable, wrong
 
 

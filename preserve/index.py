@@ -144,8 +144,19 @@ class KeptIndexer:
         self.base = base  # where the bytes read start in the file
         self.index: WarcIndex | None = WarcIndex()
         self._pending: KeptRecord | None = None
+        self._starts = 0  # the records' distinct starts (gzip members, in a gzipped file)
+        self._last_start = -1
+
+    def members(self, count: int) -> None:
+        """A gzip member that holds no record (an empty one, BGZF's end block) would be
+        counted in the length of the record before it: warcio's reading decides."""
+        if count and count != self._starts:
+            self.index = None
 
     def __call__(self, record: KeptRecord) -> None:
+        if record.offset != self._last_start:
+            self._starts += 1
+            self._last_start = record.offset
         if self.base:
             record = replace(record, offset=record.offset + self.base)
         if self._pending is not None:
@@ -177,8 +188,8 @@ class KeptIndexer:
             self.index = None
 
     def _entered(self, index: WarcIndex, record: KeptRecord, length: int) -> bool:
-        if length <= 0:
-            return False  # a record that shares its gzip member
+        if length <= 0 or record.folded:
+            return False  # a record that shares its gzip member; headers warcio unfolds
         headers = _Fields(record.headers)
         kind = headers.get_header("WARC-Type")
         if kind is None:

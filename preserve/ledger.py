@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from preserve.catalog.schema import ledger, warc_files
-from preserve.errors import PreserveError, StorageError
+from preserve.errors import PreserveError
 
 if TYPE_CHECKING:
     from preserve.storage import ObjectStore
@@ -189,22 +189,27 @@ def _checkpoint_keys(store: ObjectStore) -> Iterator[tuple[int, str]]:
             yield int(seq_text), info.key
 
 
-def checkpointed_entries(store: ObjectStore) -> Iterator[tuple[str, LedgerEntry]]:
+def checkpointed_entries(store: ObjectStore, problems: list[str]
+                         ) -> Iterator[tuple[str, LedgerEntry]]:
     """Every entry a location's checkpoints hold, with the checkpoint's key (a checkpoint
     written before entries were kept in them gives its head alone, with no fields but
-    seq and hash)."""
+    seq and hash). A checkpoint that cannot be read is named in ``problems`` and the
+    others are read on."""
     for _seq, key in sorted(_checkpoint_keys(store)):
-        with store.open(key) as stream:
-            try:
+        try:
+            with store.open(key) as stream:
                 body = json.loads(stream.read())
-            except ValueError as exc:
-                raise StorageError(f"ledger checkpoint {key} is not JSON") from exc
-        if "entries" not in body:
-            yield key, LedgerEntry(int(body["seq"]), str(body.get("time", "")), "", "", "",
-                                   "", "", str(body["hash"]))
+            if "entries" not in body:
+                found = [LedgerEntry(int(body["seq"]), str(body.get("time", "")), "", "", "",
+                                     "", "", str(body["hash"]))]
+            else:
+                found = [LedgerEntry(**fields) for fields in body["entries"]]
+        except (PreserveError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            problems.append(f"ledger checkpoint {key} cannot be read ({type(exc).__name__}: "
+                            f"{exc})")
             continue
-        for fields in body["entries"]:
-            yield key, LedgerEntry(**fields)
+        for entry in found:
+            yield key, entry
 
 
 def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
@@ -213,11 +218,11 @@ def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
     each checkpoint, the first such entry)."""
     hashes = {seq: digest for seq, digest in connection.execute(select(ledger.c.seq,
                                                                        ledger.c.hash))}
-    problems = []
+    problems: list[str] = []
     for name, store in sorted(stores.items()):
         named: set[str] = set()
         try:
-            for key, entry in checkpointed_entries(store):
+            for key, entry in checkpointed_entries(store, problems):
                 if key in named:
                     continue
                 if entry.seq not in hashes:

@@ -14,7 +14,8 @@ none, the best there is, and said so) into a working folder, and indexed as an
 import is, before anything in the catalog changes. The catalog is then replaced
 in one transaction, compared with what it replaced, and the differences are
 reported; with ``check``, the transaction is rolled back and only the
-comparison is left.
+comparison is left. A catalog whose ledger holds entries the checkpoints do not
+(every copy of a checkpoint damaged) is not replaced: those entries would be lost.
 
 Where storage does not say, the ledger does: a file's collection is in its key,
 its time is its ingest entry's, a copy's verification time is its ingest or its
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -77,6 +79,8 @@ class ReindexReport:
     ledger_entries: int = 0
     tombstones: int = 0
     checked_only: bool = False
+    # Why the catalog was left as it was (its ledger holds entries storage has lost).
+    refused: str | None = None
     replaced_empty: bool = False  # the catalog had nothing (lost): there was nothing to compare
     # table -> rows the old catalog had that the rebuilt one has not, and the reverse
     differences: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -121,6 +125,10 @@ def reindex(settings: Settings, engine: Engine, *, check: bool = False,
     try:
         with write_transaction(engine) as connection:
             before = catalog_contents(connection)
+            report.refused = _ledger_lost(list(ledger.entries(connection)), chain)
+            if report.refused:
+                report.problems.append(report.refused)
+                raise _CheckedOnly
             for table in REBUILT:
                 connection.execute(delete(table))
             if chain:
@@ -138,9 +146,24 @@ def reindex(settings: Settings, engine: Engine, *, check: bool = False,
         pass
     report.ledger_entries = len(chain) + len(report.unledgered)
     report.tombstones = len(graves)
-    if not check:
+    if not check and not report.refused:
         ledger.checkpoint(engine, stores)
     return report
+
+
+def _ledger_lost(held: list[ledger.LedgerEntry], chain: list[ledger.LedgerEntry]) -> str | None:
+    """Why the catalog must not be replaced: its ledger holds entries that the chain
+    rebuilt from the checkpoints does not (they would be lost); None when it does not."""
+    for at, entry in enumerate(held):
+        if at >= len(chain):
+            return (f"the catalog's ledger has {len(held)} entries and the checkpoints in "
+                    f"storage only {len(chain)}: nothing was replaced (entry {entry.seq} on "
+                    "would be lost; ledger verify names what is wrong in storage)")
+        if chain[at].hash != entry.hash:
+            return (f"ledger entry {entry.seq} in the catalog differs from the one the "
+                    "checkpoints hold: nothing was replaced (ledger verify names which is "
+                    "wrong)")
+    return None
 
 
 class _CheckedOnly(Exception):
@@ -149,27 +172,29 @@ class _CheckedOnly(Exception):
 
 def _stored_chain(stores: Mapping[str, ObjectStore],
                   report: ReindexReport) -> list[ledger.LedgerEntry]:
-    """The chain the checkpoints hold, from its first entry to the first gap or break."""
-    found: dict[int, ledger.LedgerEntry] = {}
+    """The chain the checkpoints hold, from its first entry to the first gap or break; of
+    an entry that locations hold differently, the one that follows the entry before."""
+    found: dict[int, list[ledger.LedgerEntry]] = {}
     for name, store in sorted(stores.items()):
         try:
-            for _key, entry in ledger.checkpointed_entries(store):
+            for _key, entry in ledger.checkpointed_entries(store, report.problems):
                 if entry.event:  # a checkpoint of the head alone, from before entries were kept
-                    found.setdefault(entry.seq, entry)
+                    found.setdefault(entry.seq, []).append(entry)
         except PreserveError as exc:
             report.problems.append(f"ledger checkpoints in {name} cannot be read: {exc}")
     chain: list[ledger.LedgerEntry] = []
     prev_hash = ledger.GENESIS_HASH
     for seq in range(1, max(found, default=0) + 1):
-        at = found.get(seq)
-        if at is None or at.prev_hash != prev_hash or at.hash != ledger.entry_hash(
-                at.seq, at.time, at.actor, at.event, at.object, at.digest, at.prev_hash):
+        sound = [at for at in found.get(seq, []) if at.prev_hash == prev_hash
+                 and at.hash == ledger.entry_hash(at.seq, at.time, at.actor, at.event,
+                                                  at.object, at.digest, at.prev_hash)]
+        if not sound:
             report.problems.append(f"ledger entry {seq} is "
-                                   f"{'missing from' if at is None else 'broken in'} the "
+                                   f"{'broken in' if seq in found else 'missing from'} the "
                                    f"checkpoints: the chain is rebuilt up to entry {seq - 1}")
             break
-        chain.append(at)
-        prev_hash = at.hash
+        chain.append(sound[0])
+        prev_hash = sound[0].hash
     return chain
 
 
@@ -259,7 +284,7 @@ def _read(stored: _File, stores: Mapping[str, ObjectStore], work_dir: Path,
                                    f"sha256:{expected}; indexed from the copy in {location}")
         try:
             plan = read_through(staged, lambda _sha256: stored.key, lenient=True)
-        except PreserveError as exc:
+        except (PreserveError, OSError, zipfile.BadZipFile) as exc:
             report.problems.append(f"{stored.key}: cannot be indexed ({exc}); left out")
             return
     stored.index, stored.sha256, stored.size = plan.index, plan.sha256, plan.size
@@ -287,9 +312,11 @@ def _record(connection: Connection, stored: _File, chain: list[ledger.LedgerEntr
         if entry.event == "repair":
             verified[location] = datetime.fromisoformat(entry.time)
             missing.pop(location, None)
-        elif entry.event == UNDER_REPLICATED and location not in stored.locations:
+        elif entry.event == UNDER_REPLICATED:
+            # Never made, whatever the location holds under the key (other bytes, say).
             missing[location] = (f"no verified copy since ingest (ledger entry {entry.seq}); "
                                  "rebuilt by preserve reindex")
+            verified.pop(location, None)
     verified = {location: when for location, when in verified.items()
                 if location in stored.locations}
     parts = key.split("/")

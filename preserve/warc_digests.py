@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 from isal import isal_zlib
 
@@ -69,6 +69,7 @@ class KeptRecord:
     block: bytes
     whole: bool  # ``block`` is all of it
     size: int | None  # in a plain file, its headers and block; None in a gzipped one
+    folded: bool = False  # a header continued on the next line (warcio reads it otherwise)
 
 
 # Block bytes kept, by record type: enough for a response's HTTP headers; a description
@@ -86,9 +87,17 @@ class Unreadable(Exception):
         self.offset = offset
 
 
+class Keeper(Protocol):
+    """What ``verify_records`` hands what it keeps of each record to (an indexer)."""
+
+    def __call__(self, record: KeptRecord) -> None: ...
+
+    def members(self, count: int) -> None:
+        """How many gzip members the file held (0: a plain file), told at its end."""
+
+
 def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None,
-                   keep: Callable[[KeptRecord], None] | None = None
-                   ) -> Iterator[RecordProblem]:
+                   keep: Keeper | None = None) -> Iterator[RecordProblem]:
     """A problem for every record whose block or payload digest does not hold.
 
     ``counter.records`` (when given) is kept to the number of records read, and
@@ -98,8 +107,9 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None,
     stopped in, or else the last one read.
     """
     records = _Records(keep)
+    members = [0]
     try:
-        for piece, offset in _inflated(chunks):
+        for piece, offset in _inflated(chunks, members):
             records.feed(piece, offset)
             if records.problems:
                 yield from records.problems
@@ -107,6 +117,8 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None,
             if counter is not None:
                 counter.records = records.records_read
         records.close()
+        if keep is not None:
+            keep.members(members[0])
     except Unreadable as exc:
         # Named: the record being read when the file stopped, else the one before.
         where = (records.uri if records.remaining >= 0
@@ -248,7 +260,8 @@ class _Bytes:
             pass
 
 
-def _inflated(chunks: Iterable[bytes]) -> Iterator[tuple[memoryview, int | None]]:
+def _inflated(chunks: Iterable[bytes], members: list[int] | None = None
+              ) -> Iterator[tuple[memoryview, int | None]]:
     """The file's bytes as WARC data: ``(data, member offset)`` for gzip, and
     ``(data, None)`` for a plain file, whose record offsets are counted in the data."""
     source = iter(chunks)
@@ -270,6 +283,8 @@ def _inflated(chunks: Iterable[bytes]) -> Iterator[tuple[memoryview, int | None]
         while at < len(view):
             if inflater is None:
                 member = position
+                if members is not None:
+                    members[0] += 1
                 inflater = isal_zlib.decompressobj(31)
             feed = view[at:at + FEED]
             try:
@@ -299,12 +314,13 @@ def _inflated(chunks: Iterable[bytes]) -> Iterator[tuple[memoryview, int | None]
 class _Records:
     """Splits WARC data into records and hashes each one's block and payload as it passes."""
 
-    def __init__(self, keep: Callable[[KeptRecord], None] | None = None) -> None:
+    def __init__(self, keep: Keeper | None = None) -> None:
         self.kept = keep  # None: nothing is kept for an index
         self.headers: dict[bytes, bytes] = {}  # the current record's WARC headers
         self.keep = 0  # block bytes still to keep of the current record
         self.keeping: list[bytes] = []
         self.keep_whole = False
+        self.folded = False
         self.plain = False  # the record is in a plain (not gzipped) file
         self.size = 0  # its headers and block, with the blank line between
         self.pending = b""  # header bytes not yet complete, or separator bytes
@@ -426,7 +442,8 @@ class _Records:
 
     def _begin(self, raw: bytes) -> None:
         original = raw
-        if b"\r\n " in raw or b"\r\n\t" in raw:
+        self.folded = b"\r\n " in raw or b"\r\n\t" in raw
+        if self.folded:
             raw = _FOLDED.sub(b" ", raw)  # a header continued on the next line
         headers: dict[bytes, bytes] = {}
         for line in raw.split(b"\r\n")[1:]:
@@ -508,7 +525,8 @@ class _Records:
         self.records_read += 1
         if self.kept is not None:
             self.kept(KeptRecord(self.offset, self.headers, b"".join(self.keeping),
-                                 self.keep_whole, self.size if self.plain else None))
+                                 self.keep_whole, self.size if self.plain else None,
+                                 self.folded))
             self.keeping = []
         self.last_uri = self.uri
         self.last_offset = self.offset

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -360,3 +361,59 @@ def test_an_arc_file_with_a_long_name_is_catalogued(run: Any, tmp_path: Path,
 
     assert result.status == 0, result.err
     assert run("get", "http://example.com/", "--json").status == 0
+
+
+def test_where_the_verifying_read_cannot_tell_warcio_reads(tmp_path: Path) -> None:
+    """An empty gzip member (BGZF's end block) after a record, and a folded header: the
+    index is warcio's, never one with a wrong length or URL."""
+    source = (CORPUS / "webrecorder__pywb__iana.warc.gz").read_bytes()
+    plain = gzip.decompress(source)
+    first_end = plain.index(b"\r\n\r\nWARC/") + 4
+    folded = plain[:first_end].replace(b"WARC-Date:", b"WARC-Note: one\r\n two\r\nWARC-Date:",
+                                       1) + plain[first_end:]
+    cases = {"empty-member.warc.gz": source + gzip.compress(b""),
+             "folded.warc": folded}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        indexer = KeptIndexer(name)
+        with path.open("rb") as stream:
+            assert list(verify_records(iter_chunks(stream), keep=indexer)) == []
+        with path.open("rb") as stream:
+            slow = index_warc(stream, name)
+        plan = importer.read_through(path, lambda _sha256, key=name: key, lenient=False)
+
+        assert indexer.finish(len(data)) is None, name
+        assert plan.index == slow, name
+
+
+def test_a_waczs_other_records_are_indexed(run: Any, home: Path) -> None:
+    assert run("import", CORPUS / "webrecorder__py-wacz__valid_example_1.wacz",
+               "--collection", "corpus", "--no-describe").status == 0
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.connect() as connection:
+        records = connection.execute(select(warc_files.c.records)).scalar_one()
+        indexed = (connection.execute(select(func.count()).select_from(captures)).scalar_one()
+                   + connection.execute(select(func.count()).select_from(other_records))
+                   .scalar_one())
+    engine.dispose()
+
+    assert indexed == records > 1
+
+
+def test_a_wacz_with_a_damaged_entry_is_refused_not_a_crash(run: Any, home: Path,
+                                                           tmp_path: Path) -> None:
+    source = CORPUS / "webrecorder__py-wacz__valid_example_1.wacz"
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as package:
+        [entry] = [info for info in package.infolist() if info.filename.startswith("archive/")]
+    at = entry.header_offset + 30 + len(entry.filename) + len(entry.extra)
+    data[at + entry.compress_size // 2] ^= 0x01  # inside the stored WARC entry's bytes
+    path = tmp_path / "damaged.wacz"
+    path.write_bytes(bytes(data))
+
+    result = run("import", path, "--collection", "corpus")
+
+    assert result.status == 2 and len(result.err.splitlines()) == 1, result.err
+    assert result.err.startswith(f"preserve: error: import: {path}: ")
+    assert catalogued(home) == (0, 0)

@@ -157,10 +157,13 @@ def test_in_a_browser_search_open_a_snapshot_and_replay_it(
             plain = browser.new_context(java_script_enabled=False).new_page()
             plain.goto(f"{base}/?q=Uyghur")
             plain.fill("#token", API_TOKENS["researcher"])
-            plain.click("button[type=submit]")
+            with plain.expect_navigation():  # the sign-in answers with the search again
+                plain.click("button[type=submit]")
+            plain.locator("ol.results li").first.wait_for()
             assert plain.locator("ol.results li").count() == 1
             assert plain.locator("ol.results mark").first.inner_text() == "Uyghur"
-            plain.click("ol.results a.title")
+            with plain.expect_navigation():
+                plain.click("ol.results a.title")
             assert plain.locator("h1").inner_text().startswith(TITLE)
             assert plain.locator("table.fixity td.pass").count() == 1
             replay_url = plain.locator("a.replay").get_attribute("href")

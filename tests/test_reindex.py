@@ -148,3 +148,42 @@ def test_a_catalog_is_rebuilt_from_an_s3_location_alone(run: Any, site: Loopback
     assert len(after["copies"]) == len(before["copies"]) // 2
     assert json.loads(run("get", "http://www.iana.org/", "--json").out)["title"]
     assert run("ledger", "verify").status == 0
+
+
+def test_a_damaged_checkpoint_is_named_and_a_good_copy_serves(
+        run: Any, site: LoopbackSite, home: Path, database_url: str) -> None:
+    mirror = build_an_archive(run, site, home)
+    before = contents(database_url)
+    checkpoints = sorted((home / "objects" / "ledger" / "checkpoints").iterdir())
+    checkpoints[0].write_text("{not json")  # in the folder; the mirror's copy holds
+    body = json.loads(checkpoints[1].read_text())
+    body["entries"][0]["actor"] = "someone else"  # altered, its hash kept
+    checkpoints[1].write_text(json.dumps(body))
+    lose_the_catalog(database_url, home)
+
+    rebuilt = run("reindex", "--json")
+    verified = run("ledger", "verify", "--json")
+
+    report = json.loads(rebuilt.out)
+    assert rebuilt.status == 1  # rebuilt, and the damaged checkpoint named
+    assert [problem.split(" (")[0] for problem in report["problems"]] == [
+        f"ledger checkpoint ledger/checkpoints/{checkpoints[0].name} cannot be read"]
+    assert contents(database_url) == before
+    assert verified.status == 1 and any(
+        checkpoints[0].name in problem for problem in json.loads(verified.out)["problems"])
+    assert (mirror / "ledger" / "checkpoints" / checkpoints[0].name).is_file()
+
+
+def test_a_catalog_whose_ledger_storage_lost_is_not_replaced(
+        run: Any, site: LoopbackSite, home: Path, database_url: str) -> None:
+    mirror = build_an_archive(run, site, home)
+    before = contents(database_url)
+    for folder in (home / "objects", mirror):  # one checkpoint damaged in every location
+        sorted((folder / "ledger" / "checkpoints").iterdir())[1].write_text("{not json")
+
+    result = run("reindex")
+
+    assert result.status == 1  # the entries it held are in the catalog alone: kept
+    assert result.err.startswith("preserve: the catalog's ledger has ")
+    assert "nothing was replaced" in result.err and len(result.err.splitlines()) == 1
+    assert contents(database_url) == before

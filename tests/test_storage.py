@@ -591,3 +591,22 @@ def test_a_store_goes_to_a_worker_process_and_reads_there(store: ObjectStore) ->
 
 def _read_range(store: ObjectStore, key: str, offset: int, length: int) -> bytes:
     return store.read_range(key, offset, length)
+
+
+def test_a_copy_where_sendfile_cannot_go_is_made_by_chunks(
+        fs_store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS sends files to sockets only; some file systems refuse it too."""
+    import errno
+    import os
+
+    source = tmp_path / "source.warc.gz"
+    source.write_bytes(DATA)
+
+    def refuse(*_args: Any) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    with source.open("rb") as stream:
+        fs_store.put("warcs/c/a.warc.gz", stream, sha(DATA))
+
+    assert (fs_store.root / "warcs" / "c" / "a.warc.gz").read_bytes() == DATA

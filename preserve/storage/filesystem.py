@@ -166,11 +166,17 @@ def _copy(stream: BinaryIO, out: BinaryIO) -> None:
     if source >= 0 and stat.S_ISREG(os.fstat(source).st_mode):
         out.flush()
         offset = start
-        while sent := os.sendfile(out.fileno(), source, offset, SENDFILE_BYTES):
-            offset += sent
-        stream.seek(offset)
-        out.seek(0, os.SEEK_END)
-        return
+        try:
+            while sent := os.sendfile(out.fileno(), source, offset, SENDFILE_BYTES):
+                offset += sent
+        except OSError:
+            if offset != start:  # some bytes went: what failed is the copy
+                raise
+            # Not between these files, here (macOS sends to sockets only): by chunks.
+        else:
+            stream.seek(offset)
+            out.seek(0, os.SEEK_END)
+            return
     for chunk in iter_chunks(stream):
         out.write(chunk)
 
