@@ -239,11 +239,7 @@ def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
     for problems, part in parts:
         if problems or part is None:
             return None
-        merged.records += part.records
-        merged.captures += part.captures
-        merged.descriptions += part.descriptions
-        merged.others += part.others
-        merged.info = merged.info or part.info
+        merged.extend(part)
     return sha256, size, merged
 
 
@@ -318,11 +314,7 @@ def _index_wacz(path: Path, key: str
                                            f"unreadable ({exc})"))
                 continue
             unreadable = unreadable or broken
-            index.records += part.records
-            index.captures += part.captures
-            index.descriptions += part.descriptions
-            index.others += part.others
-            index.info = index.info or part.info
+            index.extend(part)
     return index, unreadable, wrong
 
 

@@ -82,6 +82,15 @@ class WarcIndex:
     others: list[RecordEntry] = field(default_factory=list)
     info: dict[str, str] = field(default_factory=dict)
 
+    def extend(self, part: WarcIndex) -> None:
+        """Add the entries of a later part of the same file (its first warcinfo's fields
+        where this part has none)."""
+        self.records += part.records
+        self.captures += part.captures
+        self.descriptions += part.descriptions
+        self.others += part.others
+        self.info = self.info or part.info
+
 
 @lru_cache(maxsize=65536)  # a crawl asks about the same links over and over
 def surt_key(url: str) -> str:
