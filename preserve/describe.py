@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -104,21 +105,79 @@ def describe(html: str, url: str | None = None) -> Description:
     )
     found: dict[str, Any] = {} if document is None else (
         document if isinstance(document, dict) else document.as_dict())
-    tree = _parse(html)
+    page = _Page(_parse(html), url)
     text = (found.get("text") or "").strip()
-    language = _language(tree)
+    language = _language(page)
     detected = language is None and (language := _detected_language(text)) is not None
     return Description(
         text=text,
-        title=_title(found.get("title"), tree, url),
-        publisher=_publisher(tree, url),
-        author=_author(found.get("author"), tree, url),
-        published=_published(found.get("date"), tree),
+        title=_title(found.get("title"), page),
+        publisher=_publisher(page),
+        author=_author(found.get("author"), page),
+        published=_published(found.get("date"), page),
         language=language,
-        modified=_modified(tree),
-        canonical_url=_canonical(tree, url) or _clean(found.get("url")),
+        modified=_modified(page),
+        canonical_url=_canonical(page) or _clean(found.get("url")),
         language_detected=detected,
     )
+
+
+class _Page:
+    """A parsed page (its tree None where it does not parse) and what several rules read
+    from it, each read once: its meta tags, its JSON-LD objects, the site's names."""
+
+    def __init__(self, tree: Any, url: str | None) -> None:
+        self.tree = tree
+        self.url = url
+
+    @cached_property
+    def metas(self) -> dict[str, str]:
+        """``<meta>`` content by lower-case property or name (the first of each)."""
+        values: dict[str, str] = {}
+        for meta in self.tree.xpath("//meta[@content]") if self.tree is not None else []:
+            key = (meta.get("property") or meta.get("name") or "").strip().lower()
+            content = _clean(meta.get("content"))
+            if key and content:
+                values.setdefault(key, content)
+        return values
+
+    @cached_property
+    def json_ld(self) -> list[dict[str, Any]]:
+        """Every object of the page's JSON-LD scripts (what does not parse left out)."""
+        nodes: list[dict[str, Any]] = []
+        scripts = (self.tree.xpath('//script[@type="application/ld+json"]')
+                   if self.tree is not None else [])
+        for script in scripts:
+            try:
+                nodes += _walk(json.loads(script.text_content()))
+            except ValueError:
+                continue
+        return nodes
+
+    @cached_property
+    def publishers(self) -> list[str]:
+        """The names JSON-LD gives its ``publisher``s."""
+        names = []
+        for node in self.json_ld:
+            publisher = node.get("publisher")
+            for candidate in publisher if isinstance(publisher, list) else [publisher]:
+                name = candidate.get("name") if isinstance(candidate, dict) else candidate
+                if isinstance(name, str) and (cleaned := _clean(name)):
+                    names.append(cleaned)
+        return names
+
+    @cached_property
+    def sites(self) -> set[str]:
+        """The site's names, as letters: its publisher metadata, its host and each name
+        in the host."""
+        sites = {_letters(self.metas[key]) for key in _PUBLISHER_META if self.metas.get(key)}
+        sites |= {_letters(name) for name in self.publishers}
+        if self.url:
+            host = (urlsplit(self.url).hostname or "").removeprefix("www.")
+            sites |= {_letters(host), _letters(host.rsplit(".", 1)[0])}
+            # and each name in it: "literaturgefluester" of literaturgefluester.wordpress.com
+            sites |= {_letters(label) for label in host.split(".")[:-1] if len(label) >= 4}
+        return sites - {""}
 
 
 def _parse(html: str) -> Any:
@@ -137,7 +196,7 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
-def _title(found: Any, tree: Any, url: str | None) -> str | None:
+def _title(found: Any, page: _Page) -> str | None:
     """The page's own title.
 
     The longest of its headings (without kicker, topic label or date) that the
@@ -148,13 +207,12 @@ def _title(found: Any, tree: Any, url: str | None) -> str | None:
     that kept ("Cake: simply delicious!" for "Cake").
     """
     title = _clean(found)
-    if tree is None:
+    if page.tree is None:
         return title
-    element = _clean(tree.findtext(".//title"))
-    og_title = _meta_values(tree).get("og:title")
-    sites = _site_names(tree, url)
-    whole = [_comparable(text) for text in (element, og_title) if text]
-    h1s = [text for text in (_heading(h) for h in tree.xpath("//h1")[:5]) if text]
+    url, sites = page.url, page.sites
+    element = _clean(page.tree.findtext(".//title"))
+    whole = [_comparable(text) for text in (element, page.metas.get("og:title")) if text]
+    h1s = [text for text in (_heading(h) for h in page.tree.xpath("//h1")[:5]) if text]
     held = [text for text in h1s if len(text) >= 8 and any(_comparable(text) in t for t in whole)
             and _without_site(text, sites, url) == text]
     if held:
@@ -257,37 +315,16 @@ def _letters(text: str) -> str:
     return re.sub(r"\W|_", "", text.lower())
 
 
-def _publisher(tree: Any, url: str | None) -> str | None:
-    if tree is not None:
-        for name in _json_ld_publishers(tree):
-            return name
-        metas = _meta_values(tree)
-        for key in _PUBLISHER_META:
-            if value := metas.get(key):
-                return value
-    if url:
-        host = urlsplit(url).hostname or ""
+def _publisher(page: _Page) -> str | None:
+    if page.publishers:
+        return page.publishers[0]
+    for key in _PUBLISHER_META:
+        if value := page.metas.get(key):
+            return value
+    if page.url:
+        host = urlsplit(page.url).hostname or ""
         return host.removeprefix("www.") or None
     return None
-
-
-def _json_ld(tree: Any) -> Iterator[dict[str, Any]]:
-    """Every object of the page's JSON-LD scripts (what does not parse left out)."""
-    for script in tree.xpath('//script[@type="application/ld+json"]'):
-        try:
-            data = json.loads(script.text_content())
-        except ValueError:
-            continue
-        yield from _walk(data)
-
-
-def _json_ld_publishers(tree: Any) -> Iterator[str]:
-    for node in _json_ld(tree):
-        publisher = node.get("publisher")
-        for candidate in publisher if isinstance(publisher, list) else [publisher]:
-            name = candidate.get("name") if isinstance(candidate, dict) else candidate
-            if isinstance(name, str) and (cleaned := _clean(name)):
-                yield cleaned
 
 
 def _walk(data: Any) -> Iterator[dict[str, Any]]:
@@ -301,17 +338,8 @@ def _walk(data: Any) -> Iterator[dict[str, Any]]:
             yield from _walk(item)
 
 
-def _meta_values(tree: Any) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for meta in tree.xpath("//meta[@content]"):
-        key = (meta.get("property") or meta.get("name") or "").strip().lower()
-        content = _clean(meta.get("content"))
-        if key and content:
-            values.setdefault(key, content)
-    return values
-
-
-def _language(tree: Any) -> str | None:
+def _language(page: _Page) -> str | None:
+    tree = page.tree
     if tree is None:
         return None
     declared = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
@@ -321,7 +349,7 @@ def _language(tree: Any) -> str | None:
                 declared = meta.get("content").split(",")[0]
                 break
     if not declared:
-        declared = _meta_values(tree).get("og:locale", "").replace("_", "-")
+        declared = page.metas.get("og:locale", "").replace("_", "-")
     return (declared or "").strip() or None
 
 
@@ -335,27 +363,24 @@ def _detected_language(text: str) -> str | None:
     return str(language) or None
 
 
-def _modified(tree: Any) -> str | None:
+def _modified(page: _Page) -> str | None:
     """When the page says it was last modified: JSON-LD ``dateModified``, then meta tags."""
-    if tree is None:
-        return None
-    for node in _json_ld(tree):
+    for node in page.json_ld:
         if isinstance(value := node.get("dateModified"), str) and (found := _clean(value)):
             return found
-    metas = _meta_values(tree)
-    return next((metas[key] for key in _MODIFIED_META if metas.get(key)), None)
+    return next((page.metas[key] for key in _MODIFIED_META if page.metas.get(key)), None)
 
 
-def _canonical(tree: Any, url: str | None) -> str | None:
+def _canonical(page: _Page) -> str | None:
     """The page's canonical URL (``<link rel=canonical>``, then ``og:url``), absolute."""
-    if tree is None:
+    if page.tree is None:
         return None
-    links = [link.get("href") for link in tree.xpath("//link[@href]")
+    links = [link.get("href") for link in page.tree.xpath("//link[@href]")
              if "canonical" in (link.get("rel") or "").lower().split()]
-    found = _clean(links[0]) if links else _meta_values(tree).get("og:url")
+    found = _clean(links[0]) if links else page.metas.get("og:url")
     if not found:
         return None
-    return urljoin(url, found) if url else found
+    return urljoin(page.url, found) if page.url else found
 
 
 # Page metadata naming the author, after JSON-LD, best first.
@@ -367,20 +392,20 @@ _NOT_NAMES = {"noauthor", "admin", "administrator", "anonymous", "unknown", "nam
               "autor", "author"}
 
 
-def _author(found: Any, tree: Any, url: str | None) -> str | None:
+def _author(found: Any, page: _Page) -> str | None:
     """The author(s), ``; ``-separated: trafilatura's, spelled as the page's bylines or
     metadata spell them (trafilatura respells names), else the page's metadata (it
     drops one-word names), else its first byline; a byline's name where trafilatura
     found only the site's. A site named beside a person is left out (a site that
     names itself alone is the author); a placeholder ("No Author") always is."""
-    page = [name for name in map(_name, _page_authors(tree)) if name]
-    bylines = _bylines(tree)
-    spelled = {_letters(part): part.strip() for name in [*bylines, *page]
+    stated = [name for name in map(_name, _page_authors(page)) if name]
+    bylines = _bylines(page.tree)
+    spelled = {_letters(part): part.strip() for name in [*bylines, *stated]
                for part in [name, *re.split(r"[,;]", name)] if part.strip()}
     names = [spelled.get(_letters(part), part) for part in (
         _name(piece) for piece in str(found or "").split(";")) if part]
-    names = names or page or bylines[:1]
-    sites = _site_names(tree, url)
+    names = names or stated or bylines[:1]
+    sites = page.sites
     if names and bylines and all(_letters(name) in sites for name in names):
         names = [byline for byline in bylines if _letters(byline) not in sites][:1] or names
     kept = [name.strip(" -–|,") for name in dict.fromkeys(names) if _a_name(name)]
@@ -444,15 +469,12 @@ _BYLINE_CLASSES = ("author", "byline", "auteur", "autor", "contributor", "writer
 _DIGIT = re.compile(r"\d")
 
 
-def _page_authors(tree: Any) -> list[str]:
-    if tree is None:
-        return []
-    for node in _json_ld(tree):
+def _page_authors(page: _Page) -> list[str]:
+    for node in page.json_ld:
         if found := _names(node.get("author")):
             return found
-    metas = _meta_values(tree)
     for key in _AUTHOR_META:
-        value = metas.get(key)
+        value = page.metas.get(key)
         if value and not value.startswith(("http://", "https://", "/")):
             return [value]
     return []
@@ -470,22 +492,6 @@ def _names(author: Any) -> list[str]:
     return names
 
 
-def _site_names(tree: Any, url: str | None) -> set[str]:
-    """The site's names, as letters: its publisher metadata, its host and each name in
-    the host."""
-    sites = set()
-    if tree is not None:
-        metas = _meta_values(tree)
-        sites |= {_letters(metas[key]) for key in _PUBLISHER_META if metas.get(key)}
-        sites |= {_letters(name) for name in _json_ld_publishers(tree)}
-    if url:
-        host = (urlsplit(url).hostname or "").removeprefix("www.")
-        sites |= {_letters(host), _letters(host.rsplit(".", 1)[0])}
-        # and each name in it: "literaturgefluester" of literaturgefluester.wordpress.com
-        sites |= {_letters(label) for label in host.split(".")[:-1] if len(label) >= 4}
-    return sites - {""}
-
-
 # Page metadata stating when the page was published, after JSON-LD, best first.
 _PUBLISHED_META = ("article:published_time", "og:article:published_time")
 # A timestamp with its local time zone: its day is the day where it was published.
@@ -493,17 +499,15 @@ _LOCAL_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
                          r"(?!\+00:?00)[+-]\d{2}:?\d{2}$")
 
 
-def _published(found: Any, tree: Any) -> str | None:
+def _published(found: Any, page: _Page) -> str | None:
     """The publication day as the page's structured metadata states it in its own time
     zone (JSON-LD ``datePublished``, then ``article:published_time``, with an offset
     other than UTC's), else trafilatura's (htmldate's): a day in UTC may not be the day
     where the page was published."""
-    if tree is not None:
-        stated = [node["datePublished"] for node in _json_ld(tree)
-                  if isinstance(node.get("datePublished"), str)]
-        metas = _meta_values(tree)
-        stated += [metas[key] for key in _PUBLISHED_META if metas.get(key)]
-        for value in stated:
-            if match := _LOCAL_TIME.match(value.strip()):
-                return match.group(1)
+    stated = [node["datePublished"] for node in page.json_ld
+              if isinstance(node.get("datePublished"), str)]
+    stated += [page.metas[key] for key in _PUBLISHED_META if page.metas.get(key)]
+    for value in stated:
+        if match := _LOCAL_TIME.match(value.strip()):
+            return match.group(1)
     return _clean(found)
