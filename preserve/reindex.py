@@ -27,7 +27,6 @@ could checkpoint) is catalogued with a new ingest entry, and reported.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import zipfile
 from collections import Counter
@@ -56,7 +55,7 @@ from preserve.catalog.schema import (
 from preserve.config import Settings
 from preserve.deletion import tombstone_from_json
 from preserve.errors import PreserveError
-from preserve.fingerprint import iter_chunks, sha256_chunks
+from preserve.fingerprint import Tally, iter_chunks
 from preserve.index import WarcIndex
 from preserve.ingest import UNDER_REPLICATED
 from preserve.storage import ObjectStore, open_stores
@@ -133,8 +132,10 @@ def reindex(settings: Settings, engine: Engine, *, check: bool = False,
                 connection.execute(delete(table))
             if chain:
                 connection.execute(insert(ledger_table), [asdict(entry) for entry in chain])
+            copy_events = _copy_events(chain)
             for stored in files:
-                _record(connection, stored, chain, settings.operator, now, report)
+                _record(connection, stored, copy_events.get(stored.key, []), settings.operator,
+                        now, report)
             if graves:
                 connection.execute(insert(tombstones), [asdict(grave) for grave in graves])
             report.replaced_empty = not any(before.values())
@@ -263,10 +264,11 @@ def _read(stored: _File, stores: Mapping[str, ObjectStore], work_dir: Path,
         for location in sorted(stored.locations):
             staged = Path(folder) / f"{location}-{Path(stored.key).name}"
             try:
+                copied = Tally()
                 with stores[location].open(stored.key) as source, staged.open("wb") as out:
-                    shutil.copyfileobj(source, out, 1024 * 1024)
-                with staged.open("rb") as stream:
-                    digest = sha256_chunks(iter_chunks(stream))[0]
+                    for chunk in copied.passing(iter_chunks(source)):
+                        out.write(chunk)
+                digest = copied.hexdigest()
             except (PreserveError, OSError) as exc:
                 report.problems.append(f"{stored.key}: its copy in {location} cannot be read "
                                        f"({exc})")
@@ -292,7 +294,17 @@ def _read(stored: _File, stores: Mapping[str, ObjectStore], work_dir: Path,
         stored.sha256 = expected  # the ingest digest stands; fixity names a bad copy
 
 
-def _record(connection: Connection, stored: _File, chain: list[ledger.LedgerEntry],
+def _copy_events(chain: list[ledger.LedgerEntry]) -> dict[str, list[ledger.LedgerEntry]]:
+    """The ledger's entries about a file's copies (``repair``, ``under-replicated``: their
+    object is ``LOCATION:KEY``), by key, in chain order."""
+    events: dict[str, list[ledger.LedgerEntry]] = {}
+    for entry in chain:
+        if entry.event in ("repair", UNDER_REPLICATED):
+            events.setdefault(entry.object.partition(":")[2], []).append(entry)
+    return events
+
+
+def _record(connection: Connection, stored: _File, copy_events: list[ledger.LedgerEntry],
             operator: str, now: Callable[[], datetime], report: ReindexReport) -> None:
     assert stored.index is not None
     key = stored.key
@@ -305,10 +317,8 @@ def _record(connection: Connection, stored: _File, chain: list[ledger.LedgerEntr
         created = datetime.fromisoformat(stored.ingest.time)
     verified = dict.fromkeys(stored.locations, created)
     missing: dict[str, str] = {}
-    for entry in chain:
-        location, _, target = entry.object.partition(":")
-        if target != key:
-            continue
+    for entry in copy_events:
+        location = entry.object.partition(":")[0]
         if entry.event == "repair":
             verified[location] = datetime.fromisoformat(entry.time)
             missing.pop(location, None)
