@@ -431,7 +431,9 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
                        "(-o FILE) or a pipe, not the terminal")
     with _catalog(settings) as engine:
         snapshot = retrieve.find_snapshot(engine, args.url, args.at)
-        verified, missing = retrieve.copies_of(engine, snapshot)
+        summary = not (args.payload or args.record or args.text or args.json)
+        # The copies are in the summary; --json has them in the snapshot's detail.
+        verified, missing = retrieve.copies_of(engine, snapshot) if summary else ([], {})
         detail = retrieve.snapshot_detail(engine, snapshot) if args.json else {}
         stores = open_stores(settings.locations)
         if args.record:
