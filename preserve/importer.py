@@ -25,7 +25,7 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr
 from dataclasses import asdict, dataclass, field, replace
@@ -49,7 +49,6 @@ from preserve.processes import process_pool
 from preserve.storage import open_stores
 from preserve.warc_digests import (
     ZIP_HEADER,
-    Keeper,
     RecordProblem,
     is_wacz_warc,
     member_starts,
@@ -180,18 +179,20 @@ def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Pla
         key = place(sha256)
     elif kind == WARC:
         indexer = KeptIndexer(path.name)
-        sha256, size, problems = _verified(path, indexer)
+        sha256, size, problems = _verified(path, lambda chunks: verify_records(chunks,
+                                                                              keep=indexer))
         key = place(sha256)
         indexer.name = key
         index = None if problems else indexer.finish(size)
     else:
-        sha256, size = sha256_file(path)
-        key = place(sha256)
         if kind == WACZ:
-            with path.open("rb") as stream:
-                problems = list(verify_wacz_records(iter_chunks(stream)))
+            sha256, size, problems = _verified(path, verify_wacz_records)
+            key = place(sha256)
             index, unreadable, wrong = _index_wacz(path, key)
             problems.extend(wrong)
+        else:
+            sha256, size = sha256_file(path)
+            key = place(sha256)
     if index is None:
         with path.open("rb") as stream:
             index, unreadable = _index(stream, key, arc=kind == ARC)
@@ -243,13 +244,13 @@ def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
     return sha256, size, merged
 
 
-def _verified(path: Path, keep: Keeper
+def _verified(path: Path, verify: Callable[[Iterator[bytes]], Iterable[RecordProblem]]
               ) -> tuple[str, int, list[RecordProblem]]:
-    """A WARC file's SHA-256, size and record problems, from one read."""
+    """A file's SHA-256, size and record problems (``verify``'s), from one read."""
     whole = Tally()
     with path.open("rb") as stream:
         chunks = whole.passing(iter_chunks(stream))
-        problems = list(verify_records(chunks, keep=keep))
+        problems = list(verify(chunks))
         for _rest in chunks:  # what follows where the records stopped
             pass
     return whole.hexdigest(), whole.size, problems
