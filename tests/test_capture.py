@@ -261,8 +261,8 @@ def test_policy_supplies_collection_copies_and_limits(run: Any, site: LoopbackSi
 
 
 def test_large_body_is_streamed_whole(run: Any, site: LoopbackSite, home: Path) -> None:
-    # Regression: http.client closes a Connection: close socket before a large body
-    # is read; the recording socket must keep the descriptor open until the end.
+    # Regression: the connection must stay open until a large body is read whole
+    # (http.client, which fetching once used, closed it early).
     import os
 
     from preserve.demo import Route

@@ -374,3 +374,56 @@ def test_the_next_address_is_tried_when_the_first_does_not_answer(
     exchange = fetch(f"http://dual.test:{server.port}/", LOCAL)
     assert exchange.status == 204 and exchange.ip == "127.0.0.1"
     exchange.close()
+
+
+# The answer is parsed as it is read (not by http.client): framing, interim answers,
+# and what is not HTTP at all.
+@pytest.mark.parametrize(("raw", "body"), [
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/css\r\n"
+     b"Content-Length: 5\r\n\r\nhello", b"hello"),
+    (b"HTTP/1.0 200 OK\r\nContent-Type: text/css\r\n\r\nread to the end", b"read to the end"),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"4;name=value\r\nabcd\r\n2\r\nef\r\n0\r\nTrailer: x\r\n\r\n", b"abcdef"),
+    (b"HTTP/1.1 204 No Content\r\nContent-Type: text/html\r\n\r\n", b""),
+    (b"HTTP/1.1  200\r\nContent-Type: text/css\r\nContent-Length: 1\r\n\r\nx", b"x"),
+], ids=["interim-100", "no-length", "chunk-extension-and-trailer", "no-content",
+        "no-reason-phrase"])
+def test_answers_are_framed_as_http_says(raw_server: Callable[..., RawServer], raw: bytes,
+                                        body: bytes | None) -> None:
+    server = raw_server(raw)
+    exchange = fetch(server.url("/framed"), LOCAL)
+    try:
+        assert exchange.response.read() == raw  # the record holds every byte, as sent
+        assert exchange.status == (204 if b" 204 " in raw else 200)
+        assert exchange.body == body
+    finally:
+        exchange.close()
+
+
+def test_folded_and_odd_header_lines_are_read(raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\n"
+                        b"no colon here\r\nContent-Type:text/html\r\nContent-Length: 2\r\n\r\nhi")
+    exchange = fetch(server.url("/odd"), LOCAL)
+    exchange.close()
+    assert exchange.header("x-folded") == "first second"
+    assert (exchange.mime, exchange.body) == ("text/html", b"hi")
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "status line"),
+    (b"HTTP/1.1 2000 OK\r\n\r\n", "status line"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "ended 5 bytes before"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc", "ended 2 bytes before"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", "chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", "last chunk"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", "longer than"),
+    (b"", "connection reset"),
+], ids=["not-http", "bad-status", "short-body", "short-chunk", "bad-chunk-size",
+        "negative-chunk-size", "no-last-chunk", "long-line", "nothing"])
+def test_what_is_not_http_is_a_fetch_error(raw_server: Callable[..., RawServer], raw: bytes,
+                                           problem: str) -> None:
+    server = raw_server(raw)
+    with pytest.raises(FetchError, match=problem) as caught:
+        fetch(server.url("/broken"), LOCAL)
+    assert str(caught.value).startswith(server.url("/broken") + ": ")

@@ -1,10 +1,11 @@
 """One HTTP exchange, with the raw request and response bytes kept.
 
 The bytes written to the WARC are exactly the bytes that crossed the socket:
-:mod:`http.client` parses the response while a recording socket copies every
-byte sent and received. The raw response goes to a spooled temporary file, so
-a large body is never held in memory; only HTML and CSS bodies are also kept
-decoded, for link extraction and description.
+the request is written here, and the response is parsed as it is read, every
+byte that arrives copied as it came. (http.client and its e-mail header parser
+had cost a quarter of a crawl's CPU.) The raw response goes to a spooled
+temporary file, so a large body is never held in memory; only HTML and CSS
+bodies are also kept decoded, for link extraction and description.
 
 Before connecting, every address the host resolves to is checked: private,
 loopback, link-local and other non-public addresses are refused unless the
@@ -13,17 +14,16 @@ settings allow them, and the connection goes to the address that was checked.
 
 from __future__ import annotations
 
-import http.client
-import io
 import ipaddress
 import socket
 import ssl
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
-from typing import IO, Any
+from typing import IO
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from preserve.config import CaptureSettings
@@ -33,6 +33,9 @@ from preserve.fingerprint import http_digests
 SPOOL_IN_MEMORY = 1024 * 1024
 READ_SIZE = 64 * 1024
 PARSE_LIMIT = 16 * 1024 * 1024  # larger HTML or CSS is archived, not parsed for links
+# A status or header line, and the number of headers, beyond which an answer is not HTTP.
+MAX_LINE = 64 * 1024
+MAX_HEADERS = 256
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PARSED_TYPES = (*HTML_TYPES, "text/css")
 # Characters a browser leaves as they are in a path or query; everything else,
@@ -181,62 +184,56 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False) -> Exchan
     url = normalize_url(url)
     parts = urlsplit(url)
     scheme, host = parts.scheme, str(parts.hostname)
-    port = parts.port or (443 if scheme == "https" else 80)
+    tls = scheme == "https"
+    port = parts.port or (443 if tls else 80)
     addresses = resolve(url, host, port, settings.allow_private_addresses)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
+    # The Host header as http.client wrote it: the port only when it is not the default.
+    host_header = (f"[{host}]" if ":" in host else host) + (
+        "" if port == (443 if tls else 80) else f":{port}")
+    request = (f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n"
+               f"User-Agent: {settings.user_agent}\r\nAccept: {ACCEPT}\r\n"
+               "Accept-Encoding: gzip, deflate\r\nConnection: close\r\n\r\n").encode("latin-1")
     received = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
-    conn = _RecordingConnection(host, port, addresses, scheme == "https",
-                                settings.timeout_seconds, received)
     date = datetime.now(UTC)
+    sock: socket.socket | None = None
     try:
-        conn.putrequest("GET", target, skip_accept_encoding=True)
-        conn.putheader("User-Agent", settings.user_agent)
-        conn.putheader("Accept", ACCEPT)
-        conn.putheader("Accept-Encoding", "gzip, deflate")
-        conn.putheader("Connection", "close")
-        conn.endheaders()
-        response = conn.getresponse()
-        body, truncated = _read_body(url, response, settings.max_resource_bytes, truncate)
+        sock, address = _connect(host, port, addresses, tls, settings.timeout_seconds)
+        sock.sendall(request)
+        wire = _Wire(sock, received)
+        head = _read_head(wire)
+        body, truncated = _read_body(url, wire, head, settings.max_resource_bytes, truncate)
     except TimeoutError as exc:
         received.close()
         raise FetchError(f"{url}: timed out after {settings.timeout_seconds:g} s") from exc
     except ssl.SSLError as exc:
         received.close()
         raise FetchError(f"{url}: TLS failed: {exc.reason or exc}") from exc
-    except (OSError, http.client.HTTPException) as exc:
+    except _NotHttp as exc:
+        received.close()
+        raise FetchError(f"{url}: not a valid HTTP answer ({exc})") from exc
+    except OSError as exc:
         received.close()
         raise FetchError(f"{url}: {_describe_os_error(exc)}") from exc
     except TooLarge:
         received.close()
         raise
     finally:
-        conn.close()
+        if sock is not None:
+            sock.close()
     received.seek(0)
     header_size = http_header_length(received)
     if truncated:
         size = header_size + settings.max_resource_bytes
-        received.truncate(size)
-    else:
-        size = _trim_to_message(received, header_size, response)
+    else:  # bytes a server sent after the end of the message are not part of the answer
+        size = wire.received - len(wire.buffer)
+    received.truncate(size)
     received.seek(0)
     return Exchange(
-        url=url, ip=conn.connected_to, date=date, request=bytes(conn.sent), response=received,
-        response_size=size, header_size=header_size, status=response.status,
-        reason=response.reason, headers=list(response.getheaders()), body=body,
-        truncated=truncated,
+        url=url, ip=address, date=date, request=request, response=received,
+        response_size=size, header_size=header_size, status=head.status,
+        reason=head.reason, headers=head.headers, body=body, truncated=truncated,
     )
-
-
-def _trim_to_message(received: IO[bytes], header_size: int,
-                     response: http.client.HTTPResponse) -> int:
-    """Drop bytes a server sent after a Content-Length body: they are not part of the answer."""
-    size = received.seek(0, io.SEEK_END)
-    chunked = "chunked" in (response.getheader("Transfer-Encoding") or "").lower()
-    length = (response.getheader("Content-Length") or "").strip()
-    if not chunked and length.isdigit() and size > header_size + int(length):
-        size = header_size + int(length)
-        received.truncate(size)
-    return size
 
 
 def http_header_length(stream: IO[bytes]) -> int:
@@ -255,18 +252,135 @@ def http_header_length(stream: IO[bytes]) -> int:
     return length
 
 
-def _read_body(url: str, response: http.client.HTTPResponse, limit: int,
+class _NotHttp(Exception):
+    """The server's answer is not an HTTP/1.x response (the message says why)."""
+
+
+class _Wire:
+    """Reads from a socket, copying every byte that arrives into the record."""
+
+    def __init__(self, sock: socket.socket, record: IO[bytes]) -> None:
+        self._sock = sock
+        self._record = record
+        self.buffer = bytearray()  # received, not yet consumed
+        self.received = 0
+
+    def _fill(self) -> bool:
+        data = self._sock.recv(READ_SIZE)
+        if not data:
+            return False
+        self._record.write(data)
+        self.received += len(data)
+        self.buffer += data
+        return True
+
+    def readline(self) -> bytes:
+        """The next line with its end; what is left at the end of the stream; b"" after it."""
+        while (end := self.buffer.find(b"\n", 0, MAX_LINE)) < 0:
+            if len(self.buffer) >= MAX_LINE:
+                raise _NotHttp(f"a line longer than {MAX_LINE} bytes")
+            if not self._fill():
+                end = len(self.buffer) - 1
+                break
+        line = bytes(self.buffer[:end + 1])
+        del self.buffer[:end + 1]
+        return line
+
+    def read(self, size: int) -> bytes:
+        """Up to size bytes; b"" at the end of the stream."""
+        if not self.buffer and not self._fill():
+            return b""
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+
+@dataclass(frozen=True)
+class _Head:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str) -> str | None:
+        return header_value(self.headers, name)
+
+
+def _read_head(wire: _Wire) -> _Head:
+    """Status line and headers of the final answer (interim 1xx answers are passed over)."""
+    while True:
+        line = wire.readline()
+        if not line:
+            raise ConnectionResetError("the server closed the connection without answering")
+        version, code, reason = [*line.decode("latin-1").split(None, 2), "", ""][:3]
+        if not version.startswith("HTTP/") or len(code) != 3 or not code.isdigit():
+            raise _NotHttp(f"status line {line[:80]!r}")
+        headers: list[tuple[str, str]] = []
+        while (line := wire.readline()) not in (b"\r\n", b"\n", b""):
+            if len(headers) == MAX_HEADERS:
+                raise _NotHttp(f"more than {MAX_HEADERS} headers")
+            text = line.decode("latin-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t") and headers:  # a folded line continues the last header
+                name, value = headers[-1]
+                headers[-1] = (name, f"{value} {text.strip()}")
+            elif ":" in text:
+                name, _, value = text.partition(":")
+                headers.append((name, value.lstrip(" \t")))
+        status = int(code)
+        if not 100 <= status < 200 or status == 101:
+            return _Head(status, reason.strip(), headers)
+
+
+def _body_chunks(wire: _Wire, head: _Head) -> Iterator[bytes]:
+    """The body, without chunked framing, as it arrives; :class:`_NotHttp` if it is cut short."""
+    if head.status < 200 or head.status in (204, 304):
+        return
+    if "chunked" in (head.header("Transfer-Encoding") or "").lower():
+        while True:
+            size_line = wire.readline()
+            if not size_line:
+                raise _NotHttp("the body ended before its last chunk")
+            try:
+                size = int(size_line.split(b";")[0].strip(), 16)
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise _NotHttp(f"chunk size {size_line[:40]!r}")
+            if size == 0:
+                while wire.readline() not in (b"\r\n", b"\n", b""):  # trailer fields
+                    pass
+                return
+            yield from _exactly(wire, size)
+            wire.readline()  # the CRLF that ends a chunk
+    length = (head.header("Content-Length") or "").strip()
+    if length.isdigit():
+        yield from _exactly(wire, int(length))
+        return
+    while chunk := wire.read(READ_SIZE):  # no length: the body ends when the connection does
+        yield chunk
+
+
+def _exactly(wire: _Wire, size: int) -> Iterator[bytes]:
+    left = size
+    while left > 0:
+        chunk = wire.read(min(left, READ_SIZE))
+        if not chunk:
+            raise _NotHttp(f"the body ended {left} bytes before its declared length")
+        left -= len(chunk)
+        yield chunk
+
+
+def _read_body(url: str, wire: _Wire, head: _Head, limit: int,
                truncate: bool) -> tuple[bytes | None, bool]:
-    """Drain the body (the recording socket keeps the raw bytes); decode HTML and CSS.
+    """Drain the body (the wire keeps the raw bytes); decode HTML and CSS.
 
     Past ``limit`` bytes the body is cut (``truncate``) or refused (:class:`TooLarge`).
     Returns the decoded body of HTML and CSS (None for other types, or when it is
     too large to parse) and whether the body was cut.
     """
-    keep = media_type(response.getheader("Content-Type")) in PARSED_TYPES
+    keep = media_type(head.header("Content-Type")) in PARSED_TYPES
     parts: list[bytes] = []
     total = 0
-    while chunk := response.read(READ_SIZE):
+    for chunk in _body_chunks(wire, head):
         total += len(chunk)
         if total > limit:
             if truncate:
@@ -278,8 +392,7 @@ def _read_body(url: str, response: http.client.HTTPResponse, limit: int,
             keep = total <= PARSE_LIMIT
     if not keep:
         return None, False
-    return (_decode_content(b"".join(parts), response.getheader("Content-Encoding"),
-                            PARSE_LIMIT), False)
+    return _decode_content(b"".join(parts), head.header("Content-Encoding"), PARSE_LIMIT), False
 
 
 def _decode_content(data: bytes, encoding: str | None, limit: int) -> bytes | None:
@@ -307,92 +420,39 @@ def _describe_os_error(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, ConnectionResetError):
         return "connection reset by the server"
-    if isinstance(exc, http.client.HTTPException):
-        return f"not a valid HTTP answer ({type(exc).__name__})"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc) or type(exc).__name__
 
 
-class _TeeReader(io.RawIOBase):
-    """Reads from a socket's raw file and copies every byte into a sink."""
-
-    def __init__(self, raw: Any, sink: IO[bytes]) -> None:
-        self._raw = raw
-        self._sink = sink
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count: int | None = self._raw.readinto(buffer)
-        if count:
-            self._sink.write(memoryview(buffer)[:count])
-        return count or 0
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
+@lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """The system's trust and modern defaults, made once (loading the CA store takes time)."""
+    return ssl.create_default_context()
 
 
-class _RecordingSocket:
-    """Wraps a connected socket: keeps what is sent, tees what is read."""
-
-    def __init__(self, sock: socket.socket, sent: bytearray, received: IO[bytes]) -> None:
-        self._sock = sock
-        self._sent = sent
-        self._received = received
-
-    def sendall(self, data: bytes) -> None:
-        self._sent += data
-        self._sock.sendall(data)
-
-    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        # The socket's own raw file keeps the descriptor open until the response
-        # is read, even after http.client closes a Connection: close connection.
-        raw = self._sock.makefile("rb", buffering=0)
-        return io.BufferedReader(_TeeReader(raw, self._received))
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-class _RecordingConnection(http.client.HTTPConnection):
-    """An HTTP(S) connection to a checked address that records both directions."""
-
-    def __init__(self, host: str, port: int, addresses: list[str], tls: bool, timeout: float,
-                 received: IO[bytes]) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self.default_port = 443 if tls else 80  # keeps :443 out of the Host header
-        self.sent = bytearray()
-        self.connected_to = addresses[0]
-        self._addresses = addresses
-        self._tls = tls
-        self._received = received
-
-    def connect(self) -> None:
-        # Only addresses that passed the guard are tried, first answer wins.
-        failure: OSError | None = None
-        for address in self._addresses:
-            # Straight to the checked address: create_connection would look it up again.
-            sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
-                                 socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
-            try:
-                sock.connect((address, self.port))
-            except OSError as exc:
-                sock.close()
-                failure = exc
-                continue
-            self.connected_to = address
-            break
-        else:
-            assert failure is not None
-            raise failure
+def _connect(host: str, port: int, addresses: list[str], tls: bool,
+             timeout: float) -> tuple[socket.socket, str]:
+    """A connection to the first checked address that answers, and that address."""
+    failure: OSError | None = None
+    for address in addresses:
+        # Straight to the checked address: create_connection would look it up again.
+        sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
+                             socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((address, port))
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._tls:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
-        self.sock = _RecordingSocket(sock, self.sent, self._received)
+        if tls:
+            try:
+                sock = _tls_context().wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        return sock, address
+    assert failure is not None
+    raise failure
