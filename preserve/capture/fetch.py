@@ -185,12 +185,13 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False) -> Exchan
     parts = urlsplit(url)
     scheme, host = parts.scheme, str(parts.hostname)
     tls = scheme == "https"
-    port = parts.port or (443 if tls else 80)
+    default_port = 443 if tls else 80
+    port = parts.port or default_port
     addresses = resolve(url, host, port, settings.allow_private_addresses)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     # The Host header as http.client wrote it: the port only when it is not the default.
     host_header = (f"[{host}]" if ":" in host else host) + (
-        "" if port == (443 if tls else 80) else f":{port}")
+        "" if port == default_port else f":{port}")
     request = (f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n"
                f"User-Agent: {settings.user_agent}\r\nAccept: {ACCEPT}\r\n"
                "Accept-Encoding: gzip, deflate\r\nConnection: close\r\n\r\n").encode("latin-1")
