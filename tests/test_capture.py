@@ -273,6 +273,44 @@ def test_large_body_is_streamed_whole(run: Any, site: LoopbackSite, home: Path) 
     assert run("get", site.url("/big.bin"), "--payload").out == body
 
 
+def _first_block_type(member: bytes) -> int:
+    """The type of a gzip member's first deflate block: 0 stored, 1 fixed, 2 dynamic Huffman."""
+    flags, at = member[3], 10
+    if flags & 4:  # FEXTRA
+        at += 2 + int.from_bytes(member[at:at + 2], "little")
+    for flag in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        if flags & flag:
+            at = member.index(b"\0", at) + 1
+    if flags & 2:  # FHCRC
+        at += 2
+    return (member[at] >> 1) & 3
+
+
+def test_a_body_that_does_not_compress_is_stored(run: Any, site: LoopbackSite,
+                                                 home: Path) -> None:
+    # ISA-L Huffman-codes noise into members four times slower to inflate than
+    # stored blocks: such a record is written in stored blocks, HTML compressed.
+    import os
+
+    from preserve.demo import Route
+    noise = os.urandom(200_000)
+    site.routes["/noise.jpg"] = Route(noise, "image/jpeg")
+    text = b"<html><body>" + b"<p>The same words again and again.</p>" * 5000 + b"</body></html>"
+    site.routes["/words.html"] = Route(text)
+    for path in ("/noise.jpg", "/words.html"):
+        assert run("capture", site.url(path), "--collection", "c").status == 0
+    members = {record["headers"]["WARC-Target-URI"]:
+               path.read_bytes()[record["offset"]:record["offset"] + record["length"]]
+               for path in (home / "objects").rglob("*.warc.gz")
+               for record in records(path) if record["type"] == "response"}
+    stored, compressed = members[site.url("/noise.jpg")], members[site.url("/words.html")]
+    assert _first_block_type(stored) == 0
+    assert len(noise) < len(stored) < len(noise) * 1.01
+    assert _first_block_type(compressed) != 0
+    assert len(compressed) < len(text) / 10
+    assert run("get", site.url("/noise.jpg"), "--payload").out == noise
+
+
 def test_international_urls_are_captured_as_a_browser_requests_them(
         run: Any, site: LoopbackSite) -> None:
     from preserve.demo import Route

@@ -5,8 +5,10 @@ replay tools expect. Records are serialised here rather than by warcio's
 writer: the HTTP messages go in as the raw bytes that crossed the socket (warcio
 would re-serialise the HTTP headers), and warcio's writer, which compresses
 every record at level 9 and flushes the file after each, cost a third of a
-crawl's CPU. Records are compressed with ISA-L (see ``COMPRESSION_LEVEL``): the
-members are ordinary gzip, which every reader takes. warcio still reads every
+crawl's CPU. Records are compressed with ISA-L (see ``COMPRESSION_LEVEL``), and
+a record whose block does not compress (an image, a video, a gzipped body) is
+stored in deflate's stored blocks instead (see ``_compressor``): the members
+are ordinary gzip either way, which every reader takes. warcio still reads every
 file we write (indexing, retrieval, fixity, and ``warcio check`` in the tests).
 
 While it writes, the file keeps its SHA-256 (sealing costs no second read) and
@@ -24,6 +26,7 @@ import json
 import os
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +59,15 @@ REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-dig
 # (it clears its tables), twice per page, which ISA-L's does not.
 COMPRESSION_LEVEL = 3
 GZIP_WBITS = isal_zlib.MAX_WBITS | 16
+# A block that deflate cannot shrink by a tenth is stored, not compressed. ISA-L does
+# not fall back to stored blocks as zlib does: it Huffman-codes noise, at 0.15 GB/s,
+# into a member that inflates at 0.35 GB/s, where stored blocks (zlib's level 0)
+# are written at 0.44 GB/s and inflate at 5 GB/s (64 MiB of random bytes). Every
+# later read of the record (deep fixity, import, replay) pays for it. Whether a
+# block compresses is tried on a sample from its first chunk, after the HTTP
+# headers a response starts with; blocks under twice the sample are not tried.
+STORE_SAMPLE = 8 * 1024
+STORE_RATIO = 0.9
 CHUNK_SIZE = 1024 * 1024
 
 
@@ -239,14 +251,17 @@ class WarcFile:
         bytes: a record never declares a length it does not hold.
         """
         head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-        compressor = isal_zlib.compressobj(COMPRESSION_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
         offset = self.size
         try:
+            block.seek(0)
+            chunks = _exactly(block, length, kind, self.path)
+            first = next(chunks, b"")
+            compressor = _compressor(first)
             self._emit(compressor.compress(
                 f"{WARC_VERSION}\r\nWARC-Type: {kind}\r\n{head}Content-Type: {content_type}\r\n"
                 f"Content-Length: {length}\r\n\r\n".encode()))
-            block.seek(0)
-            for chunk in _exactly(block, length, kind, self.path):
+            self._emit(compressor.compress(first))
+            for chunk in chunks:
                 self._emit(compressor.compress(chunk))
             self._emit(compressor.compress(b"\r\n\r\n") + compressor.flush())
         except OSError as exc:
@@ -268,6 +283,16 @@ class WarcFile:
             self._file.write(data)
             self._sha256.update(data)
             self.size += len(data)
+
+
+def _compressor(first: bytes) -> Any:
+    """A gzip compressor for a record whose block starts with ``first``: ISA-L's, or
+    stored blocks when a sample from the end of ``first`` does not compress."""
+    if len(first) >= 2 * STORE_SAMPLE:
+        sample = first[-STORE_SAMPLE:]
+        if len(isal_zlib.compress(sample, 1)) > STORE_RATIO * len(sample):
+            return zlib.compressobj(0, zlib.DEFLATED, GZIP_WBITS)
+    return isal_zlib.compressobj(COMPRESSION_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
 
 
 def _exactly(stream: IO[bytes], length: int, kind: str, path: Path) -> Iterator[bytes]:
