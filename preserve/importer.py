@@ -58,8 +58,10 @@ from preserve.warc_digests import (
 )
 
 WARC, ARC, WACZ = "WARC", "ARC", "WACZ"
-# A gzipped WARC file this large is verified and indexed in parts, one per core.
+# A gzipped WARC file this large is verified and indexed in parts, in worker
+# processes (one per core), PARTS_PER_WORKER parts each.
 PARALLEL_BYTES = 64 * 1024 * 1024
+PARTS_PER_WORKER = 4
 _SNIFF = 4096
 # Compressions some tools use for WARC files that we cannot read yet: their magic bytes.
 _COMPRESSIONS = ((b"\x04\x22\x4d\x18", "LZ4"), (b"\x28\xb5\x2f\xfd", "Zstandard"),
@@ -215,8 +217,8 @@ def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Pla
 
 
 def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
-    """A large gzipped WARC file verified and indexed in parts, one per core, in worker
-    processes (its SHA-256 taken here meanwhile); None where it is not that large, cannot
+    """A large gzipped WARC file verified and indexed in parts by worker processes, one
+    per core, its SHA-256 taken here meanwhile; None where it is not that large, cannot
     be cut at gzip members, or a part has a problem (then it is read in one, to name
     each problem as that reading does)."""
     workers = os.cpu_count() or 1
@@ -225,11 +227,13 @@ def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
     with path.open("rb") as stream:
         if stream.read(2) != b"\x1f\x8b":
             return None
-    cuts = member_starts(path, workers)
+    # More parts than processes: parts of equal size are not equal work (HTML inflates
+    # and hashes slower than images), and a process done early takes the next part.
+    cuts = member_starts(path, workers * PARTS_PER_WORKER)
     if len(cuts) < 3:
         return None
     try:
-        with process_pool(len(cuts) - 1) as pool:
+        with process_pool(min(workers, len(cuts) - 1)) as pool:
             futures = [pool.submit(indexed_part, str(path), start, end)
                        for start, end in itertools.pairwise(cuts)]
             sha256, size = sha256_file(path)
