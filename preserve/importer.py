@@ -26,8 +26,9 @@ import os
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import redirect_stderr
+from contextlib import redirect_stderr, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ from preserve.config import Settings
 from preserve.errors import BadInput
 from preserve.fingerprint import Tally, iter_chunks, sha256_chunks, sha256_file
 from preserve.index import KeptIndexer, Unindexable, WarcIndex, index_warc, indexed_part
-from preserve.ingest import ingest
+from preserve.ingest import Copies, discard, ingest, store_copies
 from preserve.jobs import run_redescribe, stores_for
 from preserve.policy import check_collection
 from preserve.processes import process_pool
@@ -93,24 +94,51 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
                  lenient: bool = False, describe: bool = True, actor: str = "preserve",
                  progress: Callable[[str], None] | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> list[ImportReport]:
-    """Import each file; every file is checked before the first is stored."""
+    """Import each file; every file is checked before the first is catalogued.
+
+    A file's copies are made (on a thread of their own) as soon as its SHA-256 is
+    known, while its records are still being verified: writing and syncing a
+    large file takes seconds of waiting on the disk or the network, which
+    verifying, all computing, does not. Copies of a file that is not imported
+    after all (refused, or already preserved) are removed again.
+    """
     check_collection(collection)
     for path in paths:
         if not path.is_file():
             raise BadInput(f"import: {path}: no such file")
     moment = now()
-    checked = [_checked(path, collection, moment, lenient) for path in paths]
+    stores = stores_for(settings, ())
+    copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-copy")
+    early: dict[str, Future[Copies]] = {}  # key -> its copies, being made
+
+    def copy_early(key: str, sha256: str, path: Path) -> None:
+        if key not in early and _known(engine, sha256) is None:
+            early[key] = copier.submit(store_copies, path, sha256, key, stores)
+
     reports = []
     try:
+        checked = [_checked(path, collection, moment, lenient, copy_early) for path in paths]
         for plan in checked:
             if progress is not None:
                 progress(str(plan.path))
             reports.append(_import_one(plan, settings=settings, engine=engine,
                                        collection=collection, describe=describe, actor=actor,
-                                       now=now))
-    finally:  # what was ingested, its ledger entries reach storage
+                                       now=now, copies=early.pop(plan.key, None)))
+    finally:
+        for key, copies in early.items():  # copies of files that were not imported
+            with suppress(Exception):  # no copy made: nothing to remove
+                discard(copies.result(), key)
+        copier.shutdown(wait=True)
+        # What was ingested, its ledger entries reach storage.
         ledger.checkpoint(engine, open_stores(settings.locations))
     return reports
+
+
+def _known(engine: Engine, sha256: str) -> str | None:
+    """The key of a file with these bytes that is preserved already, if there is one."""
+    with engine.connect() as connection:
+        return connection.execute(select(warc_files.c.key).where(
+            warc_files.c.sha256 == sha256).limit(1)).scalar_one_or_none()
 
 
 @dataclass
@@ -158,15 +186,20 @@ def file_format(path: Path) -> str:
     raise BadInput(f"import: {path}: not a WARC or ARC file (it starts with {shown!r})")
 
 
-def _checked(path: Path, collection: str, moment: datetime, lenient: bool) -> _Plan:
+def _checked(path: Path, collection: str, moment: datetime, lenient: bool,
+             early: Callable[[str, str, Path], None]) -> _Plan:
     """Read a file through for import under ``imports/{collection}/``."""
     return read_through(path, lambda sha256: (f"imports/{collection}/{moment:%Y/%m}/"
-                                              f"{sha256[:16]}-{path.name}"), lenient)
+                                              f"{sha256[:16]}-{path.name}"), lenient, early)
 
 
-def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Plan:
+def read_through(path: Path, place: Callable[[str], str], lenient: bool,
+                 early: Callable[[str, str, Path], None] | None = None) -> _Plan:
     """Read a file through: its key (``place`` given its SHA-256), its index of sound
     records, and its problems (strict: none, or BadInput naming the first).
+
+    ``early`` (key, SHA-256, path) is told as soon as a file that may be imported has
+    its key: a large WARC file's while its records are still being verified.
 
     A WARC file is read once: its SHA-256 taken, every record's digests verified and
     its index built from the same read. A damaged one, and an ARC or WACZ file, is
@@ -176,7 +209,11 @@ def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Pla
     index: WarcIndex | None = None
     unreadable: RecordProblem | None = None
     problems: list[RecordProblem] = []
-    if kind == WARC and (parted := _verified_in_parts(path)) is not None:
+    def digest_known(sha256: str) -> None:
+        if early is not None:
+            early(place(sha256), sha256, path)
+
+    if kind == WARC and (parted := _verified_in_parts(path, digest_known)) is not None:
         sha256, size, index = parted
         key = place(sha256)
     elif kind == WARC:
@@ -213,14 +250,18 @@ def read_through(path: Path, place: Callable[[str], str], lenient: bool) -> _Pla
     index.descriptions = [entry for entry in index.descriptions
                           if _sound(entry.offset, bad, stop)]
     index.others = [entry for entry in index.others if _sound(entry.offset, bad, stop)]
+    if early is not None:
+        early(key, sha256, path)
     return _Plan(path, kind, sha256, size, key, index, described)
 
 
-def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
+def _verified_in_parts(path: Path, digest_known: Callable[[str], None]
+                       ) -> tuple[str, int, WarcIndex] | None:
     """A large gzipped WARC file verified and indexed in parts by worker processes, one
     per core, its SHA-256 taken here meanwhile; None where it is not that large, cannot
     be cut at gzip members, or a part has a problem (then it is read in one, to name
-    each problem as that reading does)."""
+    each problem as that reading does). ``digest_known`` is told the SHA-256 as soon as
+    it is taken."""
     workers = os.cpu_count() or 1
     if workers < 2 or path.stat().st_size < PARALLEL_BYTES:
         return None
@@ -237,6 +278,7 @@ def _verified_in_parts(path: Path) -> tuple[str, int, WarcIndex] | None:
             futures = [pool.submit(indexed_part, str(path), start, end)
                        for start, end in itertools.pairwise(cuts)]
             sha256, size = sha256_file(path)
+            digest_known(sha256)
             parts = [future.result() for future in futures]
     except (BrokenProcessPool, OSError):  # no worker processes here: one reading will do
         return None
@@ -324,17 +366,21 @@ def _index_wacz(path: Path, key: str
 
 
 def _import_one(plan: _Plan, *, settings: Settings, engine: Engine, collection: str,
-                describe: bool, actor: str, now: Callable[[], datetime]) -> ImportReport:
-    with engine.connect() as connection:
-        known = connection.execute(select(warc_files.c.key).where(
-            warc_files.c.sha256 == plan.sha256).limit(1)).scalar_one_or_none()
-    if known is not None:
+                describe: bool, actor: str, now: Callable[[], datetime],
+                copies: Future[Copies] | None) -> ImportReport:
+    """Catalogue one file (its copies made already, when ``copies`` is given)."""
+    known = _known(engine, plan.sha256)
+    if known is not None:  # the same bytes twice in one import: the first was imported
+        if copies is not None:
+            with suppress(Exception):  # no copy made: nothing to remove
+                discard(copies.result(), plan.key)
         return ImportReport(str(plan.path), plan.kind, plan.sha256, plan.size, imported=False,
                             key=known)
     stored = ingest(SealedWarc(plan.path, plan.sha256, plan.size, plan.index.records,
                                plan.index),
                     key=plan.key, collection=collection, source="import", engine=engine,
-                    stores=stores_for(settings, ()), actor=actor, now=now)
+                    stores=stores_for(settings, ()), actor=actor, now=now,
+                    copies=copies.result() if copies is not None else None)
     report = ImportReport(str(plan.path), plan.kind, plan.sha256, plan.size, imported=True,
                           key=stored.key, records=stored.records, captures=stored.captures,
                           problems=list(plan.problems))

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,42 +55,80 @@ class Ingested:
     retention: dict[str, str | None] = field(default_factory=dict)
 
 
+@dataclass
+class Copies:
+    """A file's copies: the locations written and verified, the ones that could not be
+    (with why), the retention dates held, and the stores where this put a new object
+    (what :func:`discard` removes again)."""
+
+    verified: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)
+    retention: dict[str, str | None] = field(default_factory=dict)
+    created: list[ObjectStore] = field(default_factory=list)
+
+
+def store_copies(path: Path, sha256: str, key: str, stores: Sequence[ObjectStore], *,
+                 copy_attempts: int = COPY_ATTEMPTS, backoff_seconds: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 retain_until: datetime | None = None) -> Copies:
+    """Write the file under key in every location and verify each copy; the last
+    storage error when no copy could be made (then nothing is left behind).
+
+    With ``retain_until`` (a policy's ``retention_years``), locations that can
+    hold retention dates write the objects with it; ``retention`` says which did.
+    """
+    copies = Copies()
+    try:
+        for store in stores:
+            existed = store.head(key) is not None
+            copied = _copy(path, sha256, key, store, copy_attempts, backoff_seconds, sleep,
+                           retain_until)
+            if isinstance(copied, StorageError):
+                copies.missing[store.name] = str(copied)
+                if not copies.verified and len(copies.missing) == len(stores):
+                    raise copied
+                continue
+            if not existed:
+                copies.created.append(store)
+            copies.verified.append(store.name)
+            if retain_until is not None:
+                copies.retention[store.name] = (copied.retained_until.isoformat()
+                                                if copied.retained_until else None)
+    except BaseException:  # interrupted too: what this put in place goes again
+        discard(copies, key)
+        raise
+    return copies
+
+
+def discard(copies: Copies, key: str) -> None:
+    """Remove the objects a :func:`store_copies` created (the file is not to be kept)."""
+    for store in copies.created:
+        with suppress(PreserveError):  # the first error is the one to report
+            store.delete(key)
+
+
 def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine: Engine,
            stores: Sequence[ObjectStore], actor: str,
            now: Callable[[], datetime] = lambda: datetime.now(UTC),
            copy_attempts: int = COPY_ATTEMPTS, backoff_seconds: float = 1.0,
            sleep: Callable[[float], None] = time.sleep,
-           retain_until: datetime | None = None) -> Ingested:
+           retain_until: datetime | None = None, copies: Copies | None = None) -> Ingested:
     """Store a sealed WARC in every location, verified, then catalogue it.
 
     With ``retain_until`` (a policy's ``retention_years``), locations that can
     hold retention dates write the objects with it; which did is returned.
+    ``copies``, when given, are the copies already made (by :func:`store_copies`,
+    while the file was still being read): they are catalogued, not made again.
     """
     index = sealed.index
     if index is None:  # a file we did not write: read it
         with sealed.path.open("rb") as stream:
             index = index_warc(stream, sealed.path.name)
-    verified: list[str] = []  # the locations written and verified
-    missing: dict[str, str] = {}
-    retention: dict[str, str | None] = {}
-    created: list[ObjectStore] = []
     try:
-        for store in stores:
-            existed = store.head(key) is not None
-            copied = _copy(sealed, key, store, copy_attempts, backoff_seconds, sleep,
-                           retain_until)
-            if isinstance(copied, StorageError):
-                failure = copied
-                missing[store.name] = str(failure)
-                if not verified and len(missing) == len(stores):
-                    raise failure
-                continue
-            if not existed:
-                created.append(store)
-            verified.append(store.name)
-            if retain_until is not None:
-                retention[store.name] = (copied.retained_until.isoformat()
-                                         if copied.retained_until else None)
+        if copies is None:
+            copies = store_copies(sealed.path, sealed.sha256, key, stores,
+                                  copy_attempts=copy_attempts, backoff_seconds=backoff_seconds,
+                                  sleep=sleep, retain_until=retain_until)
         # One moment for the file, its copies and its ledger entries: what a catalog
         # rebuilt from storage (the copies and the ledger's checkpoints) will say.
         moment = now()
@@ -97,34 +136,34 @@ def ingest(sealed: SealedWarc, *, key: str, collection: str, source: str, engine
         with write_transaction(engine) as connection:
             record_warc_file(connection, key=key, collection=collection, sha256=sealed.sha256,
                              size=sealed.size, source=source, created_at=moment,
-                             verified=dict.fromkeys(verified, moment), index=index,
-                             missing=missing)
+                             verified=dict.fromkeys(copies.verified, moment), index=index,
+                             missing=copies.missing)
             ledger.append(connection, time=moment, actor=actor, event="ingest", object=key,
                           digest=digest)
-            for location in sorted(missing):
+            for location in sorted(copies.missing):
                 ledger.append(connection, time=moment, actor=actor, event=UNDER_REPLICATED,
                               object=f"{location}:{key}", digest=digest)
     except BaseException as exc:  # interrupted too: nothing stored stays uncatalogued
-        for store in created:
-            with suppress(PreserveError):  # the first error is the one to report
-                store.delete(key)
+        if copies is not None:
+            discard(copies, key)
         if isinstance(exc, SQLAlchemyError):
             raise CatalogError(f"catalog: cannot record {key}: {catalog_reason(exc)}") from exc
         raise
     return Ingested(key=key, sha256=sealed.sha256, size=sealed.size, records=index.records,
                     captures=len(index.captures), descriptions=len(index.descriptions),
-                    locations=tuple(verified), missing=missing, retention=retention)
+                    locations=tuple(copies.verified), missing=copies.missing,
+                    retention=copies.retention)
 
 
-def _copy(sealed: SealedWarc, key: str, store: ObjectStore, attempts: int, backoff: float,
-          sleep: Callable[[float], None], retain_until: datetime | None
+def _copy(path: Path, sha256: str, key: str, store: ObjectStore, attempts: int,
+          backoff: float, sleep: Callable[[float], None], retain_until: datetime | None
           ) -> ObjectInfo | StorageError:
     """Put one verified copy, trying again after storage errors: the object, or the last error."""
     failure = StorageError(f"location {store.name!r}: no attempt to copy {key}")
     for attempt in range(1, attempts + 1):
         try:
-            with sealed.path.open("rb") as stream:
-                return store.put(key, stream, sealed.sha256, retain_until=retain_until)
+            with path.open("rb") as stream:
+                return store.put(key, stream, sha256, retain_until=retain_until)
         except ObjectExists as exc:  # other bytes under our key: trying again cannot help
             return exc
         except StorageError as exc:

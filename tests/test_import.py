@@ -144,9 +144,11 @@ def test_a_large_file_is_read_in_parts_with_the_same_outcome(
     monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(importer.os, "cpu_count", lambda: 3)
     cuts = member_starts(path, 3)
-    parted = importer._verified_in_parts(path)
+    told: list[str] = []
+    parted = importer._verified_in_parts(path, told.append)
 
     assert len(cuts) == 4 and cuts[0] == 0 < cuts[1] < cuts[2] < cuts[3] == len(data)
+    assert told == [hashlib.sha256(data).hexdigest()]  # before the parts were read, damaged too
     assert outcome() == whole
     if damaged:
         assert isinstance(whole, str) and "gzip" in whole and parted is None
@@ -166,6 +168,42 @@ def test_a_strict_refusal_writes_nothing_and_checks_every_file_first(run: Any,
                           "imported (--lenient keeps the file and catalogues its sound "
                           "records)\n")
     assert catalogued(home) == (0, 0) and stored_objects(home) == []
+
+
+def test_copies_made_while_a_file_is_read_are_removed_when_it_is_refused(
+        run: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A large file's copies are made as soon as its digest is known, while its parts are
+    # still being verified: one refused then (a part damaged) leaves nothing stored.
+    from preserve import ingest
+
+    made: list[str] = []
+    store_copies = ingest.store_copies
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made.append(args[2])
+        return store_copies(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "store_copies", recording)
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(importer.os, "cpu_count", lambda: 2)
+    damaged = tmp_path / "iana.warc.gz"
+    data = bytearray((CORPUS / "webrecorder__pywb__iana.warc.gz").read_bytes())
+    data[len(data) * 3 // 4] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    good = CORPUS / "webrecorder__pywb__iana.warc.gz"
+
+    refused = run("import", good, damaged, "--collection", "corpus")
+
+    assert refused.status == 2 and f"import: {damaged}: " in refused.err
+    # Copies of both were made: the good file's once it was read, the damaged one's once
+    # its digest was known (before its parts were verified).
+    assert [Path(key).name.split("-", 1)[1] for key in made] == [good.name, damaged.name]
+    assert catalogued(home) == (0, 0) and stored_objects(home) == []
+    imported = run("import", good, "--collection", "corpus", "--json")
+    assert imported.status == 0
+    (report,) = json.loads(imported.out)["files"]
+    assert home / "objects" / report["key"] in stored_objects(home)
+    assert (home / "objects" / report["key"]).read_bytes() == good.read_bytes()
 
 
 def test_lenient_keeps_the_file_and_catalogues_its_sound_records(run: Any, home: Path) -> None:
