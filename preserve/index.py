@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import IO, Any
 
-import surt as surt_lib
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
@@ -99,6 +98,10 @@ def surt_key(url: str) -> str:
     plain = _plain_surt(url)
     if plain is not None:
         return plain
+    # Imported here: the package (with tldextract and requests, which it imports) takes
+    # 90 ms to load, which a process that meets only plain URLs need not spend.
+    import surt as surt_lib
+
     try:
         return str(surt_lib.surt(url))
     except (ValueError, TypeError, UnicodeError):
