@@ -124,14 +124,28 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
             reports.append(_import_one(plan, settings=settings, engine=engine,
                                        collection=collection, describe=describe, actor=actor,
                                        now=now, copies=early.pop(plan.key, None)))
-    finally:
-        for key, copies in early.items():  # copies of files that were not imported
-            with suppress(Exception):  # no copy made: nothing to remove
-                discard(copies.result(), key)
+    finally:  # copies of files that were not imported: those not begun are not made
+        for copies in early.values():
+            copies.cancel()
+        for key, copies in early.items():
+            _drop(engine, key, copies)
         copier.shutdown(wait=True)
         # What was ingested, its ledger entries reach storage.
         ledger.checkpoint(engine, open_stores(settings.locations))
     return reports
+
+
+def _drop(engine: Engine, key: str, copies: Future[Copies]) -> None:
+    """Remove the copies made early of a file that is not imported, unless a file under
+    the same key was catalogued meanwhile (the same bytes, imported by another
+    process): then they are that file's objects."""
+    with suppress(Exception):  # no copy made, or cancelled: nothing to remove
+        made = copies.result()
+        with engine.connect() as connection:
+            taken = connection.execute(select(warc_files.c.id).where(
+                warc_files.c.key == key)).first() is not None
+        if not taken:
+            discard(made, key)
 
 
 def _known(engine: Engine, sha256: str) -> str | None:
@@ -368,19 +382,24 @@ def _index_wacz(path: Path, key: str
 def _import_one(plan: _Plan, *, settings: Settings, engine: Engine, collection: str,
                 describe: bool, actor: str, now: Callable[[], datetime],
                 copies: Future[Copies] | None) -> ImportReport:
-    """Catalogue one file (its copies made already, when ``copies`` is given)."""
-    known = _known(engine, plan.sha256)
+    """Catalogue one file (its copies made already, when ``copies`` is given: until
+    ``ingest`` has them, they are removed here if anything stops the import)."""
+    try:
+        known = _known(engine, plan.sha256)
+        made = copies.result() if copies is not None and known is None else None
+    except BaseException:  # interrupted too
+        if copies is not None:
+            _drop(engine, plan.key, copies)
+        raise
     if known is not None:  # the same bytes twice in one import: the first was imported
         if copies is not None:
-            with suppress(Exception):  # no copy made: nothing to remove
-                discard(copies.result(), plan.key)
+            _drop(engine, plan.key, copies)
         return ImportReport(str(plan.path), plan.kind, plan.sha256, plan.size, imported=False,
                             key=known)
     stored = ingest(SealedWarc(plan.path, plan.sha256, plan.size, plan.index.records,
                                plan.index),
                     key=plan.key, collection=collection, source="import", engine=engine,
-                    stores=stores_for(settings, ()), actor=actor, now=now,
-                    copies=copies.result() if copies is not None else None)
+                    stores=stores_for(settings, ()), actor=actor, now=now, copies=made)
     report = ImportReport(str(plan.path), plan.kind, plan.sha256, plan.size, imported=True,
                           key=stored.key, records=stored.records, captures=stored.captures,
                           problems=list(plan.problems))

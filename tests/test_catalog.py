@@ -379,9 +379,10 @@ def test_surt_keys_told_without_the_surt_package_are_the_packages() -> None:
 
     schemes = ["http", "https", "HTTP", "ftp"]
     hosts = ["example.com", "www.example.com", "WWW.Example.COM", "www2.news.example.org",
-             "www.com", "www", "wwwx.example.com", "www22.example.com", "127.0.0.1", "0.0.0.0", "255.255.255.255",
-             "256.1.1.1", "01.2.3.4", "1.2.3", "1234", "1.2.3.com", "-a.com", "a-.com",
-             "xn--bcher-kva.example", "example.com.", "a..b.com", "0x7f.1", "user@example.com"]
+             "www.com", "www", "wwwx.example.com", "www22.example.com", "127.0.0.1", "0.0.0.0",
+             "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1234", "1.2.3.com", "-a.com",
+             "a-.com", "xn--bcher-kva.example", "example.com.", "a..b.com", "0x7f.1",
+             "user@example.com"]
     ports = ["", ":80", ":443", ":8080", ":0", ":080", ":65535", ":65536", ":99999", ":"]
     paths = ["", "/", "/a", "/A/B/", "/a//b", "/./a", "/a/../b", "/.well-known/x",
              "/a.b/c~d_e-f", "/%41", "/a;jsessionid=1", "/(x)/y.aspx", "/index.HTML", "//x"]

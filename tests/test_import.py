@@ -206,6 +206,49 @@ def test_copies_made_while_a_file_is_read_are_removed_when_it_is_refused(
     assert (home / "objects" / report["key"]).read_bytes() == good.read_bytes()
 
 
+def test_copies_made_early_are_removed_when_the_import_stops_before_cataloguing(
+        run: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The catalog fails between the copies and the cataloguing (here: when asked whether
+    # the bytes are known already): the copies made early do not stay behind.
+    from preserve.errors import CatalogError
+
+    asked: list[str] = []
+    known = importer._known
+
+    def failing(engine: Any, sha256: str) -> str | None:
+        asked.append(sha256)
+        if len(asked) > 1:
+            raise CatalogError("catalog: the database went away")
+        return known(engine, sha256)
+
+    monkeypatch.setattr(importer, "_known", failing)
+    result = run("import", CORPUS / "webrecorder__pywb__example.warc.gz", "--collection", "c")
+
+    assert result.status != 0 and "the database went away" in result.err
+    assert len(asked) == 2  # the copies were made: the first asking said "not known"
+    assert catalogued(home) == (0, 0)
+    assert not [path for path in stored_objects(home) if "imports" in path.parts]
+
+
+def test_catalog_times_are_written_as_sqlalchemy_writes_them(run: Any, home: Path) -> None:
+    # Rows go in by the driver's executemany: on SQLite a time must still be the text
+    # SQLAlchemy writes (with microseconds), or comparisons in SQL miss it.
+    import re
+    import sqlite3
+
+    assert run("import", CORPUS / "webrecorder__pywb__example.warc.gz", "--collection", "c",
+               "--no-describe").status == 0
+    with sqlite3.connect(home / "catalog.db") as connection:
+        times = [row[0] for table, column in (("captures", "capture_time"),
+                                              ("other_records", "record_time"),
+                                              ("warc_files", "created_at"))
+                 for row in connection.execute(f"SELECT {column} FROM {table}")
+                 if row[0] is not None]
+    assert len(times) > 3
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", moment)
+               for moment in times), times
+
+
 def test_lenient_keeps_the_file_and_catalogues_its_sound_records(run: Any, home: Path) -> None:
     path = CORPUS / "webrecorder__pywb__example.warc"
     result = run("import", path, "--collection", "corpus", "--lenient", "--json")
