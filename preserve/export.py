@@ -46,7 +46,7 @@ from preserve.catalog import (
     stored_files,
 )
 from preserve.errors import BadInput, NotFound, PreserveError, StorageError
-from preserve.fingerprint import iter_chunks, sha256_chunks
+from preserve.fingerprint import sha256_copy
 from preserve.retrieve import snapshot_json
 from preserve.storage import ObjectStore
 
@@ -251,7 +251,7 @@ def _copy_verified(stored: StoredFile, stores: Mapping[str, ObjectStore], target
             continue
         try:
             with store.open(stored.key) as source, target.open("wb") as copy:
-                digest, _size = sha256_chunks(_written(iter_chunks(source), copy))
+                digest, _size = sha256_copy(source, copy)
         except StorageError as exc:
             problems.append(f"{location}: {exc}")
             continue
@@ -261,10 +261,3 @@ def _copy_verified(stored: StoredFile, stores: Mapping[str, ObjectStore], target
     raise PreserveError(f"export: no good copy of {stored.key} "
                         f"({'; '.join(problems) or 'no configured location holds one'}); "
                         "run preserve fixity run --repair")
-
-
-def _written(chunks: Iterator[bytes], copy: IO[bytes]) -> Iterator[bytes]:
-    """The chunks, each written to ``copy`` as it passes (hashed and copied in one read)."""
-    for chunk in chunks:
-        copy.write(chunk)
-        yield chunk

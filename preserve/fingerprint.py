@@ -21,20 +21,17 @@ _WORDS = re.compile(r"\w+")
 NEAR_BITS = 6
 
 
-def iter_chunks(stream: IO[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Read a stream in chunks until it is exhausted."""
-    while chunk := stream.read(size):
+def iter_chunks(stream: IO[bytes], size: int = CHUNK_SIZE,
+                limit: int | None = None) -> Iterator[bytes]:
+    """Read a stream in chunks until it is exhausted (or ``limit`` bytes are read)."""
+    left = limit
+    while left is None or left > 0:
+        chunk = stream.read(size if left is None else min(size, left))
+        if not chunk:
+            return
+        if left is not None:
+            left -= len(chunk)
         yield chunk
-
-
-def sha256_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
-    """SHA-256 hex and byte count of a sequence of chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in chunks:
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
 
 
 class Tally:
@@ -53,6 +50,23 @@ class Tally:
 
     def hexdigest(self) -> str:
         return self.digest.hexdigest()
+
+
+def sha256_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
+    """SHA-256 hex and byte count of a sequence of chunks."""
+    tally = Tally()
+    for _chunk in tally.passing(chunks):
+        pass
+    return tally.hexdigest(), tally.size
+
+
+def sha256_copy(source: IO[bytes], out: IO[bytes]) -> tuple[str, int]:
+    """Copy a stream into another; SHA-256 hex and byte count of what was copied, taken
+    in the same read."""
+    tally = Tally()
+    for chunk in tally.passing(iter_chunks(source)):
+        out.write(chunk)
+    return tally.hexdigest(), tally.size
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

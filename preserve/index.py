@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -22,7 +21,7 @@ from warcio.recordloader import ArcWarcRecordLoader
 
 from preserve.capture.fetch import media_type
 from preserve.errors import WarcError
-from preserve.fingerprint import CHUNK_SIZE
+from preserve.fingerprint import iter_chunks
 from preserve.warc_digests import KeptRecord, RecordProblem, verify_records
 
 CAPTURE_TYPES = ("response", "revisit", "resource")
@@ -269,14 +268,8 @@ def indexed_part(path: str, start: int, end: int) -> tuple[list[RecordProblem],
     with open(path, "rb") as stream:
         stream.seek(start)
         problems = [replace(problem, offset=problem.offset + start) for problem in
-                    verify_records(_part_chunks(stream, end - start), keep=indexer)]
+                    verify_records(iter_chunks(stream, limit=end - start), keep=indexer)]
     return problems, None if problems else indexer.finish(end)
-
-
-def _part_chunks(stream: IO[bytes], size: int) -> Iterator[bytes]:
-    while size > 0 and (chunk := stream.read(min(CHUNK_SIZE, size))):
-        size -= len(chunk)
-        yield chunk
 
 
 class _Fields:

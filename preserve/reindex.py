@@ -55,7 +55,7 @@ from preserve.catalog.schema import (
 from preserve.config import Settings
 from preserve.deletion import tombstone_from_json
 from preserve.errors import PreserveError
-from preserve.fingerprint import Tally, iter_chunks
+from preserve.fingerprint import sha256_copy
 from preserve.index import WarcIndex
 from preserve.ingest import UNDER_REPLICATED
 from preserve.storage import ObjectStore, open_stores
@@ -264,11 +264,8 @@ def _read(stored: _File, stores: Mapping[str, ObjectStore], work_dir: Path,
         for location in sorted(stored.locations):
             staged = Path(folder) / f"{location}-{Path(stored.key).name}"
             try:
-                copied = Tally()
                 with stores[location].open(stored.key) as source, staged.open("wb") as out:
-                    for chunk in copied.passing(iter_chunks(source)):
-                        out.write(chunk)
-                digest = copied.hexdigest()
+                    digest, _size = sha256_copy(source, out)
             except (PreserveError, OSError) as exc:
                 report.problems.append(f"{stored.key}: its copy in {location} cannot be read "
                                        f"({exc})")
