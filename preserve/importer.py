@@ -47,7 +47,7 @@ from preserve.ingest import Copies, discard, ingest, store_copies
 from preserve.jobs import run_redescribe, stores_for
 from preserve.policy import check_collection
 from preserve.processes import process_pool
-from preserve.storage import open_stores
+from preserve.storage import ObjectStore, open_stores
 from preserve.warc_digests import (
     ZIP_HEADER,
     RecordProblem,
@@ -121,7 +121,7 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
         for plan in checked:
             if progress is not None:
                 progress(str(plan.path))
-            reports.append(_import_one(plan, settings=settings, engine=engine,
+            reports.append(_import_one(plan, settings=settings, stores=stores, engine=engine,
                                        collection=collection, describe=describe, actor=actor,
                                        now=now, copies=early.pop(plan.key, None)))
     finally:  # copies of files that were not imported: those not begun are not made
@@ -379,8 +379,8 @@ def _index_wacz(path: Path, key: str
     return index, unreadable, wrong
 
 
-def _import_one(plan: _Plan, *, settings: Settings, engine: Engine, collection: str,
-                describe: bool, actor: str, now: Callable[[], datetime],
+def _import_one(plan: _Plan, *, settings: Settings, stores: list[ObjectStore], engine: Engine,
+                collection: str, describe: bool, actor: str, now: Callable[[], datetime],
                 copies: Future[Copies] | None) -> ImportReport:
     """Catalogue one file (its copies made already, when ``copies`` is given: until
     ``ingest`` has them, they are removed here if anything stops the import)."""
@@ -399,7 +399,7 @@ def _import_one(plan: _Plan, *, settings: Settings, engine: Engine, collection: 
     stored = ingest(SealedWarc(plan.path, plan.sha256, plan.size, plan.index.records,
                                plan.index),
                     key=plan.key, collection=collection, source="import", engine=engine,
-                    stores=stores_for(settings, ()), actor=actor, now=now, copies=made)
+                    stores=stores, actor=actor, now=now, copies=made)
     report = ImportReport(str(plan.path), plan.kind, plan.sha256, plan.size, imported=True,
                           key=stored.key, records=stored.records, captures=stored.captures,
                           problems=list(plan.problems))

@@ -85,9 +85,8 @@ def _insert_many(connection: Connection, table: Table, columns: tuple[str, ...],
     The statement is compiled once and each value goes through its column type's
     conversion for this database (SQLite's for a datetime, its text with microseconds:
     the driver's own would write another, which compares otherwise), then straight to
-    the driver. SQLAlchemy's own handling of each
-    row was a third of the time: 15,653 imported records were recorded on SQLite in
-    0.22 s that way, 0.15 s this way.
+    the driver. SQLAlchemy's own handling of each row was a third of the time: 15,653
+    imported records were recorded on SQLite in 0.22 s that way, 0.15 s this way.
     """
     if not rows:
         return
