@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,24 @@ def test_catalog_times_are_written_as_sqlalchemy_writes_them(run: Any, home: Pat
     assert len(times) > 3
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", moment)
                for moment in times), times
+
+
+def test_catalog_rows_convert_each_distinct_value_once() -> None:
+    from preserve.catalog.records import _converted
+
+    calls = []
+
+    def processor(value: Any) -> str:
+        calls.append(value)
+        return f"<{value}>"
+
+    first, second = datetime(2024, 1, 2, 3, 4, 5, 6), datetime(2024, 1, 2, 3, 4, 6)
+    rows = [(1, first, "a"), (2, first, "b"), (3, second, "c"), (4, [7], "d"), (5, [7], "e")]
+
+    assert _converted(rows, [(1, processor)]) == [
+        (1, f"<{first}>", "a"), (2, f"<{first}>", "b"), (3, f"<{second}>", "c"),
+        (4, "<[7]>", "d"), (5, "<[7]>", "e")]
+    assert calls == [first, second, [7], [7]]  # what cannot be looked up, each time
 
 
 def test_lenient_keeps_the_file_and_catalogues_its_sound_records(run: Any, home: Path) -> None:

@@ -1,15 +1,26 @@
 """The embedded default store: objects as files under one folder.
 
 A put writes to a temporary file in the store's own ``.incoming`` folder (same
-filesystem), hashes while writing, fsyncs, reads the file back to verify its
-SHA-256, and only then links it to its key. Linking fails if the key exists, so
-an object is never overwritten, even by two writers racing.
+filesystem), fsyncs it, reads the file back to verify its SHA-256, and only then
+links it to its key. Linking fails if the key exists, so an object is never
+overwritten, even by two writers racing.
+
+Where the system allows it (Linux's ``O_DIRECT``), the copy is written and read
+back past the page cache: the read-back then hashes the bytes as the disk holds
+them, not the kernel's memory of what was sent, and a preservation copy, seldom
+read again, does not push what is in use out of memory. (Filling page cache
+the system has not used yet is also slow on virtual machines: 3 s of CPU per GiB
+here, against 0.3 s written past it.) Elsewhere (macOS, tmpfs) the copy goes
+through the page cache.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
+import mmap
 import os
-import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -18,10 +29,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from preserve.errors import DigestMismatch, ObjectExists, ObjectMissing, StorageError
-from preserve.fingerprint import iter_chunks, sha256_file
+from preserve.fingerprint import sha256_file
 from preserve.storage.base import INCOMING, LocationCheck, ObjectInfo, key_parts
 
-SENDFILE_BYTES = 64 * 1024 * 1024  # copied by the kernel at a time
+DIRECT_BUFFER = 8 * 1024 * 1024  # bytes moved at a time past the page cache
+BLOCK = 4096  # what O_DIRECT writes come in multiples of (any disk's logical block divides it)
 
 __all__ = ["INCOMING", "FilesystemStore"]
 
@@ -44,16 +56,13 @@ class FilesystemStore:
             try:
                 temp.parent.mkdir(parents=True, exist_ok=True)
                 final.parent.mkdir(parents=True, exist_ok=True)
-                with temp.open("xb") as out:
-                    _copy(stream, out)
-                    out.flush()
-                    os.fsync(out.fileno())
+                _write(stream, temp)
             except OSError as exc:
                 raise StorageError(f"location {self.name!r}: cannot write {key!r}: {exc}") from exc
             try:
                 # The copy is verified as it lies on disk (what was sent, changed on the
                 # way or after, cannot pass this).
-                on_disk, size = sha256_file(temp)
+                on_disk, size = _sha256_on_disk(temp)
             except OSError as exc:
                 raise StorageError(f"location {self.name!r}: cannot read back {key!r}: {exc}"
                                    ) from exc
@@ -156,29 +165,97 @@ class FilesystemStore:
         return ObjectInfo(key, size)
 
 
-def _copy(stream: BinaryIO, out: BinaryIO) -> None:
-    """Copy a stream into a file: in the kernel when the stream is a file too."""
+def _write(stream: BinaryIO, path: Path) -> None:
+    """Write the stream into a new file and sync it: past the page cache where the
+    system allows, through it where it does not."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    direct = _direct_flag()
     try:
-        source = stream.fileno()
-        start = stream.tell()
-    except (AttributeError, OSError, ValueError):
-        source = -1
-    if source >= 0 and stat.S_ISREG(os.fstat(source).st_mode):
-        out.flush()
-        offset = start
+        fd = os.open(path, flags | direct, 0o644)
+    except OSError as exc:
+        if not direct or exc.errno != errno.EINVAL:
+            raise
+        direct = 0  # a file system without O_DIRECT (tmpfs)
+        fd = os.open(path, flags, 0o644)
+    try:
+        buffer = memoryview(mmap.mmap(-1, DIRECT_BUFFER))  # page-aligned, as O_DIRECT asks
+        while filled := _fill(stream, buffer):
+            whole = filled - filled % BLOCK if direct else filled
+            direct = _write_all(fd, buffer[:whole], direct)
+            if whole < filled:  # the end of the stream, not a whole block: through the cache
+                direct = _through_cache(fd)
+                _write_all(fd, buffer[whole:filled], direct)
+            if filled < len(buffer):
+                break
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _direct_flag() -> int:
+    return getattr(os, "O_DIRECT", 0)
+
+
+def _fill(stream: BinaryIO, buffer: memoryview) -> int:
+    """Read the stream into the buffer until it is full or the stream ends; bytes read."""
+    filled = 0
+    while filled < len(buffer):
+        got = stream.readinto(buffer[filled:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+def _write_all(fd: int, data: memoryview, direct: int) -> int:
+    """Write all of data; the O_DIRECT flag still set (0 once the file system refused it)."""
+    while data:
         try:
-            while sent := os.sendfile(out.fileno(), source, offset, SENDFILE_BYTES):
-                offset += sent
-        except OSError:
-            if offset != start:  # some bytes went: what failed is the copy
+            written = os.write(fd, data)
+        except OSError as exc:
+            if not direct or exc.errno != errno.EINVAL:
                 raise
-            # Not between these files, here (macOS sends to sockets only): by chunks.
-        else:
-            stream.seek(offset)
-            out.seek(0, os.SEEK_END)
-            return
-    for chunk in iter_chunks(stream):
-        out.write(chunk)
+            direct = _through_cache(fd)  # O_DIRECT opened but not written: through the cache
+            continue
+        data = data[written:]
+    return direct
+
+
+def _through_cache(fd: int) -> int:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_direct_flag())
+    return 0
+
+
+def _sha256_on_disk(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file as the disk holds it: read past the page cache where
+    the system allows."""
+    direct = _direct_flag()
+    try:
+        fd = os.open(path, os.O_RDONLY | direct)
+    except OSError as exc:
+        if not direct or exc.errno != errno.EINVAL:
+            raise
+        direct = 0
+        fd = os.open(path, os.O_RDONLY)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        buffer = memoryview(mmap.mmap(-1, DIRECT_BUFFER))
+        while True:
+            try:
+                got = os.readv(fd, [buffer])
+            except OSError as exc:
+                if not direct or exc.errno != errno.EINVAL:
+                    raise
+                direct = _through_cache(fd)  # not readable that way (from here): through it
+                continue
+            if not got:
+                break
+            digest.update(buffer[:got])
+            size += got
+    finally:
+        os.close(fd)
+    return digest.hexdigest(), size
 
 
 def _fsync_dir(path: Path) -> None:
