@@ -175,8 +175,10 @@ def _write(stream: BinaryIO, path: Path) -> None:
     except OSError as exc:
         if not direct or exc.errno != errno.EINVAL:
             raise
-        direct = 0  # a file system without O_DIRECT (tmpfs)
-        fd = os.open(path, flags, 0o644)
+        # A file system without O_DIRECT (tmpfs before Linux 6.6), which may have
+        # created the file all the same: opened again, without O_EXCL (its name is ours).
+        direct = 0
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         buffer = memoryview(mmap.mmap(-1, DIRECT_BUFFER))  # page-aligned, as O_DIRECT asks
         while filled := _fill(stream, buffer):
