@@ -259,13 +259,21 @@ def test_catalog_rows_convert_each_distinct_value_once() -> None:
         calls.append(value)
         return f"<{value}>"
 
+    from zoneinfo import ZoneInfo
+
     first, second = datetime(2024, 1, 2, 3, 4, 5, 6), datetime(2024, 1, 2, 3, 4, 6)
-    rows = [(1, first, "a"), (2, first, "b"), (3, second, "c"), (4, [7], "d"), (5, [7], "e")]
+    # Equal, yet not the same: the second is an hour later (New York's clocks went back).
+    early = datetime(2024, 11, 3, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    late = early.replace(fold=1)
+    rows = [(1, first, "a"), (2, first, "b"), (3, second, "c"), (4, [7], "d"), (5, [7], "e"),
+            (6, early, "f"), (7, late, "g"), (8, 1, "h"), (9, True, "i")]
 
     assert _converted(rows, [(1, processor)]) == [
         (1, f"<{first}>", "a"), (2, f"<{first}>", "b"), (3, f"<{second}>", "c"),
-        (4, "<[7]>", "d"), (5, "<[7]>", "e")]
-    assert calls == [first, second, [7], [7]]  # what cannot be looked up, each time
+        (4, "<[7]>", "d"), (5, "<[7]>", "e"), (6, f"<{early}>", "f"), (7, f"<{late}>", "g"),
+        (8, "<1>", "h"), (9, "<True>", "i")]
+    # Each distinct value once; what cannot be looked up, each time.
+    assert calls == [first, second, [7], [7], early, late, 1, True]
 
 
 def test_lenient_keeps_the_file_and_catalogues_its_sound_records(run: Any, home: Path) -> None:

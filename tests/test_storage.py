@@ -604,6 +604,7 @@ def test_copies_are_written_and_read_back_past_the_page_cache_where_the_system_a
         size: int) -> None:
     """Linux's O_DIRECT: the read-back hashes what the disk holds. The buffer is made
     small here, so objects span several buffers and end part-way into a block."""
+    import fcntl
     import os
 
     from preserve.storage import filesystem
@@ -624,13 +625,59 @@ def test_copies_are_written_and_read_back_past_the_page_cache_where_the_system_a
             opened.append(flags)
         return real_open(path, flags, *args)
 
+    # Each write and read, with whether the file was still past the cache at that moment.
+    calls: list[tuple[str, int, bool]] = []
+    real_write, real_readv = os.write, os.readv
+
+    def direct(fd: int) -> bool:
+        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+
+    def spying_write(fd: int, data: Any) -> int:
+        calls.append(("write", len(data), direct(fd)))
+        return real_write(fd, data)
+
+    def spying_readv(fd: int, buffers: Any) -> int:
+        got = real_readv(fd, buffers)
+        calls.append(("read", got, direct(fd)))
+        return got
+
     monkeypatch.setattr(os, "open", spying_open)
+    monkeypatch.setattr(os, "write", spying_write)
+    monkeypatch.setattr(os, "readv", spying_readv)
     data = _uneven(size)
     assert put(fs_store, "warcs/c/a.warc.gz", data) == ObjectInfo("warcs/c/a.warc.gz", size)
     assert (fs_store.root / "warcs" / "c" / "a.warc.gz").read_bytes() == data
     written, read_back = opened
     assert written & os.O_DIRECT and written & os.O_WRONLY
     assert read_back & os.O_DIRECT and not read_back & (os.O_WRONLY | os.O_RDWR)
+    # Whole blocks went past the cache, and only the tail that is no whole block did not;
+    # every read of the copy was past it.
+    writes = [(length, past) for call, length, past in calls if call == "write"]
+    assert sum(length for length, _ in writes) == size
+    assert all(past for length, past in writes if length % 4096 == 0)
+    assert [length for length, past in writes if not past] == ([size % 4096] if size % 4096
+                                                              else [])
+    reads = [(length, past) for call, length, past in calls if call == "read"]
+    assert sum(length for length, _ in reads) == size and all(past for _, past in reads)
+
+
+def test_a_stream_that_can_only_be_read_is_stored(fs_store: FilesystemStore,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from preserve.storage import filesystem
+
+    class ReadOnly:
+        """A stream with ``read`` and nothing else, giving a few bytes at a time."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = io.BytesIO(data)
+
+        def read(self, size: int = -1) -> bytes:
+            return self.data.read(min(size, 1000))
+
+    monkeypatch.setattr(filesystem, "DIRECT_BUFFER", 8192)
+    data = _uneven(3 * 8192 + 123)
+    fs_store.put("warcs/c/a.warc.gz", ReadOnly(data), sha(data))  # type: ignore[arg-type]
+    assert (fs_store.root / "warcs" / "c" / "a.warc.gz").read_bytes() == data
 
 
 @pytest.mark.parametrize("refused", ["open", "write", "read"])

@@ -117,10 +117,13 @@ def _converted(rows: list[tuple[Any, ...]], convert: list[tuple[int, Any]]
         values = list(row)
         for (at, processor), seen in zip(convert, done, strict=True):
             value = values[at]
+            # Equal is not always the same: 1 and True, or a local time and the same
+            # wall-clock time an hour later when the clocks went back (its fold).
+            key = (type(value), value, getattr(value, "fold", 0))
             try:
-                values[at] = seen[value]
+                values[at] = seen[key]
             except KeyError:
-                values[at] = seen[value] = processor(value)
+                values[at] = seen[key] = processor(value)
             except TypeError:  # not hashable: converted each time
                 values[at] = processor(value)
         converted.append(tuple(values))

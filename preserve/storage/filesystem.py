@@ -200,9 +200,15 @@ def _direct_flag() -> int:
 
 def _fill(stream: BinaryIO, buffer: memoryview) -> int:
     """Read the stream into the buffer until it is full or the stream ends; bytes read."""
+    readinto = getattr(stream, "readinto", None)  # files and io's streams have it
     filled = 0
     while filled < len(buffer):
-        got = stream.readinto(buffer[filled:])  # type: ignore[attr-defined]
+        if readinto is not None:
+            got = readinto(buffer[filled:])
+        else:
+            data = stream.read(len(buffer) - filled)
+            got = len(data)
+            buffer[filled:filled + got] = data
         if not got:
             break
         filled += got
