@@ -661,6 +661,26 @@ def test_copies_are_written_and_read_back_past_the_page_cache_where_the_system_a
     assert sum(length for length, _ in reads) == size and all(past for _, past in reads)
 
 
+def test_storage_check_says_whether_a_folder_verifies_copies_from_the_disk(
+        fs_store: FilesystemStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from preserve.storage import filesystem
+
+    probe = tmp_path / "probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644))
+    except (AttributeError, OSError):
+        pytest.skip(f"the file system under {tmp_path} takes no O_DIRECT")
+    check = fs_store.probe()
+    assert check.usable
+    assert check.checksums.startswith("read back past the page cache (O_DIRECT")
+    monkeypatch.setattr(filesystem, "_direct_flag", lambda: 0)  # as on macOS
+    check = fs_store.probe()
+    assert check.usable and check.checksums.startswith("read back through the page cache")
+    assert not any((fs_store.root / INCOMING).iterdir())
+
+
 def test_a_stream_that_can_only_be_read_is_stored(fs_store: FilesystemStore,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from preserve.storage import filesystem

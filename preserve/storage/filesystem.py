@@ -131,9 +131,9 @@ class FilesystemStore:
             raise StorageError(f"location {self.name!r}: cannot delete {key!r}: {exc}") from exc
 
     def probe(self) -> LocationCheck:
-        """Create the folder if need be, write a small file, fsync it and remove it."""
+        """Create the folder if need be, write a small file, fsync it, find out whether it
+        can be read back past the page cache, and remove it."""
         check = LocationCheck(self.name, "filesystem", str(self.root),
-                              checksums="read back and hashed here after every write",
                               conditional_writes="hard links, which never replace a file")
         probe = self.root / INCOMING / f"probe-{uuid.uuid4().hex}"
         try:
@@ -143,6 +143,11 @@ class FilesystemStore:
                 out.write(b"preserve storage check\n")
                 os.fsync(out.fileno())
             check.writable = True
+            check.checksums = ("read back past the page cache (O_DIRECT: what the storage "
+                               "holds, not a cached copy) and hashed here after every write"
+                               if _reads_past_cache(probe) else
+                               "read back through the page cache (this file system takes no "
+                               "O_DIRECT) and hashed here after every write")
         except OSError as exc:
             check.problems.append(f"cannot write in {self.root}: {exc.strerror or exc}")
         finally:
@@ -232,6 +237,24 @@ def _write_all(fd: int, data: memoryview, direct: int) -> int:
 def _through_cache(fd: int) -> int:
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_direct_flag())
     return 0
+
+
+def _reads_past_cache(path: Path) -> bool:
+    """Can this file be read past the page cache (what the read-back of a copy does)?"""
+    direct = _direct_flag()
+    if not direct:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | direct)
+    except OSError:
+        return False
+    try:
+        os.readv(fd, [memoryview(mmap.mmap(-1, BLOCK))])
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _sha256_on_disk(path: Path) -> tuple[str, int]:
