@@ -62,7 +62,7 @@ class FilesystemStore:
             try:
                 # The copy is verified as it lies on disk (what was sent, changed on the
                 # way or after, cannot pass this).
-                on_disk, size = _sha256_on_disk(temp)
+                on_disk, size, _past_cache = _read_back(temp)
             except OSError as exc:
                 raise StorageError(f"location {self.name!r}: cannot read back {key!r}: {exc}"
                                    ) from exc
@@ -143,9 +143,13 @@ class FilesystemStore:
                 out.write(b"preserve storage check\n")
                 os.fsync(out.fileno())
             check.writable = True
+            try:
+                past_cache = _read_back(probe)[2]
+            except OSError:  # as a copy could not be read back that way either
+                past_cache = False
             check.checksums = ("read back past the page cache (O_DIRECT: what the storage "
                                "holds, not a cached copy) and hashed here after every write"
-                               if _reads_past_cache(probe) else
+                               if past_cache else
                                "read back through the page cache (this file system takes no "
                                "O_DIRECT) and hashed here after every write")
         except OSError as exc:
@@ -173,17 +177,10 @@ class FilesystemStore:
 def _write(stream: BinaryIO, path: Path) -> None:
     """Write the stream into a new file and sync it: past the page cache where the
     system allows, through it where it does not."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    direct = _direct_flag()
-    try:
-        fd = os.open(path, flags | direct, 0o644)
-    except OSError as exc:
-        if not direct or exc.errno != errno.EINVAL:
-            raise
-        # A file system without O_DIRECT (tmpfs before Linux 6.6), which may have
-        # created the file all the same: opened again, without O_EXCL (its name is ours).
-        direct = 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # A file system without O_DIRECT (tmpfs before Linux 6.6) may have created the file
+    # all the same before refusing: then it is opened again without O_EXCL (its name is ours).
+    fd, direct = _open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                       os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         buffer = memoryview(mmap.mmap(-1, DIRECT_BUFFER))  # page-aligned, as O_DIRECT asks
         while filled := _fill(stream, buffer):
@@ -197,6 +194,19 @@ def _write(stream: BinaryIO, path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _open(path: Path, flags: int, refused: int) -> tuple[int, int]:
+    """The file opened past the page cache (``flags`` and O_DIRECT) where the system
+    allows, else with ``refused`` where the file system refuses O_DIRECT: its descriptor
+    and the O_DIRECT flag it was opened with (0: through the cache)."""
+    direct = _direct_flag()
+    try:
+        return os.open(path, flags | direct, 0o644), direct
+    except OSError as exc:
+        if not direct or exc.errno != errno.EINVAL:
+            raise
+    return os.open(path, refused, 0o644), 0
 
 
 def _direct_flag() -> int:
@@ -239,35 +249,10 @@ def _through_cache(fd: int) -> int:
     return 0
 
 
-def _reads_past_cache(path: Path) -> bool:
-    """Can this file be read past the page cache (what the read-back of a copy does)?"""
-    direct = _direct_flag()
-    if not direct:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY | direct)
-    except OSError:
-        return False
-    try:
-        os.readv(fd, [memoryview(mmap.mmap(-1, BLOCK))])
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
-
-def _sha256_on_disk(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a file as the disk holds it: read past the page cache where
-    the system allows."""
-    direct = _direct_flag()
-    try:
-        fd = os.open(path, os.O_RDONLY | direct)
-    except OSError as exc:
-        if not direct or exc.errno != errno.EINVAL:
-            raise
-        direct = 0
-        fd = os.open(path, os.O_RDONLY)
+def _read_back(path: Path) -> tuple[str, int, bool]:
+    """SHA-256 and size of a file as the storage holds it, read past the page cache where
+    the system allows; and whether it was, the whole way."""
+    fd, direct = _open(path, os.O_RDONLY, os.O_RDONLY)
     digest = hashlib.sha256()
     size = 0
     try:
@@ -286,7 +271,7 @@ def _sha256_on_disk(path: Path) -> tuple[str, int]:
             size += got
     finally:
         os.close(fd)
-    return digest.hexdigest(), size
+    return digest.hexdigest(), size, bool(direct)
 
 
 def _fsync_dir(path: Path) -> None:
