@@ -50,6 +50,28 @@ def test_what_follows_the_closing_html_tag_is_read_as_a_browser_reads_it() -> No
     assert links.outlinks == ["http://news.test/next.html"]
 
 
+def test_noscript_fallbacks_and_template_contents_are_followed() -> None:
+    """A lazy-loading page's real image is often only in <noscript>; a <template>'s
+    content is outside the document tree, but scripts make elements of it."""
+    html = """<html><head><noscript><img src="/pixel.gif"></noscript>
+      <link rel="stylesheet" href="/after-noscript.css"></head>
+      <body><template><img src="/row.png"><a href="/from-template.html">t</a></template>
+      <img src="data:image/gif;base64,R0lGODlh" data-src="/lazy.jpg">
+      <noscript><img src="/lazy.jpg"></noscript><a href="/next.html">next</a></body></html>"""
+    links = html_links(html, PAGE)
+    assert links.requisites == ["http://news.test/pixel.gif", "http://news.test/after-noscript.css",
+                                "http://news.test/lazy.jpg", "http://news.test/row.png"]
+    assert links.outlinks == ["http://news.test/next.html", "http://news.test/from-template.html"]
+
+
+@pytest.mark.parametrize("html", [
+    "", "   ", "<", "\x00\x00", "<html><body>\ud800</body>", "<img src='/a.png'" * 5000,
+    "<link rel href=/a.png><input type src=/a.png><img srcset style>",  # attributes, no values
+])
+def test_odd_documents_give_what_links_they_can_without_failing(html: str) -> None:
+    assert set(html_requisites(html, PAGE)) <= {"http://news.test/a.png"}
+
+
 def test_srcset_of_img_and_picture_sources() -> None:
     html = """<picture>
         <source srcset="/m/wide.webp 1200w, /m/narrow.webp 600w" type="image/webp">
