@@ -205,6 +205,30 @@ def test_duplicate_payloads_become_revisits_within_and_across_crawls(
     assert run("fixity", "run").status == 0
 
 
+def test_a_page_with_many_requisites_is_fetched_only_a_few_ahead(
+        run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers fetched ahead wait in memory to be written: however many requisites a
+    page has, no more are fetched ahead than twice the fetching threads (and pages)."""
+    images = [f"/img/{number}.png" for number in range(60)]
+    web.routes["/gallery"] = Route(
+        ("<html><body>" + "".join(f'<img src="{image}">' for image in images)
+         + "</body></html>").encode())
+    for image in images:
+        web.routes[image] = Route(image.encode() * 100, "image/png")
+    waiting: list[int] = []
+    real_fetch = crawler_module._Crawler._fetch
+
+    def counting_fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        waiting.append(len(self.pending))
+        return real_fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(crawler_module._Crawler, "_fetch", counting_fetch)
+    report = crawl(run, web, "--no-describe", start="/gallery")
+    assert report["resources"] == 60
+    assert {web.url(image) for image in images} <= {r["url"] for r in report["responses"]}
+    assert len(waiting) > 60 and max(waiting) <= 3 * crawler_module.CrawlOptions().concurrency
+
+
 def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,
                                                 database_url: str) -> None:
     report = crawl(run, web, "--scope", "host", "--depth", "5", "--warc-size", "3000")

@@ -393,10 +393,17 @@ class _Crawler:
                 self.seen.add(key)
                 fetched += 1
                 batch.append(url)
-            for url in batch:
-                self._prefetch(url, truncate=True)
             children: list[str] = []
-            for url in batch:
+            ahead = 0
+            for index, url in enumerate(batch):
+                # Fetched ahead twice as far as there are fetching threads, so they stay
+                # busy, and no further: every answer waiting to be written holds up to a
+                # mebibyte in memory (fetch.SPOOL_IN_MEMORY), and a page may have a
+                # thousand requisites (a page of 1,000 images of 1 MB peaked at 260-360
+                # MB when all were fetched ahead; bench/large_body.py).
+                while ahead < min(len(batch), index + 2 * self.options.concurrency):
+                    self._prefetch(batch[ahead], truncate=True)
+                    ahead += 1
                 got = self._fetch(url, "requisite", must=False, follow=_anywhere)
                 if got is None:
                     continue
