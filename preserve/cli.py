@@ -395,12 +395,23 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
     policy = load_policy(args.policy) if args.policy is not None else None
     settings = capture_settings(settings, policy, timeout_seconds=args.timeout,
                                 max_resource_bytes=args.max_resource_bytes)
-    fetched: list[int] = []
+    started = shown = time.monotonic()
+    responses = pages = fetched_bytes = 0
+
+    def show_progress() -> None:
+        rate = pages / max(time.monotonic() - started, 1e-9)
+        print(f"\rfetched {pages} pages, {responses} responses, {fetched_bytes / 1e6:.1f} MB "
+              f"({rate:.0f} pages/s)", end="", file=sys.stderr, flush=True)
 
     def progress(response: Response) -> None:
-        fetched.append(response.bytes)
-        print(f"\rfetched {len(fetched)} responses, {sum(fetched)} bytes", end="",
-              file=sys.stderr, flush=True)
+        # Counted, and shown ten times a second at most: a crawl answers thousands.
+        nonlocal responses, pages, fetched_bytes, shown
+        responses += 1
+        pages += response.role == "page"
+        fetched_bytes += response.bytes
+        if (now := time.monotonic()) - shown >= 0.1 or responses == 1:
+            shown = now
+            show_progress()
 
     show = sys.stderr.isatty() and not args.json
     with _catalog(settings) as engine:
@@ -415,7 +426,8 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
                                      describe=not args.no_describe, warc_size=args.warc_size),
                                  progress=progress if show else None)
         finally:
-            if fetched:
+            if responses:
+                show_progress()  # the last counts, which may not have been shown yet
                 print(file=sys.stderr)
     if args.json:
         _print_json(report.as_dict())

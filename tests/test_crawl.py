@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,6 +228,18 @@ def test_a_page_with_many_requisites_is_fetched_only_a_few_ahead(
     assert report["resources"] == 60
     assert {web.url(image) for image in images} <= {r["url"] for r in report["responses"]}
     assert len(waiting) > 60 and max(waiting) <= 3 * crawler_module.CrawlOptions().concurrency
+
+
+def test_progress_on_a_terminal_counts_pages_responses_and_bytes(
+        run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    result = run("capture", web.url("/a/1"), "--collection", "crawl", "--scope", "prefix",
+                 "--depth", "5")
+    assert result.status == 0, result.err
+    shown = [line for line in result.err.split("\r") if line.startswith("fetched")]
+    # robots.txt, four pages, the stylesheet and its image; the last counts shown last
+    assert shown[-1].split(" (")[0] == "fetched 4 pages, 7 responses, 0.0 MB"
+    assert len(shown) < 7 + 2  # never more than once a response, and the last again
 
 
 def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,
