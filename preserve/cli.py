@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--no-describe", action="store_true",
                          help="write no metadata records (describe later)")
     capture.add_argument("--warc-size", type=_positive(int), metavar="BYTES",
-                         help="start a new WARC file past this size (default 1 GiB)")
+                         help="start a new WARC file past this size (default 1 GiB) "
+                         "or 100,000 records")
     _json_flag(capture)
 
     get = commands.add_parser("get", help="the capture of a URL nearest in time")
@@ -1111,7 +1112,7 @@ def _print_stored(warcs: list[dict[str, Any]]) -> None:
 
 
 def _print_capture(report: CaptureReport) -> None:
-    resources = sum(1 for r in report.responses if r.role == "requisite")
+    resources = report.resources
     print(f"captured {report.pages} page{'s' if report.pages != 1 else ''} and {resources} "
           f"resources into collection {report.collection!r}: {report.records} WARC records, "
           f"{report.bytes} bytes")
@@ -1119,9 +1120,13 @@ def _print_capture(report: CaptureReport) -> None:
         if response.role != "requisite" or response.status >= 400:
             note = "  (archived as answered)" if response.status >= 400 else ""
             print(f"  {response.role:<9} {response.status}  {response.url}{note}")
+    if report.responses_omitted:
+        print(f"  and {report.responses_omitted} more responses: see the crawl log {report.log}")
     _print_stored(report.warcs)
     for error in report.errors:
         print(f"  not captured: {error}")
+    if report.errors_omitted:
+        print(f"  and {report.errors_omitted} more not captured: see the crawl log {report.log}")
 
 
 def _output(path: Path | None) -> IO[bytes]:

@@ -64,8 +64,10 @@ class CaptureReport:
     duration_seconds: float
     warcs: list[dict[str, Any]]
     log: str
-    responses: list[Response] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    responses: list[Response] = field(default_factory=list)  # the first REPORTED
+    errors: list[str] = field(default_factory=list)  # the first REPORTED
+    responses_omitted: int = 0  # in the log only
+    errors_omitted: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,7 +218,7 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
         ledger.checkpoint(engine, open_stores(settings.locations))
     return CaptureReport(
         job=job, collection=collection, pages=crawled.pages,
-        resources=sum(1 for r in crawled.responses if r.role == "requisite"),
+        resources=crawled.resources,
         records=sum(stored.records for stored in series.sealed),
         revisits=crawled.revisits, bytes_saved=crawled.bytes_saved, bytes=crawled.bytes,
         status_codes=crawled.status_codes, robots_refusals=crawled.robots_refusals,
@@ -227,6 +229,7 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
                 "retention": stored.retention}
                for stored in series.sealed],
         log=str(log_path), responses=crawled.responses, errors=crawled.errors,
+        responses_omitted=crawled.responses_omitted, errors_omitted=crawled.errors_omitted,
     )
 
 
@@ -246,8 +249,15 @@ class _CatalogPayloads:
         self._finder.close()
 
 
+# A WARC file is also sealed once it holds this many records: the index of the open
+# file (what ingest catalogs) is kept in memory, about 400 bytes a record, and a file
+# of small pages would reach a million records before 1 GiB.
+WARC_RECORD_LIMIT = 100_000
+
+
 class _WarcSeries:
-    """The capture's WARC files: one open at a time, sealed and ingested when full."""
+    """The capture's WARC files: one open at a time, sealed and ingested when full
+    (``warc_size`` bytes, or WARC_RECORD_LIMIT records)."""
 
     def __init__(self, settings: Settings, collection: str, job: str,
                  stores: list[ObjectStore], engine: Engine, now: Callable[[], datetime],
@@ -274,7 +284,7 @@ class _WarcSeries:
         return self._warc
 
     def full(self) -> bool:
-        return self._warc.size >= self.limit
+        return self._warc.size >= self.limit or self._warc.records >= WARC_RECORD_LIMIT
 
     def checkpoint(self) -> None:
         if self.full():

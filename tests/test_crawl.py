@@ -242,6 +242,60 @@ def test_progress_on_a_terminal_counts_pages_responses_and_bytes(
     assert len(shown) < 7 + 2  # never more than once a response, and the last again
 
 
+def test_a_warc_rolls_over_at_its_record_limit_and_revisits_still_find_originals(
+        run: Any, web: LoopbackSite, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The open file's index is what a crawl keeps in memory: a file is sealed at a
+    number of records too, and the payloads it held are found in the catalog after."""
+    monkeypatch.setattr(jobs, "WARC_RECORD_LIMIT", 4)
+    web.routes["/a/2"] = Route(web.routes["/a/1"].body)  # the same page under two URLs
+    kept: list[int] = []
+    real_checkpoint = crawler_module._Crawler._checkpoint
+
+    def checkpoint(self: Any) -> None:
+        real_checkpoint(self)
+        kept.append(len(self.payloads))
+
+    monkeypatch.setattr(crawler_module._Crawler, "_checkpoint", checkpoint)
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5", "--no-describe")
+    # robots.txt, /a/1, its stylesheet and image: 9 records with the warcinfo, sealed
+    # there; then /a/2, whose payload is /a/1's, found in the catalog (the crawl
+    # forgot the payloads of the file it sealed).
+    assert len(report["warcs"]) == 2 and report["revisits"] == 1
+    assert kept == [0, 0]
+    revisit = next(r for r in report["responses"] if r["revisit"])
+    assert revisit["url"] == web.url("/a/2")
+    for warc in report["warcs"]:
+        with (home / "objects" / warc["key"]).open("rb") as stream:
+            records = list(ArchiveIterator(stream))
+        for record in records:
+            if record.rec_type == "revisit":
+                assert record.rec_headers.get_header("WARC-Refers-To-Target-URI") == \
+                    web.url("/a/1")
+    assert run("get", web.url("/a/2"), "--payload").out == web.routes["/a/1"].body
+
+
+def test_the_report_lists_the_first_responses_and_errors_and_counts_the_rest(
+        run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crawler_module, "REPORTED", 2)
+    web.routes["/img/shared.png"] = Route(b"x" * 5_000, "image/png")
+    web.routes["/a/4"] = Route(article(4, []) + b" " * 5_000)
+    args = ("--scope", "prefix", "--depth", "5", "--max-resource-bytes", "4000")
+    report = crawl(run, web, *args)
+    assert report["pages"] == 4 and report["resources"] == 2
+    assert len(report["responses"]) == 2 and report["responses_omitted"] == 7 - 2
+    assert report["status_codes"] == {"200": 7}  # counts cover every response
+    assert len(report["errors"]) == 2 and report["errors_omitted"] == 0
+    assert all("cut at 4000 bytes" in error for error in report["errors"])
+    text = run("capture", web.url("/a/1"), "--collection", "crawl", *args)
+    assert "and 5 more responses: see the crawl log" in text.out.decode()
+    monkeypatch.setattr(crawler_module, "REPORTED", 1)
+    again = crawl(run, web, *args)
+    assert len(again["errors"]) == 1 and again["errors_omitted"] == 1
+    with Path(again["log"]).open() as log:
+        logged = [json.loads(line)["error"] for line in log if '"error"' in line]
+    assert sorted(logged) == sorted(report["errors"])
+
+
 def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,
                                                 database_url: str) -> None:
     report = crawl(run, web, "--scope", "host", "--depth", "5", "--warc-size", "3000")

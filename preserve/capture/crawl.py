@@ -54,6 +54,8 @@ MAX_REQUISITE_DEPTH = 3
 MAX_REQUISITES = 1000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_WAIT_SECONDS = 60.0
+# Responses and errors a crawl's report lists (the first of each); the log has all.
+REPORTED = 10_000
 # HTML waiting for the describing processes (queued with its page, in memory),
 # beyond which the crawl waits for them: 16 Mi characters, up to 64 MiB.
 DESCRIBE_BACKLOG_CHARS = 16 * 1024 * 1024
@@ -118,29 +120,47 @@ LogLine = Callable[[dict[str, Any]], None]
 
 @dataclass
 class CrawlResult:
-    """What a crawl wrote, refused, skipped and could not fetch."""
+    """What a crawl wrote, refused, skipped and could not fetch.
+
+    Counts cover the whole crawl; the responses and errors listed are the first
+    REPORTED of each (the crawl's log has every one), so a crawl of millions of
+    pages does not hold them all in memory.
+    """
 
     pages: int = 0
+    resources: int = 0
+    bytes: int = 0
     responses: list[Response] = field(default_factory=list)
+    responses_omitted: int = 0
     errors: list[str] = field(default_factory=list)
+    errors_omitted: int = 0
     revisits: int = 0
     bytes_saved: int = 0
     robots_refusals: int = 0
     out_of_scope: int = 0
     progress: Progress | None = field(default=None, repr=False)
+    _statuses: Counter[str] = field(default_factory=Counter, repr=False)
 
     def add(self, response: Response) -> None:
-        self.responses.append(response)
+        self.resources += response.role == "requisite"
+        self.bytes += response.bytes
+        self._statuses[str(response.status)] += 1
+        if len(self.responses) < REPORTED:
+            self.responses.append(response)
+        else:
+            self.responses_omitted += 1
         if self.progress is not None:
             self.progress(response)
 
-    @property
-    def bytes(self) -> int:
-        return sum(response.bytes for response in self.responses)
+    def error(self, message: str) -> None:
+        if len(self.errors) < REPORTED:
+            self.errors.append(message)
+        else:
+            self.errors_omitted += 1
 
     @property
     def status_codes(self) -> dict[str, int]:
-        return dict(sorted(Counter(str(r.status) for r in self.responses).items()))
+        return dict(sorted(self._statuses.items()))
 
 
 @dataclass
@@ -246,6 +266,11 @@ class _Crawler:
         with self._log_lock:
             self._log(line)
 
+    def _error(self, message: str) -> None:
+        """Something not captured or not whole: in the report (the first REPORTED) and the log."""
+        self.result.error(message)
+        self.log({"error": message})
+
     def close(self) -> None:
         if self.describers is not None:
             self.describers.shutdown(wait=True, cancel_futures=True)
@@ -302,12 +327,17 @@ class _Crawler:
             self.sink.warc.write_metadata(url, date, response_id, document)
 
     def _not_described(self, url: str, exc: BaseException) -> None:
-        self.result.errors.append(f"{url}: not described ({type(exc).__name__}: {exc})")
+        self._error(f"{url}: not described ({type(exc).__name__}: {exc})")
 
     def _checkpoint(self) -> None:
         """After a page: write finished descriptions; before a rollover, all of them."""
-        self._write_descriptions(wait=self.sink.full())
+        rolling = self.sink.full()
+        self._write_descriptions(wait=rolling)
         self.sink.checkpoint()
+        if rolling and self.known_payload is not None:
+            # The sealed file is catalogued: the catalog now answers for its payloads,
+            # and what the crawl keeps in memory stays bounded by one open file's.
+            self.payloads.clear()
 
     def run(self, seeds: list[Seed]) -> None:
         if self.options.describe and self.options.describe_workers > 0 and (
@@ -381,13 +411,13 @@ class _Crawler:
                 try:
                     url, key = _canonical(raw)
                 except PreserveError as exc:
-                    self.result.errors.append(str(exc))
+                    self._error(str(exc))
                     continue
                 if key in self.seen or seed.scope.excluded(url):
                     continue
                 if fetched == MAX_REQUISITES:
-                    self.result.errors.append(f"requisite limit of {MAX_REQUISITES} reached: "
-                                              f"{len(wave) - index} more queued, not fetched")
+                    self._error(f"requisite limit of {MAX_REQUISITES} reached: "
+                                f"{len(wave) - index} more queued, not fetched")
                     cut = True
                     break
                 self.seen.add(key)
@@ -416,9 +446,10 @@ class _Crawler:
             if cut:
                 return
             if depth == MAX_REQUISITE_DEPTH:
-                self.result.errors.extend(
-                    f"{child}: not fetched, more than {MAX_REQUISITE_DEPTH} requisites deep"
-                    for child in dict.fromkeys(children) if surt_key(child) not in self.seen)
+                for child in dict.fromkeys(children):
+                    if surt_key(child) not in self.seen:
+                        self._error(f"{child}: not fetched, more than {MAX_REQUISITE_DEPTH} "
+                                    "requisites deep")
                 return
             wave, depth = children, depth + 1
 
@@ -442,7 +473,7 @@ class _Crawler:
             except PreserveError as exc:
                 if must:
                     raise
-                self.result.errors.append(str(exc))
+                self._error(str(exc))
                 return None
             exchange = fetched.exchange
             target = exchange.location
@@ -460,7 +491,7 @@ class _Crawler:
             url = next_url
         if must:
             raise BadInput(f"{url}: more than {MAX_REDIRECTS} redirects")
-        self.result.errors.append(f"{url}: more than {MAX_REDIRECTS} redirects")
+        self._error(f"{url}: more than {MAX_REDIRECTS} redirects")
         return None
 
     def _attempts(self, url: str, truncate: bool) -> Exchange:
@@ -526,7 +557,7 @@ class _Crawler:
         elif dedupable:
             self.payloads[digest] = Revisit(exchange.url, warc_date(exchange.date), response_id)
         if exchange.truncated:
-            self.result.errors.append(
+            self._error(
                 f"{exchange.url}: cut at {self.settings.max_resource_bytes} bytes "
                 "(WARC-Truncated: length)")
         self.result.add(Response(exchange.url, exchange.status, exchange.mime,
