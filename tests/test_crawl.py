@@ -3,8 +3,10 @@ redirects, truncation, deduplication, rollover, and a crawl that dies midway."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
+import random
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from preserve import jobs, ledger
 from preserve.capture import crawl as crawler_module
+from preserve.capture import frontier as frontier_module
 from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import captures, descriptions, warc_files
 from preserve.demo import LoopbackSite, Route
@@ -294,6 +297,46 @@ def test_the_report_lists_the_first_responses_and_errors_and_counts_the_rest(
     with Path(again["log"]).open() as log:
         logged = [json.loads(line)["error"] for line in log if '"error"' in line]
     assert sorted(logged) == sorted(report["errors"])
+
+
+def test_the_frontier_keeps_its_order_with_most_of_it_in_a_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frontier_module, "BLOCK", 3)
+    queue: frontier_module.Frontier[int] = frontier_module.Frontier(range(5))
+    model = collections.deque(range(5))
+    chance = random.Random(7)
+    added = 5
+    for _ in range(2_000):  # appends and takes at random, the queue growing and draining
+        if chance.random() < 0.55 - 0.2 * (added > 1_000):
+            queue.append(added)
+            model.append(added)
+            added += 1
+        elif model:
+            assert queue.next_in_line(2) == list(model)[:len(queue.next_in_line(2))]
+            assert queue.popleft() == model.popleft()
+        assert len(queue) == len(model)
+        assert len(queue._head) + len(queue._tail) <= 2 * 3  # the rest is in the file
+    while model:
+        assert queue.popleft() == model.popleft()
+    assert not queue and queue._end == 0  # drained: the file was emptied
+    with pytest.raises(IndexError):
+        queue.popleft()
+    queue.close()
+
+
+def test_fingerprints_know_what_was_added() -> None:
+    met = frontier_module.Fingerprints()
+    met.add("com,example)/a")
+    assert "com,example)/a" in met and "com,example)/b" not in met and len(met) == 1
+
+
+def test_a_crawl_whose_frontier_spills_to_a_file_fetches_the_same_pages(
+        run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ("--scope", "host", "--depth", "5", "--no-describe")
+    whole = pages(crawl(run, web, *args), web)
+    monkeypatch.setattr(frontier_module, "BLOCK", 1)
+    assert pages(crawl(run, web, *args), web) == whole == ["/a/1", "/a/2", "/b/1", "/a/3",
+                                                           "/a/4"]
 
 
 def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from itertools import islice
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
 
 from preserve.capture.fetch import HTML_TYPES, Exchange, fetch, normalize_url
+from preserve.capture.frontier import Fingerprints, Frontier
 from preserve.capture.links import css_links, html_links
 from preserve.capture.scope import Scope
 from preserve.capture.warc import Revisit, WarcFile, warc_date
@@ -256,11 +256,11 @@ class _Crawler:
         self.host_lock = threading.Lock()
         self.host_slots: dict[str, threading.Semaphore] = {}
         self.result = CrawlResult()
-        self.seen: set[str] = set()
+        self.seen = Fingerprints()  # SURT keys of every URL met
         self.payloads: dict[str, Revisit] = {}
         self.robots: dict[str, Protego | None] = {}
         self.last_request: dict[str, float] = {}
-        self.queued_outside: set[str] = set()
+        self.queued_outside = Fingerprints()
 
     def log(self, line: dict[str, Any]) -> None:
         with self._log_lock:
@@ -347,14 +347,21 @@ class _Crawler:
         self._write_descriptions(wait=True)
 
     def _crawl(self, seeds: list[Seed]) -> None:
-        frontier: deque[tuple[str, int, Seed, bool]] = deque(
-            (seed.url, 0, seed, True) for seed in seeds)
+        frontier: Frontier[tuple[str, int, Seed, bool]] = Frontier(
+            [(seed.url, 0, seed, True) for seed in seeds])
+        try:
+            self._crawl_from(frontier, seeds)
+        finally:
+            frontier.close()
+
+    def _crawl_from(self, frontier: Frontier[tuple[str, int, Seed, bool]],
+                    seeds: list[Seed]) -> None:
         for seed in seeds:
             self.seen.add(surt_key(seed.url))
         while frontier:
             # Keep the workers busy with the pages next in line.
             room = self.options.concurrency
-            for next_url, _depth, next_seed, next_is_seed in islice(frontier, room):
+            for next_url, _depth, next_seed, next_is_seed in frontier.next_in_line(room):
                 budget = next_seed.scope.max_pages
                 if budget is None or self.result.pages + len(self.pending) < budget:
                     self._prefetch(next_url, truncate=not next_is_seed)
