@@ -402,7 +402,7 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
     def show_progress() -> None:
         rate = pages / max(time.monotonic() - started, 1e-9)
         print(f"\rfetched {pages} pages, {responses} responses, {fetched_bytes / 1e6:.1f} MB "
-              f"({rate:.0f} pages/s)", end="", file=sys.stderr, flush=True)
+              f"({rate:.0f} pages/s)\x1b[K", end="", file=sys.stderr, flush=True)
 
     def progress(response: Response) -> None:
         # Counted, and shown ten times a second at most: a crawl answers thousands.

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,7 +182,9 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
         raise BadInput("capture: a collection is required (--collection, or a policy naming one)")
     check_collection(collection)
     seeds = plan_seeds(urls, policy, overrides)
-    options = crawl_options(settings.capture, policy, overrides)
+    # The frontier's file beside the open WARC, not in a /tmp that may be memory.
+    options = replace(crawl_options(settings.capture, policy, overrides),
+                      frontier_dir=settings.work_dir)
     stores = stores_for(settings, policy.preservation.copies if policy else ())
     job = uuid.uuid4().hex
     started = time.monotonic()

@@ -421,7 +421,7 @@ def _do(job: Job, policy: Policy | None, settings: Settings, engine: Engine,
                 "revisits": report.revisits, "bytes": report.bytes,
                 "warcs": [warc["key"] for warc in report.warcs],
                 "missing": sorted({name for warc in report.warcs for name in warc["missing"]}),
-                "errors": len(report.errors)}
+                "errors": len(report.errors) + report.errors_omitted}
     assert policy is not None, "an audit is always a policy's"
     stores = open_stores(settings.locations)
     audit = run_fixity(engine, stores, collection=job.target,

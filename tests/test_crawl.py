@@ -21,6 +21,7 @@ from warcio.archiveiterator import ArchiveIterator
 from preserve import jobs, ledger
 from preserve.capture import crawl as crawler_module
 from preserve.capture import frontier as frontier_module
+from preserve.capture import links as links_module
 from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import captures, descriptions, warc_files
 from preserve.demo import LoopbackSite, Route
@@ -246,7 +247,8 @@ def test_progress_on_a_terminal_counts_pages_responses_and_bytes(
 
 
 def test_a_warc_rolls_over_at_its_record_limit_and_revisits_still_find_originals(
-        run: Any, web: LoopbackSite, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        run: Any, web: LoopbackSite, home: Path, monkeypatch: pytest.MonkeyPatch,
+        database_url: str) -> None:
     """The open file's index is what a crawl keeps in memory: a file is sealed at a
     number of records too, and the payloads it held are found in the catalog after."""
     monkeypatch.setattr(jobs, "WARC_RECORD_LIMIT", 4)
@@ -299,26 +301,39 @@ def test_the_report_lists_the_first_responses_and_errors_and_counts_the_rest(
     assert sorted(logged) == sorted(report["errors"])
 
 
+@pytest.mark.parametrize("disk", ["room", "full"])
 def test_the_frontier_keeps_its_order_with_most_of_it_in_a_file(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, disk: str) -> None:
     monkeypatch.setattr(frontier_module, "BLOCK", 3)
-    queue: frontier_module.Frontier[int] = frontier_module.Frontier(range(5))
+    monkeypatch.setattr(frontier_module, "COPY", 7)  # the file's space moved in small steps
+    if disk == "full":  # no file can be made: the blocks stay in memory
+        def no_room(**_: Any) -> Any:
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(frontier_module.tempfile, "TemporaryFile", no_room)
+    queue: frontier_module.Frontier[int] = frontier_module.Frontier(range(5), tmp_path)
     model = collections.deque(range(5))
     chance = random.Random(7)
-    added = 5
-    for _ in range(2_000):  # appends and takes at random, the queue growing and draining
-        if chance.random() < 0.55 - 0.2 * (added > 1_000):
+    added, largest = 5, 0
+    for step in range(4_000):  # appends and takes at random, growing, then draining
+        if chance.random() < (0.6 if step < 2_000 else 0.35):
             queue.append(added)
             model.append(added)
             added += 1
         elif model:
             assert queue.next_in_line(2) == list(model)[:len(queue.next_in_line(2))]
+            assert queue.next_in_line(2)  # never nothing while something waits
             assert queue.popleft() == model.popleft()
         assert len(queue) == len(model)
-        assert len(queue._head) + len(queue._tail) <= 2 * 3  # the rest is in the file
+        if disk == "room":
+            assert len(queue._head) + len(queue._tail) <= 2 * 3  # the rest is in the file
+        largest = max(largest, queue._end)
+        waiting = sum(length for block in queue._blocks if isinstance(block, tuple)
+                      for length in block[1:])
+        assert queue._end <= 2 * waiting + 64  # read blocks' space is given back
     while model:
         assert queue.popleft() == model.popleft()
-    assert not queue and queue._end == 0  # drained: the file was emptied
+    assert not queue and queue._end == 0
+    assert (largest > 0) == (disk == "room")
     with pytest.raises(IndexError):
         queue.popleft()
     queue.close()
@@ -337,6 +352,42 @@ def test_a_crawl_whose_frontier_spills_to_a_file_fetches_the_same_pages(
     monkeypatch.setattr(frontier_module, "BLOCK", 1)
     assert pages(crawl(run, web, *args), web) == whole == ["/a/1", "/a/2", "/b/1", "/a/3",
                                                            "/a/4"]
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("<template>" * 2_000 + '<img src="/img/deep.png">', None),
+    ("<ul><li>" * 20_000 + '<img src="/img/deep.png">', "nests 20000 elements deep"),
+])
+def test_a_page_too_odd_to_read_is_archived_and_the_crawl_goes_on(
+        run: Any, web: LoopbackSite, body: str, error: str | None) -> None:
+    web.routes["/a/2"] = Route(body.encode())
+    web.routes["/img/deep.png"] = Route(SHARED_PNG + b"deep", "image/png")
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5", "--no-describe")
+    assert pages(report, web) == ["/a/1", "/a/2"]
+    fetched = {r["url"] for r in report["responses"]}
+    if error is None:  # templates inside templates, two thousand deep, read in turn
+        assert web.url("/img/deep.png") in fetched and not report["errors"]
+    else:  # archived, not read for links, and the report says so
+        assert web.url("/img/deep.png") not in fetched
+        assert report["errors"] == [f"{web.url('/a/2')}: not read for links: it {error} "
+                                    f"(more than {links_module.MAX_NESTING})"]
+
+
+def test_a_page_the_link_reader_fails_on_is_archived_and_the_crawl_goes_on(
+        run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = crawler_module.html_links
+
+    def failing(html: str, base: str) -> Any:
+        if base.endswith("/a/2"):
+            raise RuntimeError("the parser gave up")
+        return real(html, base)
+
+    monkeypatch.setattr(crawler_module, "html_links", failing)
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5", "--no-describe")
+    assert pages(report, web) == ["/a/1", "/a/2"]
+    assert report["errors"] == [f"{web.url('/a/2')}: not read for links "
+                                "(RuntimeError: the parser gave up)"]
+    assert run("get", web.url("/a/2"), "--payload").out == web.routes["/a/2"].body
 
 
 def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,

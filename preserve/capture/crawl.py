@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -86,6 +87,7 @@ class CrawlOptions:
     retries: int = 2
     backoff_seconds: float = 1.0
     describe_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    frontier_dir: Path | None = None  # where the frontier's file goes (None: the system's)
 
 
 @dataclass(frozen=True)
@@ -172,27 +174,33 @@ class _Fetched:
     requisites: list[str] = field(default_factory=list)
     outlinks: list[str] = field(default_factory=list)
     parsed: bool = False  # HTML or CSS whose links were looked for
+    unread: str | None = None  # why its links were not read, when they could not be
 
 
 def _prepared(exchange: Exchange) -> _Fetched:
     """Hash the response and find its links: work that leaves the writing thread free.
 
-    (hashlib and lxml let go of the interpreter lock while they work, so on
-    the fetching threads they run beside the crawl loop.)
+    (hashlib, and lexbor while it parses, let go of the interpreter lock, so on
+    the fetching threads they run beside the crawl loop.) A page whose links
+    cannot be read is still archived; ``unread`` says why.
     """
     fetched = _Fetched(exchange)
     exchange.digests  # noqa: B018 (computed now, cached on the exchange)
     if exchange.body is None or exchange.location is not None:
         return fetched
-    if exchange.mime == "text/css":
-        fetched.requisites = css_links(exchange.body.decode("utf-8", errors="replace"),
-                                       exchange.url)
-        fetched.parsed = True
-    elif exchange.mime in HTML_TYPES:
-        fetched.html = decode_html(exchange.body, exchange.header("Content-Type"))
-        links = html_links(fetched.html, exchange.url)
-        fetched.requisites, fetched.outlinks = links.requisites, links.outlinks
-        fetched.parsed = True
+    try:
+        if exchange.mime == "text/css":
+            fetched.requisites = css_links(exchange.body.decode("utf-8", errors="replace"),
+                                           exchange.url)
+            fetched.parsed = True
+        elif exchange.mime in HTML_TYPES:
+            fetched.html = decode_html(exchange.body, exchange.header("Content-Type"))
+            links = html_links(fetched.html, exchange.url)
+            fetched.requisites, fetched.outlinks = links.requisites, links.outlinks
+            fetched.parsed = links.unread is None
+            fetched.unread = links.unread
+    except Exception as exc:  # odd bytes must not stop a crawl: the page is archived
+        fetched.unread = f"not read for links ({type(exc).__name__}: {exc})"
     return fetched
 
 
@@ -333,6 +341,9 @@ class _Crawler:
         """After a page: write finished descriptions; before a rollover, all of them."""
         rolling = self.sink.full()
         self._write_descriptions(wait=rolling)
+        if not rolling and self.sink.full():  # the descriptions just written filled it
+            rolling = True
+            self._write_descriptions(wait=True)
         self.sink.checkpoint()
         if rolling and self.known_payload is not None:
             # The sealed file is catalogued: the catalog now answers for its payloads,
@@ -348,7 +359,7 @@ class _Crawler:
 
     def _crawl(self, seeds: list[Seed]) -> None:
         frontier: Frontier[tuple[str, int, Seed, bool]] = Frontier(
-            [(seed.url, 0, seed, True) for seed in seeds])
+            [(seed.url, 0, seed, True) for seed in seeds], self.options.frontier_dir)
         try:
             self._crawl_from(frontier, seeds)
         finally:
@@ -485,6 +496,8 @@ class _Crawler:
             exchange = fetched.exchange
             target = exchange.location
             response_id = self._write(exchange, "redirect" if target else role)
+            if fetched.unread:
+                self._error(f"{exchange.url}: {fetched.unread}")
             if target is None:
                 return fetched, response_id
             try:

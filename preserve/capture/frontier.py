@@ -3,7 +3,9 @@
 The frontier (pages waiting, first in, first out) keeps the pages next in line
 and the ones last found in memory, and what lies between in a temporary file,
 BLOCK pages at a time: a breadth-first crawl of a large site finds pages far
-faster than it fetches them. The URLs a crawl has met are kept as 64-bit
+faster than it fetches them. The file's space is reused as its blocks are read
+back; where the file cannot be written (a full disk), the blocks stay in memory
+and the crawl goes on. The URLs a crawl has met are kept as 64-bit
 fingerprints, not as strings, as Heritrix keeps them.
 """
 
@@ -14,19 +16,23 @@ import tempfile
 from collections import deque
 from collections.abc import Iterable
 from itertools import islice
+from pathlib import Path
 from typing import IO, Generic, TypeVar
 
 T = TypeVar("T")
 
 BLOCK = 10_000  # pages written to, and read back from, the file at a time
+COPY = 1024 * 1024  # bytes moved at a time when the file's read space is given back
 
 
 class Frontier(Generic[T]):
     """A first-in, first-out queue holding at most about 2 * BLOCK items in memory."""
 
-    def __init__(self, items: Iterable[T] = ()) -> None:
+    def __init__(self, items: Iterable[T] = (), directory: Path | None = None) -> None:
+        self._directory = directory  # of the temporary file (None: the system's)
         self._head: deque[T] = deque()  # taken from
-        self._blocks: deque[tuple[int, int]] = deque()  # (offset, length) in the file, in order
+        # In order: (offset, length) of a block in the file, or a block kept in memory.
+        self._blocks: deque[tuple[int, int] | list[T]] = deque()
         self._tail: list[T] = []  # added to
         self._file: IO[bytes] | None = None
         self._end = 0  # where the next block goes
@@ -70,27 +76,56 @@ class Frontier(Generic[T]):
             self._file = None
 
     def _spill(self, items: list[T]) -> None:
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="preserve-frontier-")  # noqa: SIM115
         data = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
-        self._file.seek(self._end)
-        self._file.write(data)
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(  # noqa: SIM115 (closed by close())
+                    prefix="preserve-frontier-", dir=self._directory)
+            self._file.seek(self._end)
+            self._file.write(data)
+        except OSError:  # no room for it: kept in memory, the crawl goes on
+            self._blocks.append(items)
+            return
         self._blocks.append((self._end, len(data)))
         self._end += len(data)
 
     def _refill(self) -> None:
         if self._blocks:
-            assert self._file is not None
-            offset, length = self._blocks.popleft()
-            self._file.seek(offset)
-            self._head.extend(pickle.loads(self._file.read(length)))
-            if not self._blocks:  # all read back: the file starts over
-                self._file.seek(0)
-                self._file.truncate()
-                self._end = 0
+            block = self._blocks.popleft()
+            if isinstance(block, list):
+                self._head.extend(block)
+            else:
+                assert self._file is not None
+                offset, length = block
+                self._file.seek(offset)
+                self._head.extend(pickle.loads(self._file.read(length)))
+                self._reuse(offset + length)
         elif self._tail:
             self._head.extend(self._tail)
             self._tail = []
+
+
+    def _reuse(self, read: int) -> None:
+        """Give back the space of blocks read (up to ``read``) once it is half the file."""
+        assert self._file is not None
+        pending = [block for block in self._blocks if isinstance(block, tuple)]
+        if not pending:  # all read back: the file starts over
+            self._file.seek(0)
+            self._file.truncate()
+            self._end = 0
+            return
+        if read < self._end // 2:
+            return
+        start = pending[0][0]
+        for at in range(start, self._end, COPY):  # moved forward a mebibyte at a time
+            self._file.seek(at)
+            chunk = self._file.read(min(COPY, self._end - at))
+            self._file.seek(at - start)
+            self._file.write(chunk)
+        self._end -= start
+        self._file.truncate(self._end)
+        self._blocks = deque(block if isinstance(block, list) else (block[0] - start, block[1])
+                             for block in self._blocks)
 
 
 class Fingerprints:
