@@ -37,12 +37,7 @@ def serve(megabytes: int, images: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/big.bin":
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(size))
-                self.end_headers()
-                for _ in range(size // len(CHUNK)):
-                    self.wfile.write(CHUNK)
+                self.answer("application/octet-stream", *[CHUNK] * (size // len(CHUNK)))
             elif self.path == "/gallery.html":
                 self.answer("text/html", gallery)
             elif self.path.startswith("/img/"):  # 1 MB, no two images alike

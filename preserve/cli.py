@@ -1112,8 +1112,7 @@ def _print_stored(warcs: list[dict[str, Any]]) -> None:
 
 
 def _print_capture(report: CaptureReport) -> None:
-    resources = report.resources
-    print(f"captured {report.pages} page{'s' if report.pages != 1 else ''} and {resources} "
+    print(f"captured {report.pages} page{'s' if report.pages != 1 else ''} and {report.resources} "
           f"resources into collection {report.collection!r}: {report.records} WARC records, "
           f"{report.bytes} bytes")
     for response in report.responses:

@@ -147,22 +147,24 @@ class CrawlResult:
         self.resources += response.role == "requisite"
         self.bytes += response.bytes
         self._statuses[str(response.status)] += 1
-        if len(self.responses) < REPORTED:
-            self.responses.append(response)
-        else:
-            self.responses_omitted += 1
+        self.responses_omitted += not _listed(self.responses, response)
         if self.progress is not None:
             self.progress(response)
 
     def error(self, message: str) -> None:
-        if len(self.errors) < REPORTED:
-            self.errors.append(message)
-        else:
-            self.errors_omitted += 1
+        self.errors_omitted += not _listed(self.errors, message)
 
     @property
     def status_codes(self) -> dict[str, int]:
         return dict(sorted(self._statuses.items()))
+
+
+def _listed(items: list[Any], item: Any) -> bool:
+    """Add item to a report's list while it holds fewer than REPORTED; was it added?"""
+    if len(items) < REPORTED:
+        items.append(item)
+        return True
+    return False
 
 
 @dataclass

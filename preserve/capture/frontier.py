@@ -47,11 +47,11 @@ class Frontier(Generic[T]):
         self._tail.append(item)
         self._length += 1
         if len(self._tail) >= BLOCK:
-            if not self._head and not self._blocks:
-                self._head.extend(self._tail)
+            if not self._head and not self._blocks:  # nothing before it: taken next
+                self._refill()
             else:
                 self._spill(self._tail)
-            self._tail = []
+                self._tail = []
 
     def extend(self, items: list[T]) -> None:
         for item in items:
@@ -103,7 +103,6 @@ class Frontier(Generic[T]):
         elif self._tail:
             self._head.extend(self._tail)
             self._tail = []
-
 
     def _reuse(self, read: int) -> None:
         """Give back the space of blocks read (up to ``read``) once it is half the file."""
