@@ -3,6 +3,9 @@
 A deterministic generated site on loopback: an index, section pages, and
 article pages sharing one stylesheet, one script and ten images; every 20th
 article is a byte-for-byte duplicate of the one before it under a new URL.
+The server keeps connections open between requests, as real servers do, and
+both crawlers use them (wget keeps one; ours one for each connection it may
+open to the host).
 Optionally every response waits a fixed delay first, standing in for network
 round trips. Both crawlers run ``--rounds`` times, alternating, description
 deferred for ours:
@@ -142,7 +145,8 @@ def main() -> None:
     preserve = str(Path(sys.executable).parent / "preserve")
     ours_runs: list[tuple[float, float]] = []
     theirs_runs: list[tuple[float, float]] = []
-    with LoopbackSite(routes) as site, tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
+    with (LoopbackSite(routes, keep_alive=True) as site,
+          tempfile.TemporaryDirectory(dir=args.scratch) as scratch):
         start = site.url("/index.html")
         env = {**os.environ, "PRESERVE_ALLOW_PRIVATE_ADDRESSES": "1", "TMPDIR": scratch}
         # Real pages name other hosts: nothing but this loopback site is ever fetched.
@@ -174,12 +178,13 @@ def main() -> None:
         for round_ in range(args.rounds):  # alternating, so drift hits both alike
             for who in (("ours", "theirs") if round_ % 2 == 0 else ("theirs", "ours")):
                 site.requests.clear()
+                site.connections = 0
                 if who == "ours":
                     ours_runs.append(ours(f"home-{round_}", "--no-describe"))
-                    ours_requests = len(site.requests)
+                    ours_requests = f"{len(site.requests)} requests on {site.connections}"
                 else:
                     theirs_runs.append(theirs(f"wget-{round_}"))
-                    theirs_requests = len(site.requests)
+                    theirs_requests = f"{len(site.requests)} requests on {site.connections}"
         described = ours("home-described") if args.describe else None
     ours_s, theirs_s = (statistics.median(t for t, _ in runs) for runs in (ours_runs, theirs_runs))
     ours_mb, theirs_mb = (max(mb for _, mb in runs) for runs in (ours_runs, theirs_runs))
@@ -188,9 +193,9 @@ def main() -> None:
     print(f"crawl: {pages} pages ({args.articles} articles, {kind}){delay}, "
           f"median of {args.rounds} runs each, written to {args.scratch or 'the temp dir'}")
     print(f"  preserve capture  {ours_s:7.2f} s  {pages / ours_s:7.0f} pages/s  "
-          f"{ours_requests} requests  peak {ours_mb:.0f} MB")
+          f"{ours_requests} connections  peak {ours_mb:.0f} MB")
     print(f"  wget --recursive  {theirs_s:7.2f} s  {pages / theirs_s:7.0f} pages/s  "
-          f"{theirs_requests} requests  peak {theirs_mb:.0f} MB")
+          f"{theirs_requests} connections  peak {theirs_mb:.0f} MB")
     print(f"  ratio (our pages/s / wget's): {theirs_s / ours_s:.2f}x")
     if described is not None:
         single = single_core_describe_rate(routes)

@@ -2,8 +2,9 @@
 
 :class:`LoopbackSite` serves a fixed set of routes on 127.0.0.1 (the bundled
 reference news page with its stylesheets, script and images). Tests use the
-same server. Each answer is sent in one write with ``Connection: close``, so
-clients do not stall on delayed ACKs.
+same server. Each answer is sent in one write, so clients do not stall on
+delayed ACKs, with ``Connection: close`` unless the site keeps connections
+alive (as most real servers do; the crawl benchmarks ask for that).
 """
 
 from __future__ import annotations
@@ -60,8 +61,12 @@ def reference_site() -> dict[str, Route]:
 class LoopbackSite:
     """A threaded HTTP server on 127.0.0.1 answering from a route table; 404 otherwise."""
 
-    def __init__(self, routes: Mapping[str, Route], port: int = 0) -> None:
+    def __init__(self, routes: Mapping[str, Route], port: int = 0,
+                 keep_alive: bool = False) -> None:
         self.routes = dict(routes)
+        self.keep_alive = keep_alive
+        self.connections = 0  # connections accepted
+        self._counting = threading.Lock()
         self.requests: list[str] = []
         handler = _handler_for(self)
         try:
@@ -92,6 +97,11 @@ def _handler_for(site: LoopbackSite) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "preserve-demo"
 
+        def setup(self) -> None:
+            with site._counting:
+                site.connections += 1
+            super().setup()
+
         def do_GET(self) -> None:
             site.requests.append(self.path)
             route = site.routes.get(self.path) or Route(b"<h1>Not found</h1>", status=404)
@@ -100,10 +110,11 @@ def _handler_for(site: LoopbackSite) -> type[BaseHTTPRequestHandler]:
             head = [f"HTTP/1.1 {route.status} {self.responses.get(route.status, ('',))[0]}",
                     f"Content-Type: {route.content_type}",
                     f"Content-Length: {len(route.body)}",
-                    "Connection: close",
+                    *([] if site.keep_alive else ["Connection: close"]),
                     *(f"{name}: {value}" for name, value in route.headers)]
             self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + route.body)
-            self.close_connection = True
+            if not site.keep_alive:
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

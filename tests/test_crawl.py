@@ -93,6 +93,15 @@ def test_scope_depth_budget_and_patterns(run: Any, web: LoopbackSite, args: tupl
     assert len(fetched) == len(set(fetched))
 
 
+def test_a_crawl_keeps_its_connection_to_a_server_open(run: Any, web: LoopbackSite) -> None:
+    web.keep_alive = True
+    report = crawl(run, web, "--scope", "host", "--depth", "5", "--host-connections", "1")
+    assert len(pages(report, web)) == 5
+    # robots.txt, five pages, a stylesheet and an image: one connection for all.
+    assert len(web.requests) == 8
+    assert web.connections == 1
+
+
 def test_out_of_scope_links_are_counted_not_fetched(run: Any, web: LoopbackSite) -> None:
     report = crawl(run, web, "--scope", "prefix", "--depth", "1")
     # /b/1 and http://elsewhere.test/x are outside /a/; /private/p too.

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from preserve.capture.fetch import fetch, is_public_address, normalize_url
+from preserve.capture.fetch import Connections, fetch, is_public_address, normalize_url
 from preserve.config import CaptureSettings
 from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
 
@@ -427,3 +427,224 @@ def test_what_is_not_http_is_a_fetch_error(raw_server: Callable[..., RawServer],
     with pytest.raises(FetchError, match=problem) as caught:
         fetch(server.url("/broken"), LOCAL)
     assert str(caught.value).startswith(server.url("/broken") + ": ")
+
+
+# Persistent connections: a crawl keeps its connections open between requests.
+
+KEPT = (b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: 4\r\n\r\nkept")
+
+
+class KeepAliveServer:
+    """Answers request after request on each connection, as HTTP/1.1 servers do.
+
+    After ``answers`` answers on a connection (None: no limit) it either closes
+    the connection at once (``then="close"``, a server ending an idle
+    connection) or reads the next request and closes without answering it
+    (``then="drop"``: the server closed as the client sent).
+    """
+
+    def __init__(self, response: bytes, answers: int | None = None, then: str = "close") -> None:
+        self.response = response
+        self.answers = answers
+        self.then = then
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.closed = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._serve, daemon=True)]
+        self._threads[0].start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}{path}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._converse, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _converse(self, conn: socket.socket) -> None:
+        try:
+            self._answer_all(conn)
+        finally:
+            self.closed += 1
+
+    def _answer_all(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        answered, pending = 0, b""
+        with conn:
+            while not self._stop.is_set():
+                if self.answers is not None and answered == self.answers and self.then == "close":
+                    return
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                pending += data
+                while b"\r\n\r\n" in pending:
+                    request, pending = pending.split(b"\r\n\r\n", 1)
+                    self.requests.append(request + b"\r\n\r\n")
+                    if self.answers is not None and answered == self.answers:
+                        return  # "drop": read, never answered
+                    conn.sendall(self.response)
+                    answered += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+
+@pytest.fixture
+def keep_alive_server() -> Iterator[Callable[..., KeepAliveServer]]:
+    servers: list[KeepAliveServer] = []
+
+    def start(response: bytes = KEPT, **options: Any) -> KeepAliveServer:
+        servers.append(KeepAliveServer(response, **options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def fetched_bodies(urls: list[str], connections: Connections) -> list[bytes | None]:
+    bodies = []
+    for url in urls:
+        exchange = fetch(url, LOCAL, connections=connections)
+        assert exchange.response.read() == KEPT  # one answer per record, nothing else
+        exchange.close()
+        bodies.append(exchange.body)
+    return bodies
+
+
+def test_a_kept_connection_carries_the_next_requests(
+        keep_alive_server: Callable[..., KeepAliveServer]) -> None:
+    server = keep_alive_server()
+    connections = Connections()
+
+    bodies = fetched_bodies([server.url(f"/{n}.css") for n in range(3)], connections)
+
+    assert bodies == [b"kept"] * 3
+    assert server.connections == 1
+    assert [request.split(b"\r\n")[0] for request in server.requests] == [
+        f"GET /{n}.css HTTP/1.1".encode() for n in range(3)]
+    assert all(b"Connection:" not in request for request in server.requests)
+    assert connections.idle == 1
+    connections.close()
+    assert connections.idle == 0
+
+
+def test_without_connections_the_request_asks_to_close(
+        keep_alive_server: Callable[..., KeepAliveServer]) -> None:
+    server = keep_alive_server()
+    fetch(server.url("/a.css"), LOCAL).close()
+    assert b"\r\nConnection: close\r\n" in server.requests[0]
+
+
+def test_a_connection_the_server_drops_as_it_is_used_is_replaced(
+        keep_alive_server: Callable[..., KeepAliveServer]) -> None:
+    server = keep_alive_server(answers=1, then="drop")
+
+    bodies = fetched_bodies([server.url(f"/{n}.css") for n in range(3)], Connections())
+
+    assert bodies == [b"kept"] * 3
+    # Each reuse met a closing connection; the request went again on a new one.
+    assert server.connections == 3
+    assert len(server.requests) == 5
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(
+        keep_alive_server: Callable[..., KeepAliveServer]) -> None:
+    server = keep_alive_server(answers=1, then="close")
+    connections = Connections()
+    fetched_bodies([server.url("/first.css")], connections)
+    deadline = time.monotonic() + 5
+    while not server.closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.closed == 1
+
+    assert fetched_bodies([server.url("/next.css")], connections) == [b"kept"]
+    assert server.connections == 2
+
+
+def test_an_idle_connection_is_not_used_after_idle_seconds(
+        keep_alive_server: Callable[..., KeepAliveServer]) -> None:
+    server = keep_alive_server()
+    now = [100.0]
+    connections = Connections(idle_seconds=4.0, clock=lambda: now[0])
+    fetched_bodies([server.url("/a.css")], connections)
+    now[0] += 3.9
+    fetched_bodies([server.url("/b.css")], connections)
+    assert server.connections == 1
+    now[0] += 4.0
+    fetched_bodies([server.url("/c.css")], connections)
+    assert server.connections == 2
+
+
+def test_a_kept_connection_goes_only_to_an_address_checked_again() -> None:
+    connections = Connections()
+    here, there = socket.socketpair()
+    with there:
+        connections.give(("http", "example.org", 80), here, "93.184.215.14")
+        # The host now resolves elsewhere: the kept connection is closed, not used.
+        assert connections.take(("http", "example.org", 80), ["203.0.113.9"]) is None
+        assert here.fileno() == -1
+        assert connections.idle == 0
+
+
+def test_idle_connections_are_capped_per_server_and_in_all() -> None:
+    connections = Connections(per_server=2, total=3)
+    pairs = [socket.socketpair() for _ in range(5)]
+    for number, (mine, _theirs) in enumerate(pairs[:3]):
+        connections.give(("http", "a.test", 80), mine, f"192.0.2.{number}")
+    assert connections.idle == 2
+    assert pairs[0][0].fileno() == -1  # the oldest was closed
+    for number, (mine, _theirs) in enumerate(pairs[3:]):
+        connections.give(("http", f"b{number}.test", 80), mine, "192.0.2.9")
+    assert connections.idle == 3
+    assert pairs[1][0].fileno() == -1
+    connections.close()
+    for mine, theirs in pairs:
+        assert mine.fileno() == -1
+        theirs.close()
+
+
+@pytest.mark.parametrize(("raw", "truncate"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nkept", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: Keep-Alive, Close\r\n\r\nkept",
+     False),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nkept", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b"x" * 40, True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nkeptand more", False),
+], ids=["connection-close", "close-among-tokens", "http-1.0", "truncated", "bytes-after"])
+def test_a_connection_is_kept_only_after_an_answer_read_to_its_known_end(
+        keep_alive_server: Callable[..., KeepAliveServer], raw: bytes, truncate: bool) -> None:
+    server = keep_alive_server(raw)
+    connections = Connections()
+    settings = CaptureSettings(allow_private_addresses=True, timeout_seconds=5,
+                               max_resource_bytes=10)
+    fetch(server.url("/x"), settings, truncate=truncate, connections=connections).close()
+    assert connections.idle == 0
+
+
+def test_an_answer_that_ends_with_the_connection_is_not_kept(
+        raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\n\r\nread to the end")
+    connections = Connections()
+    exchange = fetch(server.url("/no-length"), LOCAL, connections=connections)
+    exchange.close()
+    assert exchange.body == b"read to the end"
+    assert connections.idle == 0

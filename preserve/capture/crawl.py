@@ -36,7 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
 
-from preserve.capture.fetch import HTML_TYPES, Exchange, fetch, normalize_url
+from preserve.capture.fetch import HTML_TYPES, Connections, Exchange, fetch, normalize_url
 from preserve.capture.frontier import Fingerprints, Frontier
 from preserve.capture.links import css_links, html_links
 from preserve.capture.scope import Scope
@@ -257,6 +257,7 @@ class _Crawler:
         self.pool = ThreadPoolExecutor(max_workers=options.concurrency,
                                        thread_name_prefix="fetch")
         self.pending: dict[str, Future[_Fetched]] = {}
+        self.connections = Connections()  # kept open between requests to a server
         # Description costs far more CPU than fetching: on a real crawl it runs in
         # worker processes, one per core, and the main thread writes each metadata
         # record when its description is ready.
@@ -287,6 +288,7 @@ class _Crawler:
         for future in self.pending.values():
             future.cancel()
         self.pool.shutdown(wait=True)
+        self.connections.close()
         for future in self.pending.values():
             if future.done() and not future.cancelled() and future.exception() is None:
                 future.result().exchange.close()
@@ -521,7 +523,7 @@ class _Crawler:
         for attempt in range(1, self.options.retries + 2):
             try:
                 with self._host_turn(url):
-                    exchange = fetch(url, self.settings, truncate=truncate)
+                    exchange = fetch(url, self.settings, truncate, self.connections)
             except (AddressRefused, UnsupportedURL):
                 raise
             except FetchError as exc:

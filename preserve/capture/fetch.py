@@ -10,16 +10,27 @@ bodies are also kept decoded, for link extraction and description.
 Before connecting, every address the host resolves to is checked: private,
 loopback, link-local and other non-public addresses are refused unless the
 settings allow them, and the connection goes to the address that was checked.
+
+A crawl keeps connections open between requests to the same server (HTTP/1.1
+persistent connections, :class:`Connections`), as browsers and wget do: a new
+connection costs a round trip (two or three with TLS) and the server a new
+socket. A kept connection is used again only while it is idle for less than
+:data:`IDLE_SECONDS` and only to an address the host still resolves to (and
+that passed the check); one the server closed meanwhile is replaced by a new
+connection, the request sent again.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import select
 import socket
 import ssl
 import tempfile
+import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -46,6 +57,84 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+# A connection idle longer than this is closed rather than used again: servers
+# commonly close theirs after 5 seconds (Apache's default KeepAliveTimeout).
+IDLE_SECONDS = 4.0
+# Idle connections kept per server, and in all.
+IDLE_PER_SERVER = 8
+IDLE_TOTAL = 64
+
+_Server = tuple[str, str, int]  # scheme, host, port
+
+
+class Connections:
+    """Idle connections, kept for the next request to the same server. Thread-safe."""
+
+    def __init__(self, idle_seconds: float = IDLE_SECONDS, per_server: int = IDLE_PER_SERVER,
+                 total: int = IDLE_TOTAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_seconds = idle_seconds
+        self.per_server = per_server
+        self.total = total
+        self.clock = clock
+        self._idle: dict[_Server, list[tuple[socket.socket, str, float]]] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def idle(self) -> int:
+        """Connections kept, waiting for a request."""
+        return self._count
+
+    def take(self, server: _Server, addresses: list[str]) -> tuple[socket.socket, str] | None:
+        """The most recently used idle connection to one of these addresses, if any is fit."""
+        while True:
+            with self._lock:
+                kept = self._idle.get(server)
+                if not kept:
+                    return None
+                sock, address, since = kept.pop()
+                self._count -= 1
+            # Readable while idle: the server closed it (or sent what nobody asked for).
+            if (address in addresses and self.clock() - since < self.idle_seconds
+                    and not _readable(sock)):
+                return sock, address
+            sock.close()
+
+    def give(self, server: _Server, sock: socket.socket, address: str) -> None:
+        """Keep a connection whose last answer was read to its end."""
+        closing: list[socket.socket] = []
+        with self._lock:
+            kept = self._idle.setdefault(server, [])
+            kept.append((sock, address, self.clock()))
+            self._count += 1
+            if len(kept) > self.per_server:
+                closing.append(kept.pop(0)[0])
+                self._count -= 1
+            if self._count > self.total:
+                oldest = min((entries for entries in self._idle.values() if entries),
+                             key=lambda entries: entries[0][2])
+                closing.append(oldest.pop(0)[0])
+                self._count -= 1
+        for old in closing:
+            old.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            kept = [entry[0] for entries in self._idle.values() for entry in entries]
+            self._idle.clear()
+            self._count = 0
+        for sock in kept:
+            sock.close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed meanwhile
+        return True
 
 
 @dataclass
@@ -175,11 +264,13 @@ def resolve(url: str, host: str, port: int, allow_private: bool) -> list[str]:
     return addresses
 
 
-def fetch(url: str, settings: CaptureSettings, truncate: bool = False) -> Exchange:
+def fetch(url: str, settings: CaptureSettings, truncate: bool = False,
+          connections: Connections | None = None) -> Exchange:
     """GET one URL and keep the exchange. Raises :class:`BadInput` subclasses.
 
     A body over ``max_resource_bytes`` is refused, or with ``truncate`` kept up
-    to the limit and marked ``truncated``.
+    to the limit and marked ``truncated``. With ``connections``, a kept connection
+    to the server is used when there is one, and this one kept when the answer allows.
     """
     url = normalize_url(url)
     parts = urlsplit(url)
@@ -192,18 +283,21 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False) -> Exchan
     # The Host header as http.client wrote it: the port only when it is not the default.
     host_header = (f"[{host}]" if ":" in host else host) + (
         "" if port == default_port else f":{port}")
+    # Without kept connections, the server is told this one ends with its answer.
+    closing = "" if connections is not None else "Connection: close\r\n"
     request = (f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\n"
                f"User-Agent: {settings.user_agent}\r\nAccept: {ACCEPT}\r\n"
-               "Accept-Encoding: gzip, deflate\r\nConnection: close\r\n\r\n").encode("latin-1")
+               f"Accept-Encoding: gzip, deflate\r\n{closing}\r\n").encode("latin-1")
+    server = (scheme, host, port)
     received = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
     date = datetime.now(UTC)
     sock: socket.socket | None = None
+    keep = False
     try:
-        sock, address = _connect(host, port, addresses, tls, settings.timeout_seconds)
-        sock.sendall(request)
-        wire = _Wire(sock, received)
-        head = _read_head(wire)
+        sock, address, wire, head = _ask(request, received, server, addresses,
+                                         settings.timeout_seconds, connections)
         body, truncated = _read_body(url, wire, head, settings.max_resource_bytes, truncate)
+        keep = head.reusable and not truncated and not wire.buffer
     except TimeoutError as exc:
         received.close()
         raise FetchError(f"{url}: timed out after {settings.timeout_seconds:g} s") from exc
@@ -221,7 +315,10 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False) -> Exchan
         raise
     finally:
         if sock is not None:
-            sock.close()
+            if keep and connections is not None:
+                connections.give(server, sock, address)
+            else:
+                sock.close()
     received.seek(0)
     header_size = http_header_length(received)
     if truncated:
@@ -251,6 +348,41 @@ def http_header_length(stream: IO[bytes]) -> int:
             break
         first = False
     return length
+
+
+def _ask(request: bytes, received: IO[bytes], server: _Server, addresses: list[str],
+         timeout: float, connections: Connections | None
+         ) -> tuple[socket.socket, str, _Wire, _Head]:
+    """Send the request on a kept connection, else a new one; the connection and answer's head.
+
+    A kept connection the server closed while it was idle fails before any byte
+    of an answer arrives: the request then goes again on a new connection.
+    """
+    kept = connections.take(server, addresses) if connections is not None else None
+    if kept is not None:
+        sock, address = kept
+        wire = _Wire(sock, received)
+        try:
+            sock.sendall(request)
+            return sock, address, wire, _read_head(wire)
+        except TimeoutError:
+            sock.close()
+            raise
+        except OSError:
+            sock.close()
+            if wire.received:
+                raise
+            received.seek(0)
+            received.truncate()
+    scheme, host, port = server
+    sock, address = _connect(host, port, addresses, scheme == "https", timeout)
+    try:
+        sock.sendall(request)
+        wire = _Wire(sock, received)
+        return sock, address, wire, _read_head(wire)
+    except BaseException:
+        sock.close()
+        raise
 
 
 class _NotHttp(Exception):
@@ -301,9 +433,30 @@ class _Head:
     status: int
     reason: str
     headers: list[tuple[str, str]]
+    version: str = "HTTP/1.1"
 
     def header(self, name: str) -> str | None:
         return header_value(self.headers, name)
+
+    @property
+    def bodiless(self) -> bool:
+        return self.status < 200 or self.status in (204, 304)
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in (self.header("Transfer-Encoding") or "").lower()
+
+    @property
+    def reusable(self) -> bool:
+        """May the connection carry another request once this answer is read?
+
+        Only an HTTP/1.1 answer that does not say ``Connection: close`` and whose
+        end is known without the connection closing (a length, chunks, or no body).
+        """
+        tokens = (self.header("Connection") or "").lower().replace(",", " ").split()
+        return (self.version == "HTTP/1.1" and "close" not in tokens and self.status != 101
+                and (self.bodiless or self.chunked
+                     or (self.header("Content-Length") or "").strip().isdigit()))
 
 
 def _read_head(wire: _Wire) -> _Head:
@@ -328,14 +481,14 @@ def _read_head(wire: _Wire) -> _Head:
                 headers.append((name, value.lstrip(" \t")))
         status = int(code)
         if not 100 <= status < 200 or status == 101:
-            return _Head(status, reason.strip(), headers)
+            return _Head(status, reason.strip(), headers, version)
 
 
 def _body_chunks(wire: _Wire, head: _Head) -> Iterator[bytes]:
     """The body, without chunked framing, as it arrives; :class:`_NotHttp` if it is cut short."""
-    if head.status < 200 or head.status in (204, 304):
+    if head.bodiless:
         return
-    if "chunked" in (head.header("Transfer-Encoding") or "").lower():
+    if head.chunked:
         while True:
             size_line = wire.readline()
             if not size_line:
