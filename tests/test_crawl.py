@@ -351,16 +351,54 @@ def test_the_frontier_keeps_its_order_with_most_of_it_in_a_file(
 def test_fingerprints_know_what_was_added() -> None:
     met = frontier_module.Fingerprints()
     met.add("com,example)/a")
-    assert "com,example)/a" in met and "com,example)/b" not in met and len(met) == 1
+    assert "com,example)/a" in met and "com,example)/b" not in met
+    met.close()
 
 
-def test_a_crawl_whose_frontier_spills_to_a_file_fetches_the_same_pages(
+@pytest.mark.parametrize("disk", ["room", "full"])
+def test_fingerprints_in_runs_and_files_know_what_was_added(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, disk: str) -> None:
+    monkeypatch.setattr(frontier_module, "RECENT", 8)
+    monkeypatch.setattr(frontier_module, "RUN_IN_MEMORY", 32)
+    monkeypatch.setattr(frontier_module, "PAGE", 4)
+    monkeypatch.setattr(frontier_module, "_MERGE_READ", 12)
+    if disk == "full":
+        def no_room(**_: Any) -> Any:
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(frontier_module.tempfile, "TemporaryFile", no_room)
+    met = frontier_module.Fingerprints(tmp_path)
+    model: set[str] = set()
+    chance = random.Random(11)
+    for step in range(3_000):
+        key = f"com,example)/page/{chance.randrange(2_500)}"
+        if chance.random() < 0.5:
+            met.add(key)
+            model.add(key)
+        probe = f"com,example)/page/{chance.randrange(2_500)}"
+        assert (probe in met) == (probe in model), (step, probe)
+        assert len(met._runs) <= 12  # merged as they grow: about log2 of the count
+    assert all(f"com,example)/page/{n}" in met for n in range(2_500)
+               if f"com,example)/page/{n}" in model)
+    on_disk = [run for run in met._runs if run.on_disk]
+    assert bool(on_disk) == (disk == "room")
+    assert all(len(run) > 32 for run in on_disk)
+    if disk == "room":  # else everything stays in memory, and the crawl goes on
+        assert sum(len(run) for run in met._runs if not run.on_disk) <= 2 * 32
+    met.close()
+
+
+def test_a_crawl_whose_frontier_and_seen_urls_go_to_files_fetches_the_same_pages(
         run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
     args = ("--scope", "host", "--depth", "5", "--no-describe")
-    whole = pages(crawl(run, web, *args), web)
+    whole = crawl(run, web, *args)
     monkeypatch.setattr(frontier_module, "BLOCK", 1)
-    assert pages(crawl(run, web, *args), web) == whole == ["/a/1", "/a/2", "/b/1", "/a/3",
-                                                           "/a/4"]
+    monkeypatch.setattr(frontier_module, "RECENT", 1)
+    monkeypatch.setattr(frontier_module, "RUN_IN_MEMORY", 1)
+    monkeypatch.setattr(frontier_module, "PAGE", 1)
+    monkeypatch.setattr(frontier_module, "_MERGE_READ", 1)
+    small = crawl(run, web, *args)
+    assert pages(small, web) == pages(whole, web) == ["/a/1", "/a/2", "/b/1", "/a/3", "/a/4"]
+    assert small["out_of_scope"] == whole["out_of_scope"] == 1
 
 
 @pytest.mark.parametrize(("body", "error"), [

@@ -87,7 +87,8 @@ class CrawlOptions:
     retries: int = 2
     backoff_seconds: float = 1.0
     describe_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    frontier_dir: Path | None = None  # where the frontier's file goes (None: the system's)
+    # Where the frontier's and the met URLs' temporary files go (None: the system's).
+    frontier_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -267,11 +268,11 @@ class _Crawler:
         self.host_lock = threading.Lock()
         self.host_slots: dict[str, threading.Semaphore] = {}
         self.result = CrawlResult()
-        self.seen = Fingerprints()  # SURT keys of every URL met
+        self.seen = Fingerprints(options.frontier_dir)  # SURT keys of every URL met
         self.payloads: dict[str, Revisit] = {}
         self.robots: dict[str, Protego | None] = {}
         self.last_request: dict[str, float] = {}
-        self.queued_outside = Fingerprints()
+        self.queued_outside = Fingerprints(options.frontier_dir)
 
     def log(self, line: dict[str, Any]) -> None:
         with self._log_lock:
@@ -289,6 +290,8 @@ class _Crawler:
             future.cancel()
         self.pool.shutdown(wait=True)
         self.connections.close()
+        self.seen.close()
+        self.queued_outside.close()
         for future in self.pending.values():
             if future.done() and not future.cancelled() and future.exception() is None:
                 future.result().exchange.close()
