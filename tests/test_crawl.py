@@ -102,6 +102,18 @@ def test_a_crawl_keeps_its_connection_to_a_server_open(run: Any, web: LoopbackSi
     assert web.connections == 1
 
 
+def test_a_spent_page_budget_ends_the_crawl_and_says_what_waited(
+        run: Any, web: LoopbackSite) -> None:
+    report = crawl(run, web, "--scope", "host", "--depth", "5", "--max-pages", "2")
+    assert pages(report, web) == ["/a/1", "/a/2"]
+    assert [path for path in web.requests if path.startswith("/a/") or path.startswith("/b/")
+            ] == ["/a/1", "/a/2"]
+    log = [json.loads(line) for line in Path(report["log"]).read_text().splitlines()]
+    ended = [entry["outcome"] for entry in log if "max_pages" in str(entry.get("outcome"))]
+    # /b/1 and /private/p from /a/1, /a/3 from /a/2.
+    assert ended == ["max_pages reached: 3 pages waiting were not fetched"]
+
+
 def test_out_of_scope_links_are_counted_not_fetched(run: Any, web: LoopbackSite) -> None:
     report = crawl(run, web, "--scope", "prefix", "--depth", "1")
     # /b/1 and http://elsewhere.test/x are outside /a/; /private/p too.

@@ -376,7 +376,14 @@ class _Crawler:
                     seeds: list[Seed]) -> None:
         for seed in seeds:
             self.seen.add(surt_key(seed.url))
+        budgets = [seed.scope.max_pages for seed in seeds]
+        last_page = None if None in budgets else max(b for b in budgets if b is not None)
         while frontier:
+            if last_page is not None and self.result.pages >= last_page:
+                # Every seed's budget is spent: what waits is not fetched, said once.
+                self.log({"outcome": f"max_pages reached: {len(frontier)} pages waiting "
+                                     "were not fetched"})
+                return
             # Keep the workers busy with the pages next in line.
             room = self.options.concurrency
             for next_url, _depth, next_seed, next_is_seed in frontier.next_in_line(room):
