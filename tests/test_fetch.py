@@ -7,22 +7,27 @@ exact response (chunking, compression, odd header spacing included).
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from preserve.capture import fetch as fetch_module
 from preserve.capture.fetch import Connections, fetch, is_public_address, normalize_url
 from preserve.config import CaptureSettings
+from preserve.demo import LoopbackSite, Route
 from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
 
 WARCIO = Path(sys.executable).parent / "warcio"
@@ -648,3 +653,67 @@ def test_an_answer_that_ends_with_the_connection_is_not_kept(
     exchange.close()
     assert exchange.body == b"read to the end"
     assert connections.idle == 0
+
+
+# TLS: a certificate made for the test, trusted only by the client the test gives it to.
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "preserve test")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                                  critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def tls_site(tmp_path: Path) -> Iterator[tuple[LoopbackSite, ssl.SSLContext]]:
+    """The loopback site over TLS, keeping connections, and a client context that trusts it."""
+    cert, key = self_signed(tmp_path)
+    site = LoopbackSite({"/a.css": Route(b"a{}", "text/css"),
+                         "/b.css": Route(b"b{}" * 3000, "text/css")}, keep_alive=True)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    site._server.socket = server_side.wrap_socket(site._server.socket, server_side=True)
+    with site:
+        yield site, ssl.create_default_context(cafile=str(cert))
+
+
+def test_pages_over_tls_are_fetched_on_one_kept_connection(
+        tls_site: tuple[LoopbackSite, ssl.SSLContext], monkeypatch: pytest.MonkeyPatch) -> None:
+    site, trusting = tls_site
+    monkeypatch.setattr(fetch_module, "_tls_context", lambda: trusting)
+    connections = Connections()
+    base = site.base_url.replace("http://", "https://")
+    for path, body in [("/a.css", b"a{}"), ("/b.css", b"b{}" * 3000), ("/a.css", b"a{}")]:
+        exchange = fetch(base + path, LOCAL, connections=connections)
+        exchange.close()
+        assert (exchange.status, exchange.body, exchange.ip) == (200, body, "127.0.0.1")
+        time.sleep(0.05)  # the server's session tickets arrive meanwhile
+    assert site.connections == 1
+    connections.close()
+
+
+def test_a_certificate_the_system_does_not_trust_is_a_fetch_error(
+        tls_site: tuple[LoopbackSite, ssl.SSLContext]) -> None:
+    site, _ = tls_site
+    url = site.base_url.replace("http://", "https://") + "/a.css"
+    with pytest.raises(FetchError, match="TLS failed: CERTIFICATE_VERIFY_FAILED"):
+        fetch(url, LOCAL, connections=Connections())
