@@ -389,6 +389,7 @@ def test_fingerprints_in_runs_and_files_know_what_was_added(
         probe = f"com,example)/page/{chance.randrange(2_500)}"
         assert (probe in met) == (probe in model), (step, probe)
         assert len(met._runs) <= 12  # merged as they grow: about log2 of the count
+        assert len(met._recent) < 8 and len(met._hits) <= 8  # however often asked
     assert all(f"com,example)/page/{n}" in met for n in range(2_500)
                if f"com,example)/page/{n}" in model)
     on_disk = [run for run in met._runs if run.on_disk]

@@ -391,8 +391,10 @@ def test_the_next_address_is_tried_when_the_first_does_not_answer(
      b"4;name=value\r\nabcd\r\n2\r\nef\r\n0\r\nTrailer: x\r\n\r\n", b"abcdef"),
     (b"HTTP/1.1 204 No Content\r\nContent-Type: text/html\r\n\r\n", b""),
     (b"HTTP/1.1  200\r\nContent-Type: text/css\r\nContent-Length: 1\r\n\r\nx", b"x"),
+    # Not a length ("\xb2" is a superscript two, which str.isdigit takes): to the end.
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: \xb2\r\n\r\nab", b"ab"),
 ], ids=["interim-100", "no-length", "chunk-extension-and-trailer", "no-content",
-        "no-reason-phrase"])
+        "no-reason-phrase", "superscript-length"])
 def test_answers_are_framed_as_http_says(raw_server: Callable[..., RawServer], raw: bytes,
                                         body: bytes | None) -> None:
     server = raw_server(raw)
@@ -417,6 +419,7 @@ def test_folded_and_odd_header_lines_are_read(raw_server: Callable[..., RawServe
 @pytest.mark.parametrize(("raw", "problem"), [
     (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "status line"),
     (b"HTTP/1.1 2000 OK\r\n\r\n", "status line"),
+    (b"HTTP/1.1 \xb200 OK\r\n\r\n", "status line"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "ended 5 bytes before"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc", "ended 2 bytes before"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
@@ -424,8 +427,8 @@ def test_folded_and_odd_header_lines_are_read(raw_server: Callable[..., RawServe
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", "last chunk"),
     (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", "longer than"),
     (b"", "connection reset"),
-], ids=["not-http", "bad-status", "short-body", "short-chunk", "bad-chunk-size",
-        "negative-chunk-size", "no-last-chunk", "long-line", "nothing"])
+], ids=["not-http", "bad-status", "superscript-status", "short-body", "short-chunk",
+        "bad-chunk-size", "negative-chunk-size", "no-last-chunk", "long-line", "nothing"])
 def test_what_is_not_http_is_a_fetch_error(raw_server: Callable[..., RawServer], raw: bytes,
                                            problem: str) -> None:
     server = raw_server(raw)
@@ -444,8 +447,9 @@ class KeepAliveServer:
 
     After ``answers`` answers on a connection (None: no limit) it either closes
     the connection at once (``then="close"``, a server ending an idle
-    connection) or reads the next request and closes without answering it
-    (``then="drop"``: the server closed as the client sent).
+    connection), or reads the next request and closes without answering it
+    (``then="drop"``: the server closed as the client sent), or sends
+    ``then`` bytes and closes (a 408, or what is no answer).
     """
 
     def __init__(self, response: bytes, answers: int | None = None, then: str = "close") -> None:
@@ -501,7 +505,9 @@ class KeepAliveServer:
                     request, pending = pending.split(b"\r\n\r\n", 1)
                     self.requests.append(request + b"\r\n\r\n")
                     if self.answers is not None and answered == self.answers:
-                        return  # "drop": read, never answered
+                        if self.then != "drop":  # else read, never answered
+                            conn.sendall(self.then.encode("latin-1"))
+                        return
                     conn.sendall(self.response)
                     answered += 1
 
@@ -571,6 +577,20 @@ def test_a_connection_the_server_drops_as_it_is_used_is_replaced(
     assert len(server.requests) == 5
 
 
+@pytest.mark.parametrize("last_words", [
+    "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    "the tail of some earlier answer\r\n\r\n",
+], ids=["408", "no-answer"])
+def test_a_kept_connection_that_gives_no_answer_to_the_request_is_replaced(
+        keep_alive_server: Callable[..., KeepAliveServer], last_words: str) -> None:
+    server = keep_alive_server(answers=1, then=last_words)
+
+    bodies = fetched_bodies([server.url(f"/{n}.css") for n in range(3)], Connections())
+
+    assert bodies == [b"kept"] * 3  # and each record holds its own answer alone
+    assert server.connections == 3
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced(
         keep_alive_server: Callable[..., KeepAliveServer]) -> None:
     server = keep_alive_server(answers=1, then="close")
@@ -634,7 +654,12 @@ def test_idle_connections_are_capped_per_server_and_in_all() -> None:
     (b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nkept", False),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b"x" * 40, True),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nkeptand more", False),
-], ids=["connection-close", "close-among-tokens", "http-1.0", "truncated", "bytes-after"])
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nkept", False),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n"
+     b"4\r\nkept\r\n0\r\n\r\n", False),
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\n", False),
+], ids=["connection-close", "close-among-tokens", "http-1.0", "truncated", "bytes-after",
+        "two-lengths", "length-and-chunks", "no-content-with-a-length"])
 def test_a_connection_is_kept_only_after_an_answer_read_to_its_known_end(
         keep_alive_server: Callable[..., KeepAliveServer], raw: bytes, truncate: bool) -> None:
     server = keep_alive_server(raw)

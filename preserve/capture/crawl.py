@@ -377,7 +377,8 @@ class _Crawler:
         for seed in seeds:
             self.seen.add(surt_key(seed.url))
         budgets = [seed.scope.max_pages for seed in seeds]
-        last_page = None if None in budgets else max(b for b in budgets if b is not None)
+        last_page = None if None in budgets else max(
+            (b for b in budgets if b is not None), default=0)
         while frontier:
             if last_page is not None and self.result.pages >= last_page:
                 # Every seed's budget is spent: what waits is not fetched, said once.

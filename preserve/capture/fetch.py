@@ -93,6 +93,8 @@ class Connections:
                 if not kept:
                     return None
                 sock, address, since = kept.pop()
+                if not kept:
+                    del self._idle[server]
                 self._count -= 1
             # Readable while idle: the server closed it (or sent what nobody asked for).
             if (address in addresses and self.clock() - since < self.idle_seconds
@@ -111,9 +113,10 @@ class Connections:
                 closing.append(kept.pop(0)[0])
                 self._count -= 1
             if self._count > self.total:
-                oldest = min((entries for entries in self._idle.values() if entries),
-                             key=lambda entries: entries[0][2])
-                closing.append(oldest.pop(0)[0])
+                oldest = min(self._idle, key=lambda name: self._idle[name][0][2])
+                closing.append(self._idle[oldest].pop(0)[0])
+                if not self._idle[oldest]:
+                    del self._idle[oldest]
                 self._count -= 1
         for old in closing:
             old.close()
@@ -131,8 +134,10 @@ class Connections:
 def _readable(sock: socket.socket) -> bool:
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True
+    poll = select.poll()  # not select(), which takes no descriptor past 1023
     try:
-        return bool(select.select([sock], [], [], 0)[0])
+        poll.register(sock, select.POLLIN)
+        return bool(poll.poll(0))
     except (OSError, ValueError):  # closed meanwhile
         return True
 
@@ -356,7 +361,8 @@ def _ask(request: bytes, received: IO[bytes], server: _Server, addresses: list[s
     """Send the request on a kept connection, else a new one; the connection and answer's head.
 
     A kept connection the server closed while it was idle fails before any byte
-    of an answer arrives: the request then goes again on a new connection.
+    of an answer arrives, or answers 408 (Request Timeout), or with bytes that
+    are no answer: the request then goes again on a new connection.
     """
     kept = connections.take(server, addresses) if connections is not None else None
     if kept is not None:
@@ -364,16 +370,25 @@ def _ask(request: bytes, received: IO[bytes], server: _Server, addresses: list[s
         wire = _Wire(sock, received)
         try:
             sock.sendall(request)
-            return sock, address, wire, _read_head(wire)
+            head = _read_head(wire)
         except TimeoutError:
             sock.close()
             raise
-        except OSError:
+        except (OSError, _NotHttp) as exc:
+            # Closed as the request went (nothing came), or what came is no answer
+            # to it (the end of the last one, say): a new connection is asked.
             sock.close()
-            if wire.received:
+            if isinstance(exc, OSError) and wire.received:
                 raise
-            received.seek(0)
-            received.truncate()
+        except BaseException:
+            sock.close()
+            raise
+        else:
+            if head.status != 408:
+                return sock, address, wire, head
+            sock.close()  # the server's "idle too long", sent as the request arrived
+        received.seek(0)
+        received.truncate()
     scheme, host, port = server
     sock, address = _connect(host, port, addresses, scheme == "https", timeout)
     try:
@@ -442,21 +457,41 @@ class _Head:
     def bodiless(self) -> bool:
         return self.status < 200 or self.status in (204, 304)
 
+    def _tokens(self, name: str) -> list[str]:
+        """The comma-separated values of every header of that name, lower-cased."""
+        wanted = name.lower()
+        return [token.strip().lower() for key, value in self.headers if key.lower() == wanted
+                for token in value.split(",") if token.strip()]
+
     @property
     def chunked(self) -> bool:
-        return "chunked" in (self.header("Transfer-Encoding") or "").lower()
+        return "chunked" in self._tokens("Transfer-Encoding")
 
     @property
     def reusable(self) -> bool:
         """May the connection carry another request once this answer is read?
 
         Only an HTTP/1.1 answer that does not say ``Connection: close`` and whose
-        end is known without the connection closing (a length, chunks, or no body).
+        end is beyond doubt without the connection closing: no body (a 304 may
+        give the length it did not send), one length, or chunks as the last and
+        only coding. Anything ambiguous (two lengths, a length and chunks) could
+        leave bytes that would pass for the next answer.
         """
-        tokens = (self.header("Connection") or "").lower().replace(",", " ").split()
-        return (self.version == "HTTP/1.1" and "close" not in tokens and self.status != 101
-                and (self.bodiless or self.chunked
-                     or (self.header("Content-Length") or "").strip().isdigit()))
+        if self.version != "HTTP/1.1" or self.status == 101 or "close" in self._tokens(
+                "Connection"):
+            return False
+        lengths = set(self._tokens("Content-Length"))
+        codings = self._tokens("Transfer-Encoding")
+        if self.bodiless:
+            return not codings and (self.status == 304 or lengths <= {"0"})
+        if codings:
+            return not lengths and codings[-1] == "chunked" and codings.count("chunked") == 1
+        return len(lengths) == 1 and _is_digits(next(iter(lengths)))
+
+
+def _is_digits(text: str) -> bool:
+    """Only ASCII digits (``str.isdigit`` takes "²" too, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def _read_head(wire: _Wire) -> _Head:
@@ -466,7 +501,7 @@ def _read_head(wire: _Wire) -> _Head:
         if not line:
             raise ConnectionResetError("the server closed the connection without answering")
         version, code, reason = [*line.decode("latin-1").split(None, 2), "", ""][:3]
-        if not version.startswith("HTTP/") or len(code) != 3 or not code.isdigit():
+        if not version.startswith("HTTP/") or len(code) != 3 or not _is_digits(code):
             raise _NotHttp(f"status line {line[:80]!r}")
         headers: list[tuple[str, str]] = []
         while (line := wire.readline()) not in (b"\r\n", b"\n", b""):
@@ -506,7 +541,7 @@ def _body_chunks(wire: _Wire, head: _Head) -> Iterator[bytes]:
             yield from _exactly(wire, size)
             wire.readline()  # the CRLF that ends a chunk
     length = (head.header("Content-Length") or "").strip()
-    if length.isdigit():
+    if _is_digits(length):
         yield from _exactly(wire, int(length))
         return
     while chunk := wire.read(READ_SIZE):  # no length: the body ends when the connection does

@@ -140,7 +140,8 @@ class Fingerprints:
     1 in 370,000 for ten million; the second would then be taken as met. Heritrix's
     already-seen filter keeps 64-bit fingerprints too.
 
-    The newest RECENT hashes are a set. Older ones are sorted runs, merged two by
+    The newest RECENT hashes are a set (and up to RECENT more, met again after
+    they were written to a file, another). Older ones are sorted runs, merged two by
     two as they grow (so there are few of them), held as arrays of 8 bytes a hash
     up to RUN_IN_MEMORY hashes each, and in temporary files beyond that, with one
     hash of each PAGE of the file in memory to find the page to read. Five
@@ -152,15 +153,20 @@ class Fingerprints:
         self._directory = directory  # of the temporary files (None: the system's)
         self._recent: set[int] = set()
         self._runs: list[_Run] = []  # oldest and largest first
+        # Hashes found in a file lately (the links on every page), at hand; never
+        # sealed into a run again, and forgotten when there are RECENT of them.
+        self._hits: set[int] = set()
 
     def __contains__(self, key: object) -> bool:
         fingerprint = hash(key)
-        if fingerprint in self._recent:
+        if fingerprint in self._recent or fingerprint in self._hits:
             return True
         for run in reversed(self._runs):  # the small ones, in memory, first
             if fingerprint in run:
-                if run.on_disk:  # met again: kept at hand for a while (links on every page)
-                    self._recent.add(fingerprint)
+                if run.on_disk:
+                    if len(self._hits) >= RECENT:
+                        self._hits.clear()
+                    self._hits.add(fingerprint)
                 return True
         return False
 
@@ -187,7 +193,7 @@ class Fingerprints:
             newer.close()
 
 
-RECENT = 65_536  # hashes kept as a set (about 5 MB)
+RECENT = 65_536  # hashes kept as a set (about 5 MB), and at most as many hits
 RUN_IN_MEMORY = 1 << 20  # hashes a run keeps in memory (8 MiB); larger runs are files
 PAGE = 512  # hashes (4 KiB) read from a run's file to look one up
 _MERGE_READ = 64 * PAGE  # hashes read at a time from each run merged
