@@ -433,6 +433,22 @@ def test_a_page_too_odd_to_read_is_archived_and_the_crawl_goes_on(
                                     f"(more than {links_module.MAX_NESTING})"]
 
 
+def test_an_answer_the_reader_fails_on_is_listed_and_the_crawl_goes_on(
+        run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_fetch = crawler_module.fetch
+
+    def failing(url: str, *args: Any) -> Any:
+        if url.endswith("/a/2"):
+            raise ValueError("an unforeseen oddity")
+        return real_fetch(url, *args)
+
+    monkeypatch.setattr(crawler_module, "fetch", failing)
+    report = crawl(run, web, "--scope", "host", "--depth", "5")
+    assert pages(report, web) == ["/a/1", "/b/1"]
+    assert report["errors"] == [web.url("/a/2") + ": the answer could not be read "
+                                "(ValueError: an unforeseen oddity)"]
+
+
 def test_a_page_the_link_reader_fails_on_is_archived_and_the_crawl_goes_on(
         run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:
     real = crawler_module.html_links

@@ -543,6 +543,12 @@ class _Crawler:
                     raise
                 self.sleep(self._backoff(attempt, None))
                 continue
+            except PreserveError:
+                raise
+            except Exception as exc:  # odd bytes our reader fails on must not end the crawl
+                problem = f"{url}: the answer could not be read ({type(exc).__name__}: {exc})"
+                self.log({"url": url, "attempt": attempt, "outcome": problem})
+                raise FetchError(problem) from exc
             self.log({"url": url, "attempt": attempt, "outcome": exchange.status,
                       "bytes": exchange.response_size, "truncated": exchange.truncated})
             if exchange.status in RETRY_STATUSES and attempt <= self.options.retries:
