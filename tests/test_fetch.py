@@ -62,10 +62,13 @@ class RawServer:
                 continue
             except OSError:
                 return
-            try:
-                self._answer(conn)
-            except OSError:
-                conn.close()
+            self._accepted(conn)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        try:
+            self._answer(conn)
+        except OSError:
+            conn.close()
 
     def _answer(self, conn: socket.socket) -> None:
         conn.settimeout(5)
@@ -442,7 +445,7 @@ def test_what_is_not_http_is_a_fetch_error(raw_server: Callable[..., RawServer],
 KEPT = (b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: 4\r\n\r\nkept")
 
 
-class KeepAliveServer:
+class KeepAliveServer(RawServer):
     """Answers request after request on each connection, as HTTP/1.1 servers do.
 
     After ``answers`` answers on a connection (None: no limit) it either closes
@@ -453,33 +456,18 @@ class KeepAliveServer:
     """
 
     def __init__(self, response: bytes, answers: int | None = None, then: str = "close") -> None:
-        self.response = response
         self.answers = answers
         self.then = then
-        self.requests: list[bytes] = []
         self.connections = 0
         self.closed = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._serve, daemon=True)]
-        self._threads[0].start()
+        self._threads: list[threading.Thread] = []
+        super().__init__(response)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}{path}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._converse, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _accepted(self, conn: socket.socket) -> None:
+        self.connections += 1
+        thread = threading.Thread(target=self._converse, args=(conn,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _converse(self, conn: socket.socket) -> None:
         try:
@@ -515,7 +503,7 @@ class KeepAliveServer:
         self._stop.set()
         for thread in self._threads:
             thread.join(5)
-        self._listener.close()
+        super().stop()
 
 
 @pytest.fixture
