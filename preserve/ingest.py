@@ -80,7 +80,10 @@ def store_copies(path: Path, sha256: str, key: str, stores: Sequence[ObjectStore
     copies = Copies()
     try:
         for store in stores:
-            existed = store.head(key) is not None
+            try:
+                existed = store.head(key) is not None
+            except StorageError:  # out of reach now: the copy is tried all the same, and a
+                existed = True    # failed ingest leaves an object it may not have made
             copied = _copy(path, sha256, key, store, copy_attempts, backoff_seconds, sleep,
                            retain_until)
             if isinstance(copied, StorageError):

@@ -200,18 +200,29 @@ def repair_copy(engine: Engine, stores: Mapping[str, ObjectStore], stored: Store
             problems.append(f"{name}: {exc}")
             continue
         try:
+            retain_until = _retention_held(stores, stored, location, now())
             if target.head(stored.key) is not None:
                 # A damaged copy makes way for a good one: the one replacement objects
                 # ever see, recorded below as a repair.
                 target.delete(stored.key)
             with stores[name].open(stored.key) as stream:
-                target.put(stored.key, stream, stored.sha256)
+                target.put(stored.key, stream, stored.sha256, retain_until=retain_until)
         except PreserveError as exc:
             return None, f"copy from {name} failed: {exc}"
         _record_repair(engine, stored, location, actor, now)
         return name, None
     return None, "no good copy to repair from" + (f" ({'; '.join(problems)})" if problems
                                                     else "")
+
+
+def _retention_held(stores: Mapping[str, ObjectStore], stored: StoredFile, location: str,
+                    moment: datetime) -> datetime | None:
+    """The latest retention date still to come that any copy of the file holds (the
+    damaged or deleted one too, in its versions): a repaired copy is given it again."""
+    names = {location, *stored.locations, *(name for name, _why in stored.missing)}
+    dates = [stores[name].retained_until(stored.key) for name in sorted(names) if name in stores]
+    latest = max((date for date in dates if date is not None), default=None)
+    return latest if latest is not None and latest > moment else None
 
 
 def _check_source(store: ObjectStore, stored: StoredFile) -> None:

@@ -475,12 +475,14 @@ def test_storage_check_tries_every_location_and_leaves_nothing(
     assert checks["offsite"]["versioning"] == "off"
     assert checks["offsite"]["can_retain"] is False
     assert checks["vault"]["can_retain"] is True and checks["vault"]["versioning"] == "enabled"
-    # moto stores a wrong checksum, and honours If-None-Match: the probe finds out.
-    assert checks["offsite"]["checksums"].startswith("not verified by the server")
-    assert checks["offsite"]["conditional_writes"] == "If-None-Match honoured"
-    for bucket in (s3_endpoint.bucket, locked):
-        assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
-        assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    if s3_endpoint.url == moto_endpoint:
+        # moto stores a wrong checksum, and honours If-None-Match: the probe finds out.
+        assert checks["offsite"]["checksums"].startswith("not verified by the server")
+        assert checks["offsite"]["conditional_writes"] == "If-None-Match honoured"
+    offsite = S3Store(s3_location(s3_endpoint)).client  # on the given endpoint, if one is
+    for bucket_client, bucket in ((offsite, s3_endpoint.bucket), (client, locked)):
+        assert bucket_client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+        assert bucket_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert list(FilesystemStore("local", home / "objects").list()) == []
     table = run("storage", "check").text
     assert "location" in table and "vault" in table and "retention" in table
@@ -507,6 +509,24 @@ def test_a_bucket_that_cannot_take_the_copy_leaves_the_capture_under_replicated(
     got = json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)
     assert got["warc"]["under_replicated"] is True
     assert "under-replicated" in run("fixity", "run").text
+
+
+def test_an_endpoint_out_of_reach_leaves_the_capture_under_replicated(
+        run: Any, site: Any, home: Path) -> None:
+    from preserve.demo import REFERENCE_PATH
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    local_and_s3_settings(home, S3Endpoint(f"http://127.0.0.1:{closed}", "offsite-bucket"))
+    captured = run("capture", site.url(REFERENCE_PATH), "--collection", "news", "--json")
+    assert captured.status == 1, captured.err
+    [warc] = json.loads(captured.out)["warcs"]
+    assert warc["locations"] == ["local"]
+    assert "offsite" in warc["missing"]
+    got = json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)
+    assert got["warc"]["under_replicated"] is True
+    assert run("get", site.url(REFERENCE_PATH), "--payload").status == 0
 
 
 @pytest.mark.parametrize("size", ["single", "multipart"])
@@ -570,6 +590,18 @@ def test_a_policys_retention_is_written_where_object_lock_allows_it(
         client.delete_object(Bucket=locked, Key=warc["key"], VersionId=version)
     printed = run("capture", site.url(REFERENCE_PATH), "--policy", str(policy)).text
     assert "no retention date in offsite" in printed and "retained in vault until" in printed
+
+    # Deleted in the vault (a delete marker hides it; its locked version stays): the
+    # repaired copy, made from the folder's, which holds no date, is given the same date.
+    client.delete_object(Bucket=locked, Key=warc["key"])
+    repaired = run("reconcile", "--repair", "--json")
+    fixed = [d for d in json.loads(repaired.out)["discrepancies"] if d["key"] == warc["key"]]
+    assert [(d["kind"], d["location"], d["open"]) for d in fixed] == [
+        ("missing", "vault", False)]
+    again = client.head_object(Bucket=locked, Key=warc["key"])
+    assert again["VersionId"] != version
+    assert again["ObjectLockMode"] == "COMPLIANCE"
+    assert again["ObjectLockRetainUntilDate"] == held["ObjectLockRetainUntilDate"]
 
 
 def test_a_store_goes_to_a_worker_process_and_reads_there(store: ObjectStore) -> None:

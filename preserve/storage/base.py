@@ -85,6 +85,11 @@ class ObjectStore(Protocol):
         """Every object whose key starts with prefix."""
         ...
 
+    def retained_until(self, key: str) -> datetime | None:
+        """The latest retention date any version of the object under key holds, if any
+        (a deleted object's versions keep theirs), so a copy written again keeps it."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove the object (deletion is a recorded, reasoned act; see the ledger)."""
         ...

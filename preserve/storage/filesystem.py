@@ -120,6 +120,10 @@ class FilesystemStore:
             if path.is_file() and not key.startswith(INCOMING + "/") and key.startswith(prefix):
                 yield ObjectInfo(key, path.stat().st_size)
 
+    def retained_until(self, key: str) -> datetime | None:
+        """A folder holds no retention dates."""
+        return None
+
     def delete(self, key: str) -> None:
         """Remove the object under key."""
         path = self._path(key)

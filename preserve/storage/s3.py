@@ -261,6 +261,23 @@ class S3Store:
                 for item in page.get("Contents", ()):
                     yield ObjectInfo(item["Key"][len(self.prefix):], int(item["Size"]))
 
+    def retained_until(self, key: str) -> datetime | None:
+        """The latest Object Lock date of the key's versions (a deleted object's included)."""
+        if not self.can_retain():
+            return None
+        name = self._name(key)
+        listed = self._call("list the versions of", key, lambda: self.client.list_object_versions(
+            Bucket=self.bucket, Prefix=name))
+        dates = [self._retention_of(key, version["VersionId"])
+                 for version in listed.get("Versions", ()) if version.get("Key") == name]
+        return max((date for date in dates if date is not None), default=None)
+
+    def _retention_of(self, key: str, version: str) -> datetime | None:
+        answer = self._call("look at", key, lambda: self.client.head_object(
+            Bucket=self.bucket, Key=self._name(key), VersionId=version))
+        date = answer.get("ObjectLockRetainUntilDate")
+        return date if isinstance(date, datetime) else None
+
     def delete(self, key: str) -> None:
         """Remove the object under key (S3 would not say that there was none: we look first)."""
         name = self._name(key)
