@@ -689,10 +689,11 @@ def _storage(args: argparse.Namespace, settings: Settings) -> int:
                      for check in checks])
         return 0 if all(check.usable for check in checks) else 1
     columns = ("location", "type", "reachable", "writable", "versioning", "object lock",
-               "retention")
+               "retention", "server checksums")
     rows = [(check.location, check.type, _yes(check.reachable), _yes(check.writable),
              check.versioning, check.object_lock,
-             "n/a" if check.type == "filesystem" else _yes(check.can_retain))
+             "n/a" if check.type == "filesystem" else _yes(check.can_retain),
+             check.server_checksums)
             for check in checks]
     widths = [max(len(str(row[i])) for row in [columns, *rows]) for i in range(len(columns))]
     for row in [columns, *rows]:

@@ -275,6 +275,69 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
 BIG = bytes(range(256)) * (13 * 1024 * 1024 // 256)  # 13 MiB: three parts
 
 
+def test_one_record_is_read_by_a_ranged_get_never_the_whole_object(
+        s3_endpoint: S3Endpoint) -> None:
+    reads: list[dict[str, Any]] = []
+    real = S3Store(s3_location(s3_endpoint)).client
+
+    def get_object(**arguments: Any) -> Any:
+        reads.append(arguments)
+        return real.get_object(**arguments)
+
+    store = s3_store(s3_endpoint, get_object=get_object)
+    put(store, "warcs/c/a.warc.gz", DATA)
+    assert store.read_range("warcs/c/a.warc.gz", 3, 5) == DATA[3:8]
+    assert [read.get("Range") for read in reads] == ["bytes=3-7"]
+
+
+def test_a_server_without_conditional_writes_still_never_has_an_object_overwritten(
+        s3_endpoint: S3Endpoint) -> None:
+    from botocore.exceptions import ClientError
+
+    real = S3Store(s3_location(s3_endpoint)).client
+    conditional: list[bool] = []
+
+    def put_object(**arguments: Any) -> Any:
+        conditional.append("IfNoneMatch" in arguments)
+        if "IfNoneMatch" in arguments:  # as a server that has no conditional writes answers
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "no"},
+                               "ResponseMetadata": {"HTTPStatusCode": 501}}, "PutObject")
+        return real.put_object(**arguments)
+
+    store = s3_store(s3_endpoint, put_object=put_object)
+    assert put(store, "k/object", DATA) == ObjectInfo("k/object", len(DATA))
+    assert put(store, "k/object", DATA) == ObjectInfo("k/object", len(DATA))  # the same: fine
+    with pytest.raises(ObjectExists):
+        put(store, "k/object", b"other bytes")
+    assert conditional == [True, False]  # asked once; then the look before writing decides
+    assert store.read_range("k/object", 0, len(DATA)) == DATA
+
+
+def test_an_s3_copy_that_fails_then_recovers_is_made_and_verified(
+        s3_endpoint: S3Endpoint, tmp_path: Path) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from preserve.ingest import store_copies
+
+    real = S3Store(s3_location(s3_endpoint)).client
+    attempts: list[str] = []
+
+    def put_object(**arguments: Any) -> Any:
+        attempts.append(arguments["Key"])
+        if len(attempts) == 1:
+            raise EndpointConnectionError(endpoint_url=s3_endpoint.url)
+        return real.put_object(**arguments)
+
+    store = s3_store(s3_endpoint, put_object=put_object)
+    path = tmp_path / "a.warc.gz"
+    path.write_bytes(DATA)
+    waits: list[float] = []
+    copies = store_copies(path, sha(DATA), "warcs/c/a.warc.gz", [store], sleep=waits.append)
+    assert copies.verified == ["offsite"] and copies.missing == {}
+    assert len(attempts) == 2 and waits == [1.0]
+    assert store.read_range("warcs/c/a.warc.gz", 0, len(DATA)) == DATA
+
+
 def test_a_large_object_goes_up_in_parts_with_checksums(s3_endpoint: S3Endpoint,
                                                         small_parts: None) -> None:
     sent: list[dict[str, Any]] = []
@@ -478,7 +541,10 @@ def test_storage_check_tries_every_location_and_leaves_nothing(
     if s3_endpoint.url == moto_endpoint:
         # moto stores a wrong checksum, and honours If-None-Match: the probe finds out.
         assert checks["offsite"]["checksums"].startswith("not verified by the server")
+        assert checks["offsite"]["server_checksums"] == "no"
         assert checks["offsite"]["conditional_writes"] == "If-None-Match honoured"
+    assert checks["vault"]["server_checksums"] == "not probed"  # a locked probe would stay
+    assert checks["local"]["server_checksums"] == "n/a"
     offsite = S3Store(s3_location(s3_endpoint)).client  # on the given endpoint, if one is
     for bucket_client, bucket in ((offsite, s3_endpoint.bucket), (client, locked)):
         assert bucket_client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
@@ -486,6 +552,7 @@ def test_storage_check_tries_every_location_and_leaves_nothing(
     assert list(FilesystemStore("local", home / "objects").list()) == []
     table = run("storage", "check").text
     assert "location" in table and "vault" in table and "retention" in table
+    assert "server checksums" in table.splitlines()[0]
 
     (home / "preserve.yaml").write_text(settings.replace(
         "  default_copies", f"    cold: {{type: s3, bucket: b, endpoint_url: "

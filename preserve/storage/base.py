@@ -41,6 +41,7 @@ class LocationCheck:
     versioning: str = "n/a"  # enabled, suspended, off; n/a for a folder
     object_lock: str = "n/a"  # enabled (with the mode), off; n/a for a folder
     checksums: str = ""  # who verifies a copy's bytes on arrival
+    server_checksums: str = "n/a"  # does the server refuse a wrong x-amz-checksum-sha256?
     conditional_writes: str = "n/a"  # If-None-Match honoured, or a check before writing
     problems: list[str] = field(default_factory=list)
 

@@ -304,12 +304,19 @@ class S3Store:
             if check.can_retain:
                 self._probe_upload()
                 check.writable = True
+                check.server_checksums = "not probed"
                 check.checksums = ("not probed (Object Lock would keep the probe); every "
                                    "copy verified here (the server's MD5 ETag, else a read-back)")
                 check.conditional_writes = "not probed"
             else:
-                check.checksums, check.conditional_writes = self._probe_writes()
+                verified, check.conditional_writes = self._probe_writes()
                 check.writable = True
+                check.server_checksums = "yes" if verified else "no"
+                check.checksums = (
+                    "x-amz-checksum-sha256 verified by the server, and every copy verified "
+                    "here (its MD5 ETag, else a read-back)" if verified else
+                    "not verified by the server (it stored a wrong checksum); every copy "
+                    "verified here (the server's MD5 ETag, else a read-back)")
         except (StorageError, ConfigError) as exc:
             check.problems.append(str(exc))
         return check
@@ -345,7 +352,7 @@ class S3Store:
         self._call("write to", name, lambda: self.client.abort_multipart_upload(
             Bucket=self.bucket, Key=name, UploadId=upload["UploadId"]))
 
-    def _probe_writes(self) -> tuple[str, str]:
+    def _probe_writes(self) -> tuple[bool, str]:
         """Does the server refuse a wrong checksum, and honour If-None-Match?"""
         from botocore.exceptions import ClientError
 
@@ -367,11 +374,7 @@ class S3Store:
 
         with self._translated("write to", name):
             try:
-                checksums = ("not verified by the server (it stored a wrong checksum); every "
-                             "copy verified here (the server's MD5 ETag, else a read-back)"
-                             if refused(ChecksumSHA256=wrong) is None else
-                             "x-amz-checksum-sha256 verified by the server, and every copy "
-                             "verified here (its MD5 ETag, else a read-back)")
+                verified = refused(ChecksumSHA256=wrong) is not None
                 self.client.put_object(Bucket=self.bucket, Key=name, Body=body,
                                        ChecksumSHA256=right)
                 conditional = ("If-None-Match honoured"
@@ -380,7 +383,7 @@ class S3Store:
             finally:
                 with suppress(Exception):
                     self.client.delete_object(Bucket=self.bucket, Key=name)
-        return checksums, conditional
+        return verified, conditional
 
     # -- helpers -----------------------------------------------------------------------------
 
