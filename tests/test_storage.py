@@ -261,6 +261,18 @@ def s3_store(endpoint: S3Endpoint, prefix: str = "", **overrides: Any) -> S3Stor
     return S3Store(plain.location, client=_Meddling(plain.client, **overrides))
 
 
+def recording(endpoint: S3Endpoint, method: str) -> tuple[S3Store, list[dict[str, Any]]]:
+    """A store whose client keeps the arguments of every call of one method."""
+    calls: list[dict[str, Any]] = []
+    real = getattr(S3Store(s3_location(endpoint)).client, method)
+
+    def record(**arguments: Any) -> Any:
+        calls.append(arguments)
+        return real(**arguments)
+
+    return s3_store(endpoint, **{method: record}), calls
+
+
 def flipped(data: bytes) -> bytes:
     return bytes([data[0] ^ 1]) + data[1:]
 
@@ -286,14 +298,7 @@ def test_boto3_computes_no_checksum_of_its_own_and_validates_none_we_did_not_ask
 
 def test_one_record_is_read_by_a_ranged_get_never_the_whole_object(
         s3_endpoint: S3Endpoint) -> None:
-    reads: list[dict[str, Any]] = []
-    real = S3Store(s3_location(s3_endpoint)).client
-
-    def get_object(**arguments: Any) -> Any:
-        reads.append(arguments)
-        return real.get_object(**arguments)
-
-    store = s3_store(s3_endpoint, get_object=get_object)
+    store, reads = recording(s3_endpoint, "get_object")
     put(store, "warcs/c/a.warc.gz", DATA)
     assert store.read_range("warcs/c/a.warc.gz", 3, 5) == DATA[3:8]
     assert [read.get("Range") for read in reads] == ["bytes=3-7"]
@@ -372,14 +377,7 @@ def test_a_large_object_goes_up_in_parts_with_checksums(s3_endpoint: S3Endpoint,
 
 def test_a_single_put_sends_the_sha256_and_keeps_it_in_metadata(
         s3_endpoint: S3Endpoint) -> None:
-    seen: list[dict[str, Any]] = []
-    real = S3Store(s3_location(s3_endpoint)).client
-
-    def put_object(**arguments: Any) -> Any:
-        seen.append(arguments)
-        return real.put_object(**arguments)
-
-    store = s3_store(s3_endpoint, put_object=put_object)
+    store, seen = recording(s3_endpoint, "put_object")
     put(store, "k/object", DATA)
 
     assert seen[0]["ChecksumSHA256"] == sha256_checksum(sha(DATA))
