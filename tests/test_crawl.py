@@ -114,6 +114,21 @@ def test_a_spent_page_budget_ends_the_crawl_and_says_what_waited(
     assert ended == ["max_pages reached: 3 pages waiting were not fetched"]
 
 
+def test_each_target_of_a_policy_spends_its_own_page_budget(
+        run: Any, web: LoopbackSite, tmp_path: Path) -> None:
+    policy = tmp_path / "two.yaml"
+    policy.write_text(f"""collection: crawl
+capture: {{delay_seconds: 0}}
+targets:
+  - {{url: "{web.url('/a/1')}", scope: prefix, depth: 5, max_pages: 2}}
+  - {{url: "{web.url('/b/1')}", scope: page, max_pages: 1}}
+""")
+    result = run("capture", "--policy", str(policy), "--json")
+    assert result.status == 0, result.err
+    # /b/1 is fetched as the second target's page before /a/2: it is not counted in /a/'s.
+    assert pages(json.loads(result.out), web) == ["/a/1", "/b/1", "/a/2"]
+
+
 def test_out_of_scope_links_are_counted_not_fetched(run: Any, web: LoopbackSite) -> None:
     report = crawl(run, web, "--scope", "prefix", "--depth", "1")
     # /b/1 and http://elsewhere.test/x are outside /a/; /private/p too.

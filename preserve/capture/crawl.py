@@ -268,6 +268,7 @@ class _Crawler:
         self.host_lock = threading.Lock()
         self.host_slots: dict[str, threading.Semaphore] = {}
         self.result = CrawlResult()
+        self._pages: Counter[int] = Counter()  # pages fetched, by the id() of their seed's scope
         self.seen = Fingerprints(options.frontier_dir)  # SURT keys of every URL met
         self.payloads: dict[str, Revisit] = {}
         self.robots: dict[str, Protego | None] = {}
@@ -376,11 +377,11 @@ class _Crawler:
                     seeds: list[Seed]) -> None:
         for seed in seeds:
             self.seen.add(surt_key(seed.url))
-        budgets = [seed.scope.max_pages for seed in seeds]
-        last_page = None if None in budgets else max(
-            (b for b in budgets if b is not None), default=0)
+        # A page budget (max_pages) counts the pages of the seeds that share its scope:
+        # the URLs of one command share one, each target of a policy has its own.
+        scopes = {id(seed.scope): seed.scope for seed in seeds}
         while frontier:
-            if last_page is not None and self.result.pages >= last_page:
+            if all(self._spent(scope) for scope in scopes.values()):
                 # Every seed's budget is spent: what waits is not fetched, said once.
                 self.log({"outcome": f"max_pages reached: {len(frontier)} pages waiting "
                                      "were not fetched"})
@@ -389,11 +390,10 @@ class _Crawler:
             room = self.options.concurrency
             for next_url, _depth, next_seed, next_is_seed in frontier.next_in_line(room):
                 budget = next_seed.scope.max_pages
-                if budget is None or self.result.pages + len(self.pending) < budget:
+                if budget is None or self._pages[id(next_seed.scope)] + len(self.pending) < budget:
                     self._prefetch(next_url, truncate=not next_is_seed)
             url, depth, seed, is_seed = frontier.popleft()
-            budget = seed.scope.max_pages
-            if budget is not None and self.result.pages >= budget:
+            if self._spent(seed.scope):
                 self.log({"url": url, "outcome": "skipped: max_pages reached"})
                 continue
             # A seed's redirects are followed wherever they go, and where it lands
@@ -407,6 +407,7 @@ class _Crawler:
             if is_seed and page.exchange.url != seed.url:
                 seed = Seed(page.exchange.url, seed.scope)
             self.result.pages += 1
+            self._pages[id(seed.scope)] += 1
             try:
                 self._parse(page, response_id)
             finally:
@@ -418,6 +419,10 @@ class _Crawler:
                     for link in page.outlinks:
                         frontier.extend(self._admit(link, depth + 1, seed))
             self._checkpoint()
+
+    def _spent(self, scope: Scope) -> bool:
+        """Has the scope's page budget been used up?"""
+        return scope.max_pages is not None and self._pages[id(scope)] >= scope.max_pages
 
     def _admit(self, url: str, depth: int, seed: Seed) -> list[tuple[str, int, Seed, bool]]:
         try:
