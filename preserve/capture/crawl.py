@@ -389,8 +389,7 @@ class _Crawler:
             # Keep the workers busy with the pages next in line.
             room = self.options.concurrency
             for next_url, _depth, next_seed, next_is_seed in frontier.next_in_line(room):
-                budget = next_seed.scope.max_pages
-                if budget is None or self._pages[id(next_seed.scope)] + len(self.pending) < budget:
+                if not self._spent(next_seed.scope, ahead=len(self.pending)):
                     self._prefetch(next_url, truncate=not next_is_seed)
             url, depth, seed, is_seed = frontier.popleft()
             if self._spent(seed.scope):
@@ -420,9 +419,10 @@ class _Crawler:
                         frontier.extend(self._admit(link, depth + 1, seed))
             self._checkpoint()
 
-    def _spent(self, scope: Scope) -> bool:
-        """Has the scope's page budget been used up?"""
-        return scope.max_pages is not None and self._pages[id(scope)] >= scope.max_pages
+    def _spent(self, scope: Scope, ahead: int = 0) -> bool:
+        """Has the scope's page budget been used up (by its pages, and ``ahead`` more)?"""
+        return (scope.max_pages is not None
+                and self._pages[id(scope)] + ahead >= scope.max_pages)
 
     def _admit(self, url: str, depth: int, seed: Seed) -> list[tuple[str, int, Seed, bool]]:
         try:

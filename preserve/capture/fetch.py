@@ -365,39 +365,36 @@ def _ask(request: bytes, received: IO[bytes], server: _Server, addresses: list[s
     are no answer: the request then goes again on a new connection.
     """
     kept = connections.take(server, addresses) if connections is not None else None
-    if kept is not None:
-        sock, address = kept
+    while True:
+        if kept is not None:
+            sock, address = kept
+        else:
+            scheme, host, port = server
+            sock, address = _connect(host, port, addresses, scheme == "https", timeout)
         wire = _Wire(sock, received)
         try:
             sock.sendall(request)
             head = _read_head(wire)
-        except TimeoutError:
+        except BaseException as exc:
             sock.close()
-            raise
-        except (OSError, _NotHttp) as exc:
-            # Closed as the request went (nothing came), or what came is no answer
-            # to it (the end of the last one, say): a new connection is asked.
-            sock.close()
-            if isinstance(exc, OSError) and wire.received:
+            if kept is None or not _closed_by_server(exc, wire):
                 raise
-        except BaseException:
-            sock.close()
-            raise
         else:
-            if head.status != 408:
+            if kept is None or head.status != 408:
                 return sock, address, wire, head
             sock.close()  # the server's "idle too long", sent as the request arrived
+        kept = None  # a new connection, and the request again
         received.seek(0)
         received.truncate()
-    scheme, host, port = server
-    sock, address = _connect(host, port, addresses, scheme == "https", timeout)
-    try:
-        sock.sendall(request)
-        wire = _Wire(sock, received)
-        return sock, address, wire, _read_head(wire)
-    except BaseException:
-        sock.close()
-        raise
+
+
+def _closed_by_server(exc: BaseException, wire: _Wire) -> bool:
+    """Does this failure on a kept connection only say that the server closed it: closed
+    as the request went (nothing came), or what came is no answer to it (the end of the
+    last one, say)? A timeout is not that: a new connection would wait as long."""
+    if isinstance(exc, _NotHttp):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and not wire.received
 
 
 class _NotHttp(Exception):

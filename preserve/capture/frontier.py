@@ -18,7 +18,7 @@ import tempfile
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from heapq import merge
 from itertools import islice
 from pathlib import Path
@@ -218,16 +218,13 @@ class _Run:
 
     def __contains__(self, fingerprint: int) -> bool:
         if self._hashes is not None:
-            at = bisect_left(self._hashes, fingerprint)
-            return at < len(self._hashes) and self._hashes[at] == fingerprint
+            return _holds(self._hashes, fingerprint)
         page = bisect_right(self._firsts, fingerprint) - 1
         if page < 0:
             return False
         assert self._file is not None
         data = os.pread(self._file.fileno(), PAGE * 8, page * PAGE * 8)
-        hashes = memoryview(data).cast("q")
-        at = bisect_left(hashes, fingerprint)
-        return at < len(hashes) and hashes[at] == fingerprint
+        return _holds(memoryview(data).cast("q"), fingerprint)
 
     def __iter__(self) -> Iterator[int]:
         if self._hashes is not None:
@@ -265,6 +262,12 @@ class _Run:
             if file is not None:
                 file.close()
             return cls(array("q", _unique(merge(older, newer))))
+
+
+def _holds(hashes: Sequence[int], fingerprint: int) -> bool:
+    """Is the fingerprint among these sorted hashes?"""
+    at = bisect_left(hashes, fingerprint)
+    return at < len(hashes) and hashes[at] == fingerprint
 
 
 def _unique(hashes: Iterable[int]) -> Iterator[int]:

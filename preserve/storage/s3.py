@@ -305,18 +305,16 @@ class S3Store:
                 self._probe_upload()
                 check.writable = True
                 check.server_checksums = "not probed"
-                check.checksums = ("not probed (Object Lock would keep the probe); every "
-                                   "copy verified here (the server's MD5 ETag, else a read-back)")
+                by_server = "not probed (Object Lock would keep the probe)"
                 check.conditional_writes = "not probed"
             else:
                 verified, check.conditional_writes = self._probe_writes()
                 check.writable = True
                 check.server_checksums = "yes" if verified else "no"
-                check.checksums = (
-                    "x-amz-checksum-sha256 verified by the server, and every copy verified "
-                    "here (its MD5 ETag, else a read-back)" if verified else
-                    "not verified by the server (it stored a wrong checksum); every copy "
-                    "verified here (the server's MD5 ETag, else a read-back)")
+                by_server = ("x-amz-checksum-sha256 verified by the server" if verified else
+                             "not verified by the server (it stored a wrong checksum)")
+            check.checksums = (f"{by_server}; every copy verified here (the server's MD5 "
+                               "ETag, else a read-back)")
         except (StorageError, ConfigError) as exc:
             check.problems.append(str(exc))
         return check
