@@ -39,17 +39,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crawl_site import CORPUS, PER_SECTION, real_pages
-from crawl_site import timed as timed_command  # wall seconds and peak MB, by GNU time
-from sqlalchemy import Engine
+# The deep audit's worker processes re-import this script (they are spawned): like
+# those of the `preserve` command, they must not pay for the catalog, the crawler and
+# the database driver, so those are imported in the functions that use them.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
-from preserve.catalog import open_engine
-from preserve.config import Settings, load_settings
-from preserve.demo import LoopbackSite, Route
-from preserve.fixity import FixityResult, run_fixity
-from preserve.jobs import CaptureOverrides, run_capture
-from preserve.storage import open_stores
+    from preserve.config import Settings
+    from preserve.demo import Route
+    from preserve.fixity import FixityResult
 
 
 def timed(action: object) -> float:
@@ -68,6 +68,9 @@ def hashlib_loop(files: list[str]) -> None:
 
 def web_site(articles: int, pages: list[bytes], seed: int = 7) -> dict[str, Route]:
     """Article pages with two random images each, reached from section pages."""
+    from crawl_site import PER_SECTION
+
+    from preserve.demo import Route
     rng = random.Random(seed)
     # The real pages' own links are made inert: only this site's URLs are fetched.
     inert = [page.replace(b" src=", b" data-src=").replace(b" href=", b" data-href=")
@@ -95,6 +98,10 @@ def web_site(articles: int, pages: list[bytes], seed: int = 7) -> dict[str, Rout
 
 
 def capture_web(settings: Settings, engine: Engine, articles: int) -> str:
+    from crawl_site import CORPUS, real_pages
+
+    from preserve.demo import LoopbackSite
+    from preserve.jobs import CaptureOverrides, run_capture
     pages = real_pages(CORPUS)
     with LoopbackSite(web_site(articles, pages)) as site:
         run_capture([site.url("/index.html")], collection="bench", settings=settings,
@@ -106,6 +113,8 @@ def capture_web(settings: Settings, engine: Engine, articles: int) -> str:
 
 
 def capture_large(settings: Settings, engine: Engine, files: int, mb_per_file: int) -> str:
+    from preserve.demo import LoopbackSite, Route
+    from preserve.jobs import run_capture
     with LoopbackSite({}) as site:
         for _ in range(files):
             # A new body each time: the same one would be stored once, then as revisits.
@@ -118,6 +127,11 @@ def capture_large(settings: Settings, engine: Engine, files: int, mb_per_file: i
 
 def measure(label: str, settings: Settings, engine: Engine, tools: Path, rounds: int) -> None:
     """Time every checker over the same files, and print GB/s and the ratios."""
+    from crawl_site import timed as timed_command  # wall seconds and peak MB, by GNU time
+
+    from preserve.fixity import run_fixity
+    from preserve.storage import open_stores
+
     files = sorted(str(p) for p in (settings.home / "objects").rglob("*.warc.gz"))
     total = sum(os.path.getsize(f) for f in files)
     stores = open_stores(settings.locations)
@@ -193,6 +207,9 @@ def main() -> None:
     for tool, package in (("sha256sum", "coreutils"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed for the comparison (apt-get install {package})")
+    from preserve.catalog import open_engine
+    from preserve.config import load_settings
+
     sets: list[Callable[[Settings, Engine], str]] = []
     if args.web_articles:
         sets.append(lambda settings, engine: capture_web(settings, engine, args.web_articles))

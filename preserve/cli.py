@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``preserve`` console script."""
+    """The ``preserve`` command (started through :mod:`preserve.__main__`)."""
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()

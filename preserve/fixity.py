@@ -34,7 +34,6 @@ from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, fixity_runs, warc_files
 from preserve.errors import BadInput, StorageError
-from preserve.fingerprint import Tally, iter_chunks
 from preserve.processes import process_pool
 from preserve.reconcile import (
     MISSING,
@@ -46,7 +45,7 @@ from preserve.reconcile import (
     with_repair,
 )
 from preserve.storage import ObjectStore
-from preserve.warc_digests import RecordCheck, verify_records, verify_wacz_records
+from preserve.warc_digests import CopyRead, read_copy
 
 CORRUPTED = "corrupted"
 UNREADABLE = "unreadable"
@@ -56,7 +55,7 @@ REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, R
 AGENT = f"preserve/{__version__}"
 DEFAULT_EVERY_DAYS = 90
 # A deep audit of at least this many records runs in worker processes (see run_fixity).
-DEEP_PROCESS_RECORDS = 20_000
+DEEP_PROCESS_RECORDS = 8_000
 
 
 @dataclass
@@ -204,24 +203,26 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
 def _checked_copies(pool: Executor, window: int, jobs: list[tuple[StoredFile, str]],
                     stores: Mapping[str, ObjectStore], deep: bool
                     ) -> Iterator[tuple[StoredFile, str, list[Finding], int, int]]:
-    """Hash the copies side by side, ``window`` at most in flight, yielding them in order."""
-    pending: deque[tuple[StoredFile, str, Future[tuple[list[Finding], int, int]]]] = deque()
+    """Read the copies side by side, ``window`` at most in flight, yielding each one's
+    findings, bytes hashed and records verified, in order."""
+    pending: deque[tuple[StoredFile, str, Future[CopyRead] | None]] = deque()
+
+    def first() -> tuple[StoredFile, str, list[Finding], int, int]:
+        stored, name, future = pending.popleft()
+        if future is None:
+            return stored, name, [Finding(NOT_CONFIGURED, stored.key, name, "a configured "
+                                          "location", "no such location in settings")], 0, 0
+        read = future.result()
+        return stored, name, copy_findings(stored, name, read), read.size, read.records
+
     for stored, name in jobs:
-        pending.append((stored, name, pool.submit(_check_one, stored, name, stores, deep)))
+        store = stores.get(name)
+        pending.append((stored, name, None if store is None else
+                        pool.submit(read_copy, store, stored.key, deep)))
         if len(pending) >= window:
-            first, first_name, future = pending.popleft()
-            yield (first, first_name, *future.result())
+            yield first()
     while pending:
-        first, first_name, future = pending.popleft()
-        yield (first, first_name, *future.result())
-
-
-def _check_one(stored: StoredFile, name: str, stores: Mapping[str, ObjectStore],
-               deep: bool) -> tuple[list[Finding], int, int]:
-    """One copy: its findings, the bytes hashed and the records verified."""
-    counter = FixityResult()
-    findings = check_copy(stored, name, stores.get(name), counter, deep=deep)
-    return findings, counter.bytes, counter.records
+        yield first()
 
 
 def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
@@ -311,48 +312,25 @@ def _finish_run(engine: Engine, run_id: int, moment: datetime) -> None:
                            .values(finished_at=moment))
 
 
-def check_copy(stored: StoredFile, location: str, store: ObjectStore | None,
-               result: FixityResult, *, deep: bool = False) -> list[Finding]:
-    """Re-hash one copy: a Finding when it is missing, resized or changed, first.
-
-    With ``deep``, the same read also re-verifies every record's digests (see
-    :mod:`preserve.warc_digests`), adding a Finding per damaged record: those
-    of a changed copy say which records the change hit.
-    """
+def copy_findings(stored: StoredFile, location: str, read: CopyRead) -> list[Finding]:
+    """What one read of a copy found wrong: a Finding when it is missing, unreadable,
+    resized or changed, first; in deep mode, one per damaged record after it (those of a
+    changed copy say which records the change hit)."""
     def finding(kind: str, expected: str, found: str) -> Finding:
         return Finding(kind, stored.key, location, expected, found)
 
-    if store is None:
-        return [finding(NOT_CONFIGURED, "a configured location", "no such location in settings")]
-    if store.head(stored.key) is None:
+    if read.missing:
         return [finding(MISSING, f"{stored.size} bytes", "no object")]
-    whole = Tally()
-    damaged: list[Finding] = []
-    try:
-        with store.open(stored.key) as stream:
-            chunks = whole.passing(iter_chunks(stream))
-            if deep:
-                counter = RecordCheck()
-                # An imported WACZ holds its WARC files stored in the ZIP: each is
-                # verified where it lies.
-                verify = (verify_wacz_records if stored.key.endswith(".wacz")
-                          else verify_records)
-                damaged = [Finding(RECORD_DAMAGED, stored.key, location, problem.expected,
-                                   problem.found, record=problem.uri, offset=problem.offset)
-                           for problem in verify(chunks, counter)]
-                result.records += counter.records
-            for _rest in chunks:  # what a file unreadable part-way leaves to hash
-                pass
-    except StorageError as exc:
-        return [finding(UNREADABLE, f"sha256:{stored.sha256}", str(exc))]
-    size = whole.size
-    result.bytes += size
-    digest = whole.hexdigest()
-    if size != stored.size:
+    if read.error is not None:
+        return [finding(UNREADABLE, f"sha256:{stored.sha256}", read.error)]
+    damaged = [Finding(RECORD_DAMAGED, stored.key, location, problem.expected, problem.found,
+                       record=problem.uri, offset=problem.offset) for problem in read.problems]
+    if read.size != stored.size:
         return [finding(SIZE_MISMATCH, f"{stored.size} bytes",
-                        f"{size} bytes, sha256:{digest}"), *damaged]
-    if digest != stored.sha256:
-        return [finding(CORRUPTED, f"sha256:{stored.sha256}", f"sha256:{digest}"), *damaged]
+                        f"{read.size} bytes, sha256:{read.sha256}"), *damaged]
+    if read.sha256 != stored.sha256:
+        return [finding(CORRUPTED, f"sha256:{stored.sha256}", f"sha256:{read.sha256}"),
+                *damaged]
     return damaged
 
 

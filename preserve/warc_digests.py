@@ -25,11 +25,15 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from isal import isal_zlib
 
-from preserve.fingerprint import iter_chunks
+from preserve.errors import StorageError
+from preserve.fingerprint import Tally, iter_chunks
+
+if TYPE_CHECKING:
+    from preserve.storage import ObjectStore
 
 HEADER_LIMIT = 16 * 1024 * 1024  # WARC or HTTP headers longer than this are not headers
 FEED = 64 * 1024  # compressed bytes given to the inflater at a time (what a member end copies)
@@ -125,6 +129,47 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None,
                  else f"the record after {records.last_uri or 'the start'}")
         yield RecordProblem(where, records.offset if exc.offset is None else exc.offset,
                             "readable records", f"unreadable ({exc})")
+
+
+@dataclass
+class CopyRead:
+    """One read of a stored copy: its size and SHA-256 and, in deep mode, the records
+    verified and those whose digests did not hold. ``missing``: there was no object;
+    ``error``: storage failed, and nothing else is known."""
+
+    missing: bool = False
+    error: str | None = None
+    size: int = 0
+    sha256: str = ""
+    records: int = 0
+    problems: list[RecordProblem] = field(default_factory=list)
+
+
+def read_copy(store: ObjectStore, key: str, deep: bool) -> CopyRead:
+    """Read one stored copy once: hash it whole and, with ``deep``, verify every record's
+    digests from the same chunks (a WACZ's WARC files where they lie in the ZIP).
+
+    Big deep audits run this in worker processes, which import this module (not
+    the catalog's): it stays light to import.
+    """
+    whole = Tally()
+    read = CopyRead()
+    try:
+        if store.head(key) is None:
+            return CopyRead(missing=True)
+        with store.open(key) as stream:
+            chunks = whole.passing(iter_chunks(stream))
+            if deep:
+                counter = RecordCheck()
+                verify = verify_wacz_records if key.endswith(".wacz") else verify_records
+                read.problems = list(verify(chunks, counter))
+                read.records = counter.records
+            for _rest in chunks:  # what a file unreadable part-way leaves to hash
+                pass
+    except StorageError as exc:
+        return CopyRead(error=str(exc))
+    read.size, read.sha256 = whole.size, whole.hexdigest()
+    return read
 
 
 def member_starts(path: Path, parts: int) -> list[int]:

@@ -869,3 +869,25 @@ def test_a_copy_where_the_file_system_refuses_o_direct_goes_through_the_page_cac
     # Refused once each time the file is opened (to write, to read back), then never
     # asked that way again.
     assert refusals == (["open", "open"] if refused == "open" else [refused])
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_an_audit_names_a_location_out_of_reach_and_checks_the_rest(
+        run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint, deep: bool) -> None:
+    from preserve.demo import REFERENCE_PATH
+
+    local_and_s3_settings(home, s3_endpoint)
+    assert run("capture", site.url(REFERENCE_PATH), "--collection", "news").status == 0
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    local_and_s3_settings(home, S3Endpoint(f"http://127.0.0.1:{closed}", s3_endpoint.bucket))
+    audit = run("fixity", "run", "--json", *(["--deep"] if deep else []))
+    assert audit.status == 1, audit.err
+    report = json.loads(audit.out)
+    assert [(f["kind"], f["location"], f["key"]) for f in report["findings"]] == [
+        ("unreadable", "offsite", report["findings"][0]["key"]),  # the copy
+        ("unreadable", "offsite", "")]  # and the look for objects no catalog row knows
+    assert report["findings"][0]["key"].endswith(".warc.gz")
+    assert str(closed) in report["findings"][0]["found"]
+    assert report["copies"] == 2 and report["bytes"] > 0  # the local copy was read whole
