@@ -730,3 +730,29 @@ def test_a_certificate_the_system_does_not_trust_is_a_fetch_error(
     url = site.base_url.replace("http://", "https://") + "/a.css"
     with pytest.raises(FetchError, match="TLS failed: CERTIFICATE_VERIFY_FAILED"):
         fetch(url, LOCAL, connections=Connections())
+
+
+@pytest.mark.parametrize(("keep_alive", "fit_for"), [
+    ("timeout=3, max=100", 2.0),  # less a second for the way there
+    ('max=5, timeout="10"', 4.0),  # never longer than the crawl's own limit
+    ("timeout=1", None),  # no time to use it again: not kept
+    ("max=100", 4.0),  # no timeout: the crawl's own limit
+])
+def test_a_server_that_says_its_keep_alive_timeout_is_taken_at_its_word(
+        keep_alive_server: Callable[..., KeepAliveServer], keep_alive: str,
+        fit_for: float | None) -> None:
+    server = keep_alive_server(KEPT.replace(
+        b"\r\n\r\n", f"\r\nKeep-Alive: {keep_alive}\r\n\r\n".encode(), 1))
+    now = [100.0]
+    connections = Connections(idle_seconds=4.0, clock=lambda: now[0])
+    fetch(server.url("/a.css"), LOCAL, connections=connections).close()
+    if fit_for is None:
+        assert connections.idle == 0
+        return
+    now[0] += fit_for - 0.1
+    fetch(server.url("/b.css"), LOCAL, connections=connections).close()
+    assert server.connections == 1
+    now[0] += fit_for + 0.1
+    fetch(server.url("/c.css"), LOCAL, connections=connections).close()
+    assert server.connections == 2
+    connections.close()

@@ -15,7 +15,8 @@ A crawl keeps connections open between requests to the same server (HTTP/1.1
 persistent connections, :class:`Connections`), as browsers and wget do: a new
 connection costs a round trip (two or three with TLS) and the server a new
 socket. A kept connection is used again only while it is idle for less than
-:data:`IDLE_SECONDS` and only to an address the host still resolves to (and
+:data:`IDLE_SECONDS` (less when the server's ``Keep-Alive: timeout`` says so)
+and only to an address the host still resolves to (and
 that passed the check); one the server closed meanwhile is replaced by a new
 connection, the request sent again.
 """
@@ -60,6 +61,9 @@ ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # A connection idle longer than this is closed rather than used again: servers
 # commonly close theirs after 5 seconds (Apache's default KeepAliveTimeout).
 IDLE_SECONDS = 4.0
+# A server that says how long it keeps an idle connection (``Keep-Alive: timeout=N``)
+# is taken at its word, less this: the next request must reach it before it closes.
+KEEP_ALIVE_MARGIN = 1.0
 # Idle connections kept per server, and in all.
 IDLE_PER_SERVER = 8
 IDLE_TOTAL = 64
@@ -76,6 +80,7 @@ class Connections:
         self.per_server = per_server
         self.total = total
         self.clock = clock
+        # Per server, oldest first: a connection, its address, when it stops being fit.
         self._idle: dict[_Server, list[tuple[socket.socket, str, float]]] = {}
         self._count = 0
         self._lock = threading.Lock()
@@ -92,28 +97,31 @@ class Connections:
                 kept = self._idle.get(server)
                 if not kept:
                     return None
-                sock, address, since = kept.pop()
+                sock, address, until = kept.pop()
                 if not kept:
                     del self._idle[server]
                 self._count -= 1
             # Readable while idle: the server closed it (or sent what nobody asked for).
-            if (address in addresses and self.clock() - since < self.idle_seconds
-                    and not _readable(sock)):
+            if address in addresses and self.clock() < until and not _readable(sock):
                 return sock, address
             sock.close()
 
-    def give(self, server: _Server, sock: socket.socket, address: str) -> None:
-        """Keep a connection whose last answer was read to its end."""
+    def give(self, server: _Server, sock: socket.socket, address: str,
+             idle_seconds: float | None = None) -> None:
+        """Keep a connection whose last answer was read to its end, to be used again
+        while it has been idle less than ``idle_seconds`` (never more than the pool's)."""
         closing: list[socket.socket] = []
+        limit = self.idle_seconds if idle_seconds is None else min(idle_seconds,
+                                                                    self.idle_seconds)
         with self._lock:
             kept = self._idle.setdefault(server, [])
-            kept.append((sock, address, self.clock()))
+            kept.append((sock, address, self.clock() + limit))
             self._count += 1
             if len(kept) > self.per_server:
                 closing.append(kept.pop(0)[0])
                 self._count -= 1
             if self._count > self.total:
-                oldest = min(self._idle, key=lambda name: self._idle[name][0][2])
+                oldest = min(self._idle, key=lambda name: self._idle[name][0][2])  # ends first
                 closing.append(self._idle[oldest].pop(0)[0])
                 if not self._idle[oldest]:
                     del self._idle[oldest]
@@ -298,11 +306,13 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False,
     date = datetime.now(UTC)
     sock: socket.socket | None = None
     keep = False
+    idle: float | None = None
     try:
         sock, address, wire, head = _ask(request, received, server, addresses,
                                          settings.timeout_seconds, connections)
         body, truncated = _read_body(url, wire, head, settings.max_resource_bytes, truncate)
-        keep = head.reusable and not truncated and not wire.buffer
+        idle = head.idle_seconds
+        keep = head.reusable and not truncated and not wire.buffer and idle != 0
     except TimeoutError as exc:
         received.close()
         raise FetchError(f"{url}: timed out after {settings.timeout_seconds:g} s") from exc
@@ -321,7 +331,7 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False,
     finally:
         if sock is not None:
             if keep and connections is not None:
-                connections.give(server, sock, address)
+                connections.give(server, sock, address, idle)
             else:
                 sock.close()
     received.seek(0)
@@ -459,6 +469,17 @@ class _Head:
         wanted = name.lower()
         return [token.strip().lower() for key, value in self.headers if key.lower() == wanted
                 for token in value.split(",") if token.strip()]
+
+    @property
+    def idle_seconds(self) -> float | None:
+        """How long the connection may wait idle for the next request, by the server's
+        ``Keep-Alive: timeout=N`` (less a second, for the way there); None when it
+        does not say."""
+        for token in self._tokens("Keep-Alive"):
+            name, _, value = token.partition("=")
+            if name.strip() == "timeout" and _is_digits(value := value.strip().strip('"')):
+                return max(int(value) - KEEP_ALIVE_MARGIN, 0.0)
+        return None
 
     @property
     def chunked(self) -> bool:
