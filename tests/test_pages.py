@@ -166,6 +166,15 @@ def test_in_a_browser_search_open_a_snapshot_and_replay_it(
                 plain.click("ol.results a.title")
             assert plain.locator("h1").inner_text().startswith(TITLE)
             assert plain.locator("table.fixity td.pass").count() == 1
+            # Each heading on one line: a digest in the detail must not squeeze the
+            # other columns until their words break ("Locat-ion").
+            lines = plain.locator("table.fixity th").evaluate_all(
+                "cells => cells.map(cell => { const range = document.createRange();"
+                " range.selectNodeContents(cell); return range.getClientRects().length; })")
+            assert lines == [1] * 5, lines
+            plain.set_viewport_size({"width": 390, "height": 800})  # a phone: the table
+            assert plain.evaluate(  # scrolls in its place, never the page sideways
+                "document.documentElement.scrollWidth <= window.innerWidth")
             replay_url = plain.locator("a.replay").get_attribute("href")
             assert replay_url and replay_url.startswith(f"http://127.0.0.1:{replay_port}/replay/")
 
