@@ -172,11 +172,15 @@ def test_in_a_browser_search_open_a_snapshot_and_replay_it(
                 "cells => cells.map(cell => { const range = document.createRange();"
                 " range.selectNodeContents(cell); return range.getClientRects().length; })")
             assert lines == [1] * 5, lines
+            replay_url = plain.locator("a.replay").get_attribute("href")
+            assert replay_url and replay_url.startswith(f"http://127.0.0.1:{replay_port}/replay/")
             plain.set_viewport_size({"width": 390, "height": 800})  # a phone: the table
             assert plain.evaluate(  # scrolls in its place, never the page sideways
                 "document.documentElement.scrollWidth <= window.innerWidth")
-            replay_url = plain.locator("a.replay").get_attribute("href")
-            assert replay_url and replay_url.startswith(f"http://127.0.0.1:{replay_port}/replay/")
+            with plain.expect_navigation():  # nor does the timeline's form
+                plain.click("text=All captures of this URL")
+            assert plain.locator("ol.timeline li.year").count() == 1
+            assert plain.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
             page = browser.new_context().new_page()  # pywb's replay runs JavaScript
             loaded: list[tuple[str, int]] = []
