@@ -70,6 +70,10 @@ class StorageError(PreserveError):
     """An object store operation failed."""
 
 
+class Unreachable(StorageError):
+    """The location's endpoint cannot be reached at all: not one object's failure."""
+
+
 class ObjectMissing(StorageError):
     """No object exists under the key."""
 

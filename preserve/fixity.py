@@ -178,12 +178,12 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                              result)
                 if progress is not None:
                     progress(number, len(files), stored)
-        for stored, name, copy_findings, size, records in _checked_copies(
+        for stored, name, found, size, records in _checked_copies(
                 pool, threads * 2, jobs, stores, deep):
             result.copies += 1
             result.bytes += size
             result.records += records
-            by_file.setdefault(stored.key, []).append((name, copy_findings, size, records))
+            by_file.setdefault(stored.key, []).append((name, found, size, records))
             remaining[stored.key] -= 1
             if remaining[stored.key] == 0:
                 number += 1
@@ -204,21 +204,35 @@ def _checked_copies(pool: Executor, window: int, jobs: list[tuple[StoredFile, st
                     stores: Mapping[str, ObjectStore], deep: bool
                     ) -> Iterator[tuple[StoredFile, str, list[Finding], int, int]]:
     """Read the copies side by side, ``window`` at most in flight, yielding each one's
-    findings, bytes hashed and records verified, in order."""
-    pending: deque[tuple[StoredFile, str, Future[CopyRead] | None]] = deque()
+    findings, bytes hashed and records verified, in order.
+
+    A location found out of reach is not asked again in this audit: its other copies
+    are unreadable at once, not each after the storage client's retries and timeouts.
+    """
+    pending: deque[tuple[StoredFile, str, Future[CopyRead] | CopyRead | None]] = deque()
+    down: dict[str, str] = {}  # location: why it could not be reached
 
     def first() -> tuple[StoredFile, str, list[Finding], int, int]:
-        stored, name, future = pending.popleft()
-        if future is None:
+        stored, name, reading = pending.popleft()
+        if reading is None:
             return stored, name, [Finding(NOT_CONFIGURED, stored.key, name, "a configured "
                                           "location", "no such location in settings")], 0, 0
-        read = future.result()
+        read = reading if isinstance(reading, CopyRead) else reading.result()
+        if read.unreachable and read.error is not None:
+            down.setdefault(name, read.error)
         return stored, name, copy_findings(stored, name, read), read.size, read.records
 
-    for stored, name in jobs:
+    def start(stored: StoredFile, name: str) -> Future[CopyRead] | CopyRead | None:
         store = stores.get(name)
-        pending.append((stored, name, None if store is None else
-                        pool.submit(read_copy, store, stored.key, deep)))
+        if store is None:
+            return None
+        if name in down:
+            return CopyRead(error=f"not asked: out of reach earlier in this audit "
+                                  f"({down[name]})", unreachable=True)
+        return pool.submit(read_copy, store, stored.key, deep)
+
+    for stored, name in jobs:
+        pending.append((stored, name, start(stored, name)))
         if len(pending) >= window:
             yield first()
     while pending:

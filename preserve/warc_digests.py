@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from isal import isal_zlib
 
-from preserve.errors import StorageError
+from preserve.errors import StorageError, Unreachable
 from preserve.fingerprint import Tally, iter_chunks
 
 if TYPE_CHECKING:
@@ -135,10 +135,12 @@ def verify_records(chunks: Iterable[bytes], counter: RecordCheck | None = None,
 class CopyRead:
     """One read of a stored copy: its size and SHA-256 and, in deep mode, the records
     verified and those whose digests did not hold. ``missing``: there was no object;
-    ``error``: storage failed, and nothing else is known."""
+    ``error``: storage failed, and nothing else is known (``unreachable``: the whole
+    location could not be reached)."""
 
     missing: bool = False
     error: str | None = None
+    unreachable: bool = False
     size: int = 0
     sha256: str = ""
     records: int = 0
@@ -167,7 +169,7 @@ def read_copy(store: ObjectStore, key: str, deep: bool) -> CopyRead:
             for _rest in chunks:  # what a file unreadable part-way leaves to hash
                 pass
     except StorageError as exc:
-        return CopyRead(error=str(exc))
+        return CopyRead(error=str(exc), unreachable=isinstance(exc, Unreachable))
     read.size, read.sha256 = whole.size, whole.hexdigest()
     return read
 

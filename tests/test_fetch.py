@@ -737,6 +737,8 @@ def test_a_certificate_the_system_does_not_trust_is_a_fetch_error(
     ('max=5, timeout="10"', 4.0),  # never longer than the crawl's own limit
     ("timeout=1", None),  # no time to use it again: not kept
     ("max=100", 4.0),  # no timeout: the crawl's own limit
+    ("timeout=" + "9" * 400, 4.0),  # absurd, as good as none (int would overflow a float)
+    ("timeout=, timeout=-3, timeout=\uff15", 4.0),  # none of them a number of seconds
 ])
 def test_a_server_that_says_its_keep_alive_timeout_is_taken_at_its_word(
         keep_alive_server: Callable[..., KeepAliveServer], keep_alive: str,

@@ -891,3 +891,33 @@ def test_an_audit_names_a_location_out_of_reach_and_checks_the_rest(
     assert report["findings"][0]["key"].endswith(".warc.gz")
     assert str(closed) in report["findings"][0]["found"]
     assert report["copies"] == 2 and report["bytes"] > 0  # the local copy was read whole
+
+
+def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
+        run: Any, site: Any, home: Path, s3_endpoint: S3Endpoint) -> None:
+    # Each copy there would cost the client's retries and timeouts (a minute, where
+    # packets are dropped): after the first, the others are unreadable at once.
+    from preserve.catalog import open_engine
+    from preserve.config import load_settings
+    from preserve.demo import REFERENCE_PATH
+    from preserve.fixity import run_fixity
+    from preserve.storage import open_stores
+
+    local_and_s3_settings(home, s3_endpoint)
+    for path in (REFERENCE_PATH, "/gone", "/robots.txt"):
+        assert run("capture", site.url(path), "--collection", "news").status in (0, 1)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    local_and_s3_settings(home, S3Endpoint(f"http://127.0.0.1:{closed}", s3_endpoint.bucket))
+    settings = load_settings()
+    engine = open_engine(settings.database_url)
+    try:  # one worker: two copies in flight, so the third file's is asked after the first's
+        result = run_fixity(engine, open_stores(settings.locations), workers=1)
+    finally:
+        engine.dispose()
+    offsite = [f for f in result.findings if f.location == "offsite" and f.key]
+    assert [f.kind for f in offsite] == ["unreadable"] * 3
+    assert "cannot reach the endpoint to look at" in offsite[0].found
+    assert offsite[-1].found.startswith("not asked: out of reach earlier in this audit")
+    assert result.copies == 6 and not any(f.location == "local" for f in result.findings)

@@ -80,8 +80,9 @@ class Connections:
         self.per_server = per_server
         self.total = total
         self.clock = clock
-        # Per server, oldest first: a connection, its address, when it stops being fit.
-        self._idle: dict[_Server, list[tuple[socket.socket, str, float]]] = {}
+        # Per server, oldest first: a connection, its address, when it was given back,
+        # and when it stops being fit.
+        self._idle: dict[_Server, list[tuple[socket.socket, str, float, float]]] = {}
         self._count = 0
         self._lock = threading.Lock()
 
@@ -97,7 +98,7 @@ class Connections:
                 kept = self._idle.get(server)
                 if not kept:
                     return None
-                sock, address, until = kept.pop()
+                sock, address, _given, until = kept.pop()
                 if not kept:
                     del self._idle[server]
                 self._count -= 1
@@ -115,13 +116,14 @@ class Connections:
                                                                     self.idle_seconds)
         with self._lock:
             kept = self._idle.setdefault(server, [])
-            kept.append((sock, address, self.clock() + limit))
+            now = self.clock()
+            kept.append((sock, address, now, now + limit))
             self._count += 1
             if len(kept) > self.per_server:
                 closing.append(kept.pop(0)[0])
                 self._count -= 1
             if self._count > self.total:
-                oldest = min(self._idle, key=lambda name: self._idle[name][0][2])  # ends first
+                oldest = min(self._idle, key=lambda name: self._idle[name][0][2])
                 closing.append(self._idle[oldest].pop(0)[0])
                 if not self._idle[oldest]:
                     del self._idle[oldest]
@@ -477,8 +479,10 @@ class _Head:
         does not say."""
         for token in self._tokens("Keep-Alive"):
             name, _, value = token.partition("=")
-            if name.strip() == "timeout" and _is_digits(value := value.strip().strip('"')):
-                return max(int(value) - KEEP_ALIVE_MARGIN, 0.0)
+            value = value.strip().strip('"')
+            if name.strip() == "timeout" and _is_digits(value):
+                # Over a day (six digits) is as good as no limit; 400 digits would overflow.
+                return max(int(value) - KEEP_ALIVE_MARGIN, 0.0) if len(value) < 6 else None
         return None
 
     @property

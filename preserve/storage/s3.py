@@ -43,7 +43,14 @@ from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
 from preserve.config import Location
-from preserve.errors import ConfigError, DigestMismatch, ObjectExists, ObjectMissing, StorageError
+from preserve.errors import (
+    ConfigError,
+    DigestMismatch,
+    ObjectExists,
+    ObjectMissing,
+    StorageError,
+    Unreachable,
+)
 from preserve.fingerprint import iter_chunks
 from preserve.storage.base import PROBE_PREFIX, LocationCheck, ObjectInfo, key_parts
 
@@ -450,9 +457,9 @@ class S3Store:
         except NoRegionError as exc:
             raise ConfigError(f"{where}: no region (set region in the location, "
                               "or AWS_DEFAULT_REGION)") from exc
-        except EndpointConnectionError as exc:
-            raise StorageError(f"{where}: cannot reach the endpoint to {action} {key!r}"
-                               ) from exc
+        except EndpointConnectionError as exc:  # connection refused or timed out, DNS
+            raise Unreachable(f"{where}: cannot reach the endpoint to {action} {key!r}"
+                              ) from exc
         except BotoCoreError as exc:
             raise StorageError(f"{where}: cannot {action} {key!r}: {exc}") from exc
 
