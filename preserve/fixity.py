@@ -168,6 +168,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
     pool: Executor = (process_pool(threads)
                       if deep and threads > 1 and to_parse >= DEEP_PROCESS_RECORDS
                       else ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fixity"))
+    down: dict[str, str] = {}  # locations found out of reach: not asked again
     try:
         # Files with nothing to hash here (every copy elsewhere, or checked by the
         # interrupted run): only their missing copies are reported.
@@ -175,11 +176,11 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
             if remaining[stored.key] == 0:
                 number += 1
                 _finish_file(engine, stores, stored, [], location, deep, repair, actor, now,
-                             result)
+                             result, down)
                 if progress is not None:
                     progress(number, len(files), stored)
         for stored, name, found, size, records in _checked_copies(
-                pool, threads * 2, jobs, stores, deep):
+                pool, threads * 2, jobs, stores, deep, down):
             result.copies += 1
             result.bytes += size
             result.records += records
@@ -188,7 +189,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
             if remaining[stored.key] == 0:
                 number += 1
                 _finish_file(engine, stores, stored, by_file.pop(stored.key), location, deep,
-                             repair, actor, now, result)
+                             repair, actor, now, result, down)
                 if progress is not None:
                     progress(number, len(files), stored)
     finally:
@@ -201,16 +202,16 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
 
 
 def _checked_copies(pool: Executor, window: int, jobs: list[tuple[StoredFile, str]],
-                    stores: Mapping[str, ObjectStore], deep: bool
+                    stores: Mapping[str, ObjectStore], deep: bool, down: dict[str, str]
                     ) -> Iterator[tuple[StoredFile, str, list[Finding], int, int]]:
     """Read the copies side by side, ``window`` at most in flight, yielding each one's
     findings, bytes hashed and records verified, in order.
 
-    A location found out of reach is not asked again in this audit: its other copies
-    are unreadable at once, not each after the storage client's retries and timeouts.
+    A location found out of reach is not asked again in this audit (``down``: location,
+    why): its other copies are unreadable at once, not each after the storage client's
+    retries and timeouts.
     """
     pending: deque[tuple[StoredFile, str, Future[CopyRead] | CopyRead | None]] = deque()
-    down: dict[str, str] = {}  # location: why it could not be reached
 
     def first() -> tuple[StoredFile, str, list[Finding], int, int]:
         stored, name, reading = pending.popleft()
@@ -242,7 +243,8 @@ def _checked_copies(pool: Executor, window: int, jobs: list[tuple[StoredFile, st
 def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
                  copies_checked: list[tuple[str, list[Finding], int, int]],
                  location: str | None, deep: bool, repair: bool, actor: str,
-                 now: Callable[[], datetime], result: FixityResult) -> None:
+                 now: Callable[[], datetime], result: FixityResult,
+                 down: Mapping[str, str]) -> None:
     """Record a file's checks, add its missing copies, repair what may be repaired."""
     found = [finding for _, findings, _, _ in copies_checked for finding in findings]
     found.extend(
@@ -253,7 +255,7 @@ def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: Stor
                                     for name, findings, _, records in copies_checked],
                    deep, now(), actor)
     if repair:
-        _repair(engine, stores, stored, found, actor, now)
+        _repair(engine, stores, stored, found, actor, now, down)
     result.findings.extend(found)
 
 
@@ -372,15 +374,19 @@ def _record_checks(engine: Engine, stored: StoredFile,
 
 
 def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
-            found: list[Finding], actor: str, now: Callable[[], datetime]) -> None:
-    """Repair each damaged copy once (a copy may have several record findings)."""
+            found: list[Finding], actor: str, now: Callable[[], datetime],
+            down: Mapping[str, str]) -> None:
+    """Repair each damaged copy once (a copy may have several record findings); not
+    in a location found out of reach in this audit (``down``)."""
     outcome: dict[str, tuple[str | None, str | None]] = {}
     for finding in found:
         if finding.kind not in REPAIRABLE:
             continue
         if finding.location not in outcome:
-            outcome[finding.location] = repair_copy(engine, stores, stored, finding.location,
-                                                    actor, now)
+            outcome[finding.location] = (
+                (None, f"not tried: out of reach in this audit ({down[finding.location]})")
+                if finding.location in down else
+                repair_copy(engine, stores, stored, finding.location, actor, now))
             source, failure = outcome[finding.location]
             with write_transaction(engine) as connection:
                 connection.execute(insert(events).values(

@@ -913,7 +913,7 @@ def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
     settings = load_settings()
     engine = open_engine(settings.database_url)
     try:  # one worker: two copies in flight, so the third file's is asked after the first's
-        result = run_fixity(engine, open_stores(settings.locations), workers=1)
+        result = run_fixity(engine, open_stores(settings.locations), workers=1, repair=True)
     finally:
         engine.dispose()
     offsite = [f for f in result.findings if f.location == "offsite" and f.key]
@@ -921,3 +921,6 @@ def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
     assert "cannot reach the endpoint to look at" in offsite[0].found
     assert offsite[-1].found.startswith("not asked: out of reach earlier in this audit")
     assert result.copies == 6 and not any(f.location == "local" for f in result.findings)
+    # Nor is a copy written there to repair one.
+    assert all(f.repair_failed and f.repair_failed.startswith("not tried: out of reach")
+               for f in offsite), [f.repair_failed for f in offsite]
