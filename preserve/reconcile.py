@@ -33,7 +33,7 @@ from sqlalchemy import Engine, delete, insert, update
 from preserve import ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, missing_copies
-from preserve.errors import PreserveError, StorageError
+from preserve.errors import PreserveError, StorageError, Unreachable
 from preserve.fingerprint import iter_chunks, sha256_chunks
 from preserve.ledger import LEDGER
 from preserve.storage import ObjectStore
@@ -125,24 +125,30 @@ def reconcile(engine: Engine, stores: Mapping[str, ObjectStore], *, repair: bool
         files = stored_files(connection)
     by_key = {stored.key: stored for stored in files}
     result = ReconcileResult(locations=sorted(stores), catalogued=len(files))
+    out_of_reach: dict[str, str] = {}  # location: why (nothing is written there)
     for name in result.locations:
         if progress is not None:
             progress(name)
-        result.discrepancies.extend(_compare(stores[name], files, by_key, result))
+        result.discrepancies.extend(_compare(stores[name], files, by_key, result,
+                                             out_of_reach))
     if repair:
         for item in result.discrepancies:
-            if item.kind in REPAIRABLE:
+            if item.kind in REPAIRABLE and item.location in out_of_reach:
+                item.repair_failed = f"not tried: out of reach ({out_of_reach[item.location]})"
+            elif item.kind in REPAIRABLE:
                 _repair(engine, stores, by_key[item.key], item, actor, now)
         ledger.checkpoint(engine, stores)
     return result
 
 
 def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, StoredFile],
-             result: ReconcileResult) -> Iterator[Discrepancy]:
+             result: ReconcileResult, out_of_reach: dict[str, str]) -> Iterator[Discrepancy]:
     name = store.name
     try:
         listed = held_objects(store)
     except StorageError as exc:  # the others are still compared
+        if isinstance(exc, Unreachable):  # not merely unlistable: no copy is written there
+            out_of_reach[name] = str(exc)
         yield Discrepancy(UNREACHABLE, name, "", f"cannot list: {exc}")
         for stored in files:
             if name in dict(stored.missing):

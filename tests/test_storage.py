@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import S3_TARGETS, S3Endpoint, local_and_s3_settings, s3_bucket
+from conftest import MOTO_CREDENTIALS, S3_TARGETS, S3Endpoint, local_and_s3_settings, s3_bucket
 
 from preserve.config import Location
 from preserve.errors import ConfigError, DigestMismatch, ObjectExists, ObjectMissing, StorageError
@@ -586,8 +586,11 @@ def test_a_bucket_that_cannot_take_the_copy_leaves_the_capture_under_replicated(
 
 
 def test_an_endpoint_out_of_reach_leaves_the_capture_under_replicated(
-        run: Any, site: Any, home: Path) -> None:
+        run: Any, site: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from preserve.demo import REFERENCE_PATH
+
+    for name, value in MOTO_CREDENTIALS.items():  # credentials, so the endpoint is asked
+        monkeypatch.setenv(name, value)
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -601,6 +604,13 @@ def test_an_endpoint_out_of_reach_leaves_the_capture_under_replicated(
     got = json.loads(run("get", site.url(REFERENCE_PATH), "--json").out)
     assert got["warc"]["under_replicated"] is True
     assert run("get", site.url(REFERENCE_PATH), "--payload").status == 0
+    # Nor does a repair try to write there while it is out of reach (each try would cost
+    # the client's retries and timeouts); the discrepancy says why it stays open.
+    repaired = run("reconcile", "--repair", "--json")
+    assert repaired.status == 1
+    [never_made] = [item for item in json.loads(repaired.out)["discrepancies"]
+                    if item["kind"] == "under-replicated"]
+    assert never_made["repair_failed"].startswith("not tried: out of reach")
 
 
 @pytest.mark.parametrize("size", ["single", "multipart"])
