@@ -376,17 +376,15 @@ def _record_checks(engine: Engine, stored: StoredFile,
 def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
             found: list[Finding], actor: str, now: Callable[[], datetime],
             down: Mapping[str, str]) -> None:
-    """Repair each damaged copy once (a copy may have several record findings); not
-    in a location found out of reach in this audit (``down``)."""
+    """Repair each damaged copy once (a copy may have several record findings); locations
+    found out of reach in this audit (``down``) are not asked, as target or source."""
     outcome: dict[str, tuple[str | None, str | None]] = {}
     for finding in found:
         if finding.kind not in REPAIRABLE:
             continue
         if finding.location not in outcome:
-            outcome[finding.location] = (
-                (None, f"not tried: out of reach in this audit ({down[finding.location]})")
-                if finding.location in down else
-                repair_copy(engine, stores, stored, finding.location, actor, now))
+            outcome[finding.location] = repair_copy(engine, stores, stored, finding.location,
+                                                    actor, now, down)
             source, failure = outcome[finding.location]
             with write_transaction(engine) as connection:
                 connection.execute(insert(events).values(

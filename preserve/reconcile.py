@@ -133,10 +133,9 @@ def reconcile(engine: Engine, stores: Mapping[str, ObjectStore], *, repair: bool
                                              out_of_reach))
     if repair:
         for item in result.discrepancies:
-            if item.kind in REPAIRABLE and item.location in out_of_reach:
-                item.repair_failed = f"not tried: out of reach ({out_of_reach[item.location]})"
-            elif item.kind in REPAIRABLE:
-                _repair(engine, stores, by_key[item.key], item, actor, now)
+            if item.kind in REPAIRABLE:
+                item.repaired_from, item.repair_failed = repair_copy(
+                    engine, stores, by_key[item.key], item.location, actor, now, out_of_reach)
         ledger.checkpoint(engine, stores)
     return result
 
@@ -180,33 +179,32 @@ def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, S
                                   f"sha256:{found}")
 
 
-def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
-            item: Discrepancy, actor: str, now: Callable[[], datetime]) -> None:
-    item.repaired_from, item.repair_failed = repair_copy(engine, stores, stored, item.location,
-                                                         actor, now)
-
-
 def repair_copy(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
-                location: str, actor: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-                ) -> tuple[str | None, str | None]:
+                location: str, actor: str, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                out_of_reach: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
     """Write a file's copy in ``location`` again from a copy that hashes to the ingest digest.
 
     Returns the location the good bytes came from, or why nothing was done.
     The repair is recorded in the catalog (a verified copy) and in the ledger.
+    Locations found ``out_of_reach`` (name: why) are not asked, as target or source:
+    each would cost the storage client's retries and timeouts.
     """
+    down = out_of_reach or {}
     target = stores.get(location)
     if target is None:
         return None, f"location {location!r} is not configured"
+    if location in down:
+        return None, f"not tried: out of reach ({down[location]})"
     sources = [name for name in stored.locations if name != location and name in stores]
-    problems = []
-    for name in sources:
+    problems = [f"{name}: not tried: out of reach" for name in sources if name in down]
+    for name in (name for name in sources if name not in down):
         try:
             _check_source(stores[name], stored)
         except PreserveError as exc:
             problems.append(f"{name}: {exc}")
             continue
         try:
-            retain_until = _retention_held(stores, stored, location, now())
+            retain_until = _retention_held(stores, stored, location, now(), down)
             if target.head(stored.key) is not None:
                 # A damaged copy makes way for a good one: the one replacement objects
                 # ever see, recorded below as a repair.
@@ -222,11 +220,13 @@ def repair_copy(engine: Engine, stores: Mapping[str, ObjectStore], stored: Store
 
 
 def _retention_held(stores: Mapping[str, ObjectStore], stored: StoredFile, location: str,
-                    moment: datetime) -> datetime | None:
+                    moment: datetime, down: Mapping[str, str]) -> datetime | None:
     """The latest retention date still to come that any copy of the file holds (the
-    damaged or deleted one too, in its versions): a repaired copy is given it again."""
+    damaged or deleted one too, in its versions): a repaired copy is given it again.
+    Locations out of reach (``down``) are not asked."""
     names = {location, *stored.locations, *(name for name, _why in stored.missing)}
-    dates = [stores[name].retained_until(stored.key) for name in sorted(names) if name in stores]
+    dates = [stores[name].retained_until(stored.key) for name in sorted(names)
+             if name in stores and name not in down]
     latest = max((date for date in dates if date is not None), default=None)
     return latest if latest is not None and latest > moment else None
 

@@ -920,6 +920,10 @@ def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
     local_and_s3_settings(home, S3Endpoint(f"http://127.0.0.1:{closed}", s3_endpoint.bucket))
+    damaged = sorted((home / "objects").rglob("*.warc.gz"))[-1]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged.write_bytes(bytes(data))
     settings = load_settings()
     engine = open_engine(settings.database_url)
     try:  # one worker: two copies in flight, so the third file's is asked after the first's
@@ -930,7 +934,11 @@ def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
     assert [f.kind for f in offsite] == ["unreadable"] * 3
     assert "cannot reach the endpoint to look at" in offsite[0].found
     assert offsite[-1].found.startswith("not asked: out of reach earlier in this audit")
-    assert result.copies == 6 and not any(f.location == "local" for f in result.findings)
-    # Nor is a copy written there to repair one.
+    assert result.copies == 6
+    # Nor is a copy written there to repair one, nor read there to repair the damaged one.
     assert all(f.repair_failed and f.repair_failed.startswith("not tried: out of reach")
                for f in offsite), [f.repair_failed for f in offsite]
+    [local] = [f for f in result.findings if f.location == "local"]
+    assert local.kind == "corrupted" and local.key.endswith(damaged.name)
+    assert local.repair_failed == ("no good copy to repair from (offsite: not tried: "
+                                   "out of reach)")
