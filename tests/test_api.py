@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # httpx's maintained successor, which TestClient prefers
 import pytest
 from conftest import api_client, bearer
 from fastapi.testclient import TestClient
