@@ -71,7 +71,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -482,9 +481,7 @@ def run_pywb(python: Path, cdxj: Path, queries: list[tuple[str, datetime]], time
 @contextmanager
 def http_client(home: Path, engine: Engine) -> Iterator[Callable[[str], int]]:
     """GET through the HTTP app, as a researcher: the path's status code."""
-    with warnings.catch_warnings():  # starlette's note that httpx is to be httpx2
-        warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient
+    from fastapi.testclient import TestClient
 
     from preserve.api.app import create_app
 
