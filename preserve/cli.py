@@ -44,6 +44,7 @@ from preserve.jobs import (
     run_capture,
     run_redescribe,
 )
+from preserve.numbers import is_digits
 from preserve.policy import check_policies, load_policy
 from preserve.reconcile import reconcile
 from preserve.schedule import STATES, Job, Tick, cancel_job, list_jobs, run_due
@@ -1041,7 +1042,7 @@ def _fraction(value: str) -> float:
 
 def _whole(value: str) -> int:
     """An argparse type: a whole number, zero or more."""
-    if not value.isdigit():
+    if not is_digits(value):
         raise argparse.ArgumentTypeError(f"must be a whole number, not {value!r}")
     return int(value)
 
@@ -1073,7 +1074,7 @@ def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
 def _datetime_arg(value: str) -> datetime:
     text = value.strip()
     try:
-        if text.isdigit() and 4 <= len(text) <= 14:
+        if is_digits(text) and 4 <= len(text) <= 14:
             moment = retrieve.timestamp_datetime(text)
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -22,6 +22,7 @@ from warcio.recordloader import ArcWarcRecordLoader
 from preserve.capture.fetch import media_type
 from preserve.errors import WarcError
 from preserve.fingerprint import iter_chunks
+from preserve.numbers import is_digits
 from preserve.warc_digests import KeptRecord, RecordProblem, verify_records
 
 CAPTURE_TYPES = ("response", "revisit", "resource")
@@ -372,7 +373,7 @@ def _enter(index: WarcIndex, kind: str, headers: Any, http: Any, block: bytes, o
             url=url, surt=surt_key(url),
             capture_time=parse_warc_date(headers.get_header("WARC-Date")),
             record_type=kind, record_id=record_id,
-            status=int(status) if status and str(status).isdigit() else None,
+            status=int(status) if status and is_digits(str(status)) else None,
             mime=media_type(http.get_header("Content-Type") if http is not None
                             and kind != "resource" else headers.get_header("Content-Type")),
             payload_digest=headers.get_header("WARC-Payload-Digest"),

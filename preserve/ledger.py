@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from preserve.catalog.schema import ledger, warc_files
 from preserve.errors import PreserveError
+from preserve.numbers import is_digits
 
 if TYPE_CHECKING:
     from preserve.storage import ObjectStore
@@ -185,7 +186,7 @@ def _checkpoint_keys(store: ObjectStore) -> Iterator[tuple[int, str]]:
     """The (seq, key) of each checkpoint in a location."""
     for info in store.list(CHECKPOINTS):
         seq_text, _, _rest = info.key.removeprefix(CHECKPOINTS).partition("-")
-        if seq_text.isdigit():
+        if is_digits(seq_text):
             yield int(seq_text), info.key
 
 

@@ -39,6 +39,7 @@ from preserve.catalog import (
 from preserve.errors import BadInput, NotFound, PolicyError, PreserveError, WarcError
 from preserve.fingerprint import NEAR_BITS, iter_chunks, simhash_distance
 from preserve.index import surt_key
+from preserve.numbers import is_digits
 from preserve.policy import check_policy, policy_files
 from preserve.storage import ObjectStore
 
@@ -218,7 +219,7 @@ def read_payload(record: bytes) -> Payload:
     if http is None:
         return Payload(None, [], body)
     status = http.get_statuscode()
-    return Payload(int(status) if str(status).isdigit() else None, list(http.headers), body)
+    return Payload(int(status) if is_digits(str(status)) else None, list(http.headers), body)
 
 
 def read_content(record: bytes, limit: int = PARSE_LIMIT) -> bytes:
@@ -297,7 +298,7 @@ def chunks_then_close(stream: IO[bytes]) -> Iterator[bytes]:
 def timestamp_datetime(text: str) -> datetime:
     """A 4-14 digit archive timestamp (``YYYYMMDDhhmmss``, the rest filled with the
     earliest) as a UTC datetime; ValueError when it is not one."""
-    if not text.isdigit() or not 4 <= len(text) <= 14:
+    if not is_digits(text) or not 4 <= len(text) <= 14:
         raise ValueError(f"{text!r} is not 4 to 14 digits")
     padded = text + "0101000000"[len(text) - 4:] if len(text) < 14 else text
     return datetime.strptime(padded, "%Y%m%d%H%M%S").replace(tzinfo=UTC)

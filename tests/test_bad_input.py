@@ -139,3 +139,29 @@ def test_get_with_a_bad_datetime(run: Any) -> None:
 
 def test_describe_of_a_missing_file(run: Any, tmp_path: Path) -> None:
     assert_one_line_error(run("describe", tmp_path / "nope.html"), "nope.html")
+
+
+# "²" is a digit to str.isdigit, and int("²") raises: a number read from what others
+# wrote (a server's header, a request's parameter) is only ASCII digits.
+SUPERSCRIPT_TWO = "\u00b2"
+
+
+def test_a_number_that_is_no_ascii_number_is_bad_input_not_a_crash() -> None:
+    import argparse
+
+    from preserve.api.cdx import _bound
+    from preserve.capture.crawl import _retry_after_seconds
+    from preserve.cli import _whole
+    from preserve.errors import BadInput
+    from preserve.numbers import is_digits
+    from preserve.web.pages import _status
+
+    assert is_digits("2014") and not is_digits("") and not is_digits(SUPERSCRIPT_TWO)
+    assert not is_digits("\u0662\u0660\u0660")  # Arabic-Indic 200: int reads it, HTTP does not
+    assert _retry_after_seconds(SUPERSCRIPT_TWO) == 0.0  # a 503's Retry-After: no wait
+    with pytest.raises(BadInput, match="timestamp"):
+        _bound(SUPERSCRIPT_TWO, upper=False)  # /cdx?from=²: 400, not 500
+    with pytest.raises(BadInput, match="status"):
+        _status(SUPERSCRIPT_TWO)  # /?status=²: 400, not 500
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+        _whole(SUPERSCRIPT_TWO)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from preserve.catalog import Hidden, index_entries
 from preserve.errors import BadInput
 from preserve.index import surt_key
+from preserve.numbers import is_digits
 
 MATCH_TYPES = ("exact", "prefix", "host", "domain")
 
@@ -88,7 +89,7 @@ def _bound(stamp: str | None, upper: bool) -> datetime | None:
     past the month's end is its last day."""
     if stamp is None:
         return None
-    if not stamp.isdigit() or not 1 <= len(stamp) <= 14:
+    if not is_digits(stamp) or not 1 <= len(stamp) <= 14:
         raise BadInput(f"timestamp {stamp!r}: use up to 14 digits, YYYYMMDDhhmmss")
     padded = stamp + ("99991231235959" if upper else "10000101000000")[len(stamp):]
     year, month = max(int(padded[:4]), 1), min(max(int(padded[4:6]), 1), 12)

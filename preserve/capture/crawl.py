@@ -45,6 +45,7 @@ from preserve.config import CaptureSettings
 from preserve.describe import EXTRACTOR, EXTRACTOR_VERSION, decode_html, describe
 from preserve.errors import AddressRefused, BadInput, FetchError, PreserveError, UnsupportedURL
 from preserve.index import surt_key
+from preserve.numbers import is_digits
 from preserve.processes import process_pool
 
 MAX_REDIRECTS = 10
@@ -658,7 +659,7 @@ def _anywhere(url: str) -> bool:
 
 def _retry_after_seconds(value: str) -> float:
     value = value.strip()
-    if value.isdigit():
+    if is_digits(value):
         return float(value)
     try:
         moment = parsedate_to_datetime(value)

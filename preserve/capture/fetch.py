@@ -41,6 +41,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from preserve.config import CaptureSettings
 from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
 from preserve.fingerprint import http_digests
+from preserve.numbers import is_digits
 
 SPOOL_IN_MEMORY = 1024 * 1024
 READ_SIZE = 64 * 1024
@@ -480,7 +481,7 @@ class _Head:
         for token in self._tokens("Keep-Alive"):
             name, _, value = token.partition("=")
             value = value.strip().strip('"')
-            if name.strip() == "timeout" and _is_digits(value):
+            if name.strip() == "timeout" and is_digits(value):
                 # Over a day (six digits) is as good as no limit; 400 digits would overflow.
                 return max(int(value) - KEEP_ALIVE_MARGIN, 0.0) if len(value) < 6 else None
         return None
@@ -508,12 +509,7 @@ class _Head:
             return not codings and (self.status == 304 or lengths <= {"0"})
         if codings:
             return not lengths and codings[-1] == "chunked" and codings.count("chunked") == 1
-        return len(lengths) == 1 and _is_digits(next(iter(lengths)))
-
-
-def _is_digits(text: str) -> bool:
-    """Only ASCII digits (``str.isdigit`` takes "²" too, which ``int`` refuses)."""
-    return text.isascii() and text.isdigit()
+        return len(lengths) == 1 and is_digits(next(iter(lengths)))
 
 
 def _read_head(wire: _Wire) -> _Head:
@@ -523,7 +519,7 @@ def _read_head(wire: _Wire) -> _Head:
         if not line:
             raise ConnectionResetError("the server closed the connection without answering")
         version, code, reason = [*line.decode("latin-1").split(None, 2), "", ""][:3]
-        if not version.startswith("HTTP/") or len(code) != 3 or not _is_digits(code):
+        if not version.startswith("HTTP/") or len(code) != 3 or not is_digits(code):
             raise _NotHttp(f"status line {line[:80]!r}")
         headers: list[tuple[str, str]] = []
         while (line := wire.readline()) not in (b"\r\n", b"\n", b""):
@@ -563,7 +559,7 @@ def _body_chunks(wire: _Wire, head: _Head) -> Iterator[bytes]:
             yield from _exactly(wire, size)
             wire.readline()  # the CRLF that ends a chunk
     length = (head.header("Content-Length") or "").strip()
-    if _is_digits(length):
+    if is_digits(length):
         yield from _exactly(wire, int(length))
         return
     while chunk := wire.read(READ_SIZE):  # no length: the body ends when the connection does

@@ -29,6 +29,7 @@ from preserve.catalog import SearchFilters, SearchHit, stored_files
 from preserve.config import Settings, Token
 from preserve.errors import BadInput
 from preserve.fixity import fixity_report, object_fixity, recent_runs
+from preserve.numbers import is_digits
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 20
@@ -202,7 +203,7 @@ def _day(text: str, name: str, end: bool = False) -> datetime | None:
 def _status(text: str) -> int | None:
     if not text:
         return None
-    if not text.isdigit():
+    if not is_digits(text):
         raise BadInput(f"status: {text!r} is not an HTTP status")
     return int(text)
 
