@@ -17,10 +17,13 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from importlib.metadata import version
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
 from lxml import html as lxml_html
 
@@ -29,7 +32,7 @@ from preserve.fingerprint import sha256_text, simhash
 EXTRACTOR = "trafilatura"
 # Bumped whenever the rules in this module change what a page's description says, so
 # that ``preserve redescribe`` knows which descriptions an older extractor made.
-RULES = 2
+RULES = 3
 EXTRACTOR_VERSION = f"{version('trafilatura')}+preserve.{RULES}"
 # Page metadata giving the date a page was last modified, best first.
 _MODIFIED_META = ("article:modified_time", "og:updated_time", "dcterms.modified",
@@ -45,6 +48,8 @@ _PUBLISHER_META = ("og:site_name", "publisher", "dc.publisher", "dcterms.publish
 _UTF8 = lxml_html.HTMLParser(encoding="utf-8")
 # What sits between a story's title and the site's name in a <title>.
 _TITLE_PARTS = re.compile(r"\s+[|\-–—›»·:]{1,2}\s+")
+# A timestamp's offset from UTC.
+_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-])(\d{2}):?(\d{2})$")
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
 
 
@@ -153,6 +158,25 @@ class _Page:
             except ValueError:
                 continue
         return nodes
+
+    @cached_property
+    def local_offset(self) -> timedelta | None:
+        """The offset from UTC of the first time the page gives with an offset other
+        than UTC's (in its meta tags, its JSON-LD, its ``<time>`` elements): the time
+        zone the page keeps."""
+        values = list(self.metas.values())
+        values += [value for node in self.json_ld for value in node.values()
+                   if isinstance(value, str)]
+        values += [element.get("datetime") or "" for element in
+                   (self.tree.iter("time") if self.tree is not None else [])]
+        for value in values:
+            match = _OFFSET.match(value.strip())
+            # Offsets run from -12:00 to +14:00; "+99:00" is not one.
+            if match and match.group(2, 3) != ("00", "00") and int(match.group(2)) <= 14 \
+                    and int(match.group(3)) < 60:
+                sign = 1 if match.group(1) == "+" else -1
+                return sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3)))
+        return None
 
     @cached_property
     def publishers(self) -> list[str]:
@@ -497,17 +521,124 @@ _PUBLISHED_META = ("article:published_time", "og:article:published_time")
 # A timestamp with its local time zone: its day is the day where it was published.
 _LOCAL_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
                          r"(?!\+00:?00)[+-]\d{2}:?\d{2}$")
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A UTC hour whose day is the same day from UTC-8 (the Americas' west coast) to UTC+10
+# (Australia's east): from 08:00 to 13:59.
+_SAME_DAY_HOURS = range(8, 14)
+# The time zone of most of a country's sites, by its country-code domain, for a page
+# that gives its times in UTC only. Domains sold to all comers (.co, .io, .me, .tv...)
+# and countries of several zones whose sites do not mostly share one are left out.
+_COUNTRY_ZONES = {
+    "de": "Europe/Berlin", "at": "Europe/Vienna", "ch": "Europe/Zurich",
+    "li": "Europe/Vaduz", "fr": "Europe/Paris", "it": "Europe/Rome", "es": "Europe/Madrid",
+    "nl": "Europe/Amsterdam", "be": "Europe/Brussels", "lu": "Europe/Luxembourg",
+    "pl": "Europe/Warsaw", "cz": "Europe/Prague", "sk": "Europe/Bratislava",
+    "hu": "Europe/Budapest", "si": "Europe/Ljubljana", "hr": "Europe/Zagreb",
+    "dk": "Europe/Copenhagen", "no": "Europe/Oslo", "se": "Europe/Stockholm",
+    "uk": "Europe/London", "ie": "Europe/Dublin", "pt": "Europe/Lisbon",
+    "fi": "Europe/Helsinki", "ee": "Europe/Tallinn", "lv": "Europe/Riga",
+    "lt": "Europe/Vilnius", "gr": "Europe/Athens", "ro": "Europe/Bucharest",
+    "bg": "Europe/Sofia", "tr": "Europe/Istanbul", "il": "Asia/Jerusalem",
+    "jp": "Asia/Tokyo", "kr": "Asia/Seoul", "cn": "Asia/Shanghai", "in": "Asia/Kolkata",
+    "nz": "Pacific/Auckland", "za": "Africa/Johannesburg", "br": "America/Sao_Paulo",
+    "ar": "America/Argentina/Buenos_Aires", "bo": "America/La_Paz", "cl": "America/Santiago",
+    "pe": "America/Lima", "ve": "America/Caracas", "mx": "America/Mexico_City",
+    "uy": "America/Montevideo", "py": "America/Asuncion", "ec": "America/Guayaquil",
+}
+# A date written after words saying it is when the page was published.
+_PUBLISHED_LABEL = re.compile(
+    r"\b(?:erschienen|veröffentlicht|publiziert|published|posted|publié|publicado|pubblicato"
+    r"|datum|date)(?:\s+(?:am|on|le|el|il|em))?\s*:?\s*"
+    r"(\d{1,2}\.\s?\d{1,2}\.\s?\d{4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.?\s+\w+\.?\s+\d{4}"
+    r"|\w+\s+\d{1,2},\s+\d{4})", re.IGNORECASE)
+_EARLIEST = datetime(1995, 1, 1)
 
 
 def _published(found: Any, page: _Page) -> str | None:
-    """The publication day as the page's structured metadata states it in its own time
-    zone (JSON-LD ``datePublished``, then ``article:published_time``, with an offset
-    other than UTC's), else trafilatura's (htmldate's): a day in UTC may not be the day
-    where the page was published."""
+    """The publication day as the page states it, on the day where it was published.
+
+    First its structured metadata: JSON-LD ``datePublished`` (``dateCreated`` where no
+    object has one), then ``article:published_time``. A timestamp with its own offset
+    gives its day as written. One in UTC is read in the page's time zone, which is the
+    offset the page gives its other times, else its country's (by its domain); where
+    neither is known, its day is taken only when it is the same day across the
+    Americas, Europe, Africa and most of Asia and Australia. A page without such
+    metadata: a date labelled as the publication's ("Published on", "Erschienen am"),
+    then the first ``<time>`` of its article. Else, and where the page's metadata
+    disagrees with itself, trafilatura's (htmldate's), which weighs the whole page."""
     stated = [node["datePublished"] for node in page.json_ld
               if isinstance(node.get("datePublished"), str)]
+    if not stated:
+        stated = [node["dateCreated"] for node in page.json_ld
+                  if isinstance(node.get("dateCreated"), str)]
     stated += [page.metas[key] for key in _PUBLISHED_META if page.metas.get(key)]
-    for value in stated:
-        if match := _LOCAL_TIME.match(value.strip()):
-            return match.group(1)
+    days = [match.group(1) if (match := _LOCAL_TIME.match(value.strip()))
+            else _local_day(value, page) for value in stated]
+    if len(known := set(days) - {None}) == 1:
+        return known.pop()
+    if not stated and (day := _labelled_day(page) or _article_time_day(page)):
+        return day
     return _clean(found)
+
+
+def _local_day(value: str, page: _Page) -> str | None:
+    """The day of a timestamp with a time zone where the page was published, when that
+    can be known."""
+    value = value.strip()
+    try:
+        when = (datetime.fromisoformat(value) if _ISO_TIME.match(value)
+                else parsedate_to_datetime(value))  # an e-mail date: "Wed, 04 May 2022 ..."
+    except (ValueError, TypeError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    host = urlsplit(page.url or "").hostname or ""
+    try:
+        if (offset := page.local_offset) is not None:
+            return when.astimezone(timezone(offset)).date().isoformat()
+        if zone := _COUNTRY_ZONES.get(host.rsplit(".", 1)[-1]):
+            return when.astimezone(ZoneInfo(zone)).date().isoformat()
+        utc = when.astimezone(UTC)
+    except OverflowError:  # the year 1 or 9999, moved out of the calendar
+        return None
+    return utc.date().isoformat() if utc.hour in _SAME_DAY_HOURS else None
+
+
+def _labelled_day(page: _Page) -> str | None:
+    """The first date of the page's text that words label as its publication's."""
+    body = page.tree.find("body") if page.tree is not None else None
+    if body is None:
+        return None
+    # Each piece of text apart: "14:49:39<br>Erschienen am" is not one word.
+    for match in _PUBLISHED_LABEL.finditer(" ".join(" ".join(body.itertext()).split())):
+        if day := _written_day(match.group(1)):
+            return day
+    return None
+
+
+def _article_time_day(page: _Page) -> str | None:
+    """The day of the first ``<time>`` in the page's article; an article that is an
+    item of a list (related stories, teasers) is not the page's."""
+    for element in page.tree.iter("time") if page.tree is not None else []:
+        articles = [parent for parent in element.iterancestors() if parent.tag == "article"]
+        if not articles or any(parent.tag == "li" for parent in articles[0].iterancestors()):
+            continue
+        stamp = (element.get("datetime") or "").strip()
+        if match := _LOCAL_TIME.match(stamp):
+            return match.group(1)
+        if _ISO_DAY.match(stamp):
+            return _local_day(stamp, page) or stamp[:10]
+        if day := _written_day(" ".join(element.text_content().split())):
+            return day
+    return None
+
+
+def _written_day(text: str) -> str | None:
+    """A date as people write it ("29.04.2020", "3. Februar 2022", "May 3, 2021"), read
+    by htmldate (trafilatura's), in any of the languages it knows."""
+    from htmldate.extractors import try_date_expr
+
+    if not text:
+        return None
+    return try_date_expr(text, "%Y-%m-%d", False, _EARLIEST, datetime.now())

@@ -284,6 +284,73 @@ def test_the_publication_day_where_it_was_published(head: str, published: str) -
     assert describe(page(head)).published == published
 
 
+def _json_ld(**fields: str) -> str:
+    return ('<script type="application/ld+json">'
+            + json.dumps({"@type": "NewsArticle", **fields}) + "</script>")
+
+
+A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
+
+
+@pytest.mark.parametrize(("url", "head", "body", "published"), [
+    # A UTC time is read in the zone of the offset the page gives its other times:
+    # 23:37 on the 3rd in New York is the 4th in UTC.
+    ("https://news.example/a", _json_ld(datePublished="2022-05-04T03:37:37+00:00"),
+     f'<article><time datetime="2022-05-03T23:37:37-04:00">3 May</time>{A_STORY}</article>',
+     "2022-05-03"),
+    # ... else in its country's zone: 23:00 UTC on 6 November is the 7th in Berlin,
+    ("https://beige.de/artikel/a",
+     '<meta property="article:published_time" content="2022-11-06T23:00:00.000Z">', "",
+     "2022-11-07"),
+    # and an e-mail date too (La Paz is four hours behind UTC),
+    ("https://eldeber.com.bo/a", _json_ld(datePublished="Wed, 04 May 2022 02:41:00 GMT"), "",
+     "2022-05-03"),
+    # ... else its day in UTC only when it is that day from UTC-8 to UTC+10,
+    # (a page's <meta name="date"> is often when it last changed)
+    ("https://news.example/a", _json_ld(datePublished="2020-01-19T12:25:36Z")
+     + '<meta name="date" content="2020-01-20T09:49:32Z">', "", "2020-01-19"),
+    # JSON-LD's dateCreated where no object has a datePublished,
+    ("https://news.example/a", _json_ld(dateCreated="2020-04-27T17:58:19+02:00")
+     + '<meta name="date" content="2020-07-08">', "", "2020-04-27"),
+    # with no publication metadata, a date labelled as the publication's, also when the
+    # page runs the label into the text before it,
+    ("https://literature.example/a", "",
+     f"<article>{A_STORY}</article><p>Letzte Änderung: 31.10.2023 - 14:49:39<br>"
+     "Erschienen am: 01.11.2023</p>", "2023-11-01"),
+    # then the first <time> of the page's article, not one of a list of other stories
+    ("https://news.example/a", '<meta name="date" content="2020-04-30">',
+     '<ul><li><article><time datetime="2017-09-06">6 Sept 2017</time></article></li></ul>'
+     f'<article><ul><li class="Date"><time>29.04.2020, 12:01 Uhr</time></li></ul>{A_STORY}'
+     "</article>", "2020-04-29"),
+])
+def test_the_publication_day_read_as_the_page_states_it(url: str, head: str, body: str,
+                                                        published: str) -> None:
+    assert describe(page(head, body or f"<article>{A_STORY}</article>"), url).published == published
+
+
+@pytest.mark.parametrize(("url", "head", "body"), [
+    # a UTC time near midnight with no zone to read it in: its day is not known
+    ("https://news.example/a", _json_ld(datePublished="2020-02-25T02:25:54Z"), ""),
+    # metadata that disagrees with itself (JSON-LD against Open Graph)
+    ("https://utopia.de/news/a", _json_ld(datePublished="2023-11-03T10:25:56+00:00")
+     + '<meta property="article:published_time" content="2023-11-06T14:25:00+00:00">', ""),
+])
+def test_a_publication_day_the_metadata_cannot_tell_is_left_to_the_whole_page(
+        url: str, head: str, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trafilatura
+
+    extract = trafilatura.bare_extraction
+
+    def with_the_pages_date(*args: Any, **kwargs: Any) -> Any:
+        found = extract(*args, **kwargs)
+        found = found if found is None or isinstance(found, dict) else found.as_dict()
+        return {**(found or {}), "date": "1999-12-31"}
+
+    monkeypatch.setattr(trafilatura, "bare_extraction", with_the_pages_date)
+    assert describe(page(head, body or f"<article>{A_STORY}</article>"), url).published == (
+        "1999-12-31")
+
+
 @pytest.mark.parametrize(("byline", "author"), [
     ('<div class="post-author">von KleineGrüneMonster am 3. Mai 2021</div>',
      "KleineGrüneMonster"),
@@ -310,3 +377,15 @@ def test_the_author_from_the_byline_where_metadata_has_none(byline: str, author:
 ])
 def test_a_name_without_the_words_around_it(written: str, name: str | None) -> None:
     assert _name(written) == name
+
+
+@pytest.mark.parametrize("stamps", [
+    # an offset no zone has, then a time in UTC to read in it
+    '<time datetime="2020-01-01T10:00+99:00"></time>',
+    # a time at the calendar's edge, moved out of it by the page's zone
+    '<time datetime="2020-01-01T10:00-04:00"></time>',
+])
+def test_times_out_of_range_are_no_publication_day_and_no_failure(stamps: str) -> None:
+    head = _json_ld(datePublished="0001-01-01T01:00:00Z")
+    assert describe(page(head, f"<article>{stamps}{A_STORY}</article>"),
+                    "https://news.example/a").published != "0001-01-01"
