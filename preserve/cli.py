@@ -648,7 +648,7 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
                             collection=args.collection, location=args.location,
                             deep=args.deep, repair=args.repair, sample=args.sample,
                             every_days=args.every_days, actor=settings.operator)
-        newest, checkpointed = ledger.checkpoint(engine, stores)
+        newest, checkpointed = ledger.checkpoint(engine, stores, result.out_of_reach)
     if show and result.objects:
         print(file=sys.stderr)
     if args.json:
@@ -661,8 +661,10 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
         for finding in result.findings:
             print(f"  {finding}")
         if newest is not None:
+            skipped = "".join(f"; not to {name} (out of reach in this audit)"
+                              for name in sorted(result.out_of_reach))
             print(f"ledger: entry {newest.seq} checkpointed to "
-                  f"{', '.join(checkpointed) or 'no location (none could take it)'}")
+                  f"{', '.join(checkpointed) or 'no location (none could take it)'}{skipped}")
     return 0 if result.passed else 1
 
 

@@ -94,6 +94,9 @@ class FixityResult:
     findings: list[Finding] = field(default_factory=list)
     resumed: bool = False  # this run took over one that was interrupted
     skipped: int = 0  # copies the interrupted run had checked already
+    # Locations found out of reach (location: why): asked no more in this audit, nor
+    # for its ledger checkpoint.
+    out_of_reach: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -115,7 +118,7 @@ class FixityResult:
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "objects": self.objects, "copies": self.copies,
                 "records": self.records, "bytes": self.bytes, "resumed": self.resumed,
-                "skipped": self.skipped,
+                "skipped": self.skipped, "out_of_reach": self.out_of_reach,
                 "findings": [{**asdict(f), "open": f.open} for f in self.findings]}
 
 
@@ -168,7 +171,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
     pool: Executor = (process_pool(threads)
                       if deep and threads > 1 and to_parse >= DEEP_PROCESS_RECORDS
                       else ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fixity"))
-    down: dict[str, str] = {}  # locations found out of reach: not asked again
+    down = result.out_of_reach  # locations found out of reach: not asked again
     try:
         # Files with nothing to hash here (every copy elsewhere, or checked by the
         # interrupted run): only their missing copies are reported.
@@ -196,7 +199,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
         pool.shutdown(wait=True, cancel_futures=True)
     if collection is None:  # then every catalogued key is known here
         result.findings.extend(_unexpected({stored.key for stored in catalogued}, stores,
-                                           location))
+                                           location, down))
     _finish_run(engine, run_id, now())
     return result
 
@@ -398,10 +401,15 @@ def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
 
 
 def _unexpected(known: set[str], stores: Mapping[str, ObjectStore],
-                location: str | None) -> Iterator[Finding]:
-    """Objects in a location that no catalogued file (of ``known``) accounts for."""
+                location: str | None, down: Mapping[str, str]) -> Iterator[Finding]:
+    """Objects in a location that no catalogued file (of ``known``) accounts for. A
+    location found out of reach (``down``) is not asked again."""
     for name, store in sorted(stores.items()):
         if location is not None and name != location:
+            continue
+        if name in down:
+            yield Finding(UNREADABLE, "", name, "a location that can be listed",
+                          f"not asked: out of reach earlier in this audit ({down[name]})")
             continue
         try:
             listed = held_objects(store)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -147,13 +147,15 @@ def head(connection: Connection) -> LedgerEntry | None:
 
 
 def checkpoint(engine: Engine, stores: Mapping[str, ObjectStore],
+               out_of_reach: Collection[str] = (),
                ) -> tuple[LedgerEntry | None, list[str]]:
     """Checkpoint the chain to every location, where a rewrite of the whole chain cannot
     reach it; the head and the locations that hold it now.
 
     Each location gets the entries since its own newest checkpoint, in objects of at
     most ``CHECKPOINT_ENTRIES``. A location that cannot take them is left out, and
-    the caller hears which did.
+    the caller hears which did; so is one the caller found ``out_of_reach`` already
+    (not asked, which would cost the client's retries and timeouts once more).
     """
     with engine.connect() as connection:
         newest = head(connection)
@@ -161,6 +163,8 @@ def checkpoint(engine: Engine, stores: Mapping[str, ObjectStore],
             return None, []
         written = []
         for name, store in sorted(stores.items()):
+            if name in out_of_reach:
+                continue
             try:
                 since = max((seq for seq, key in _checkpoint_keys(store)
                              if key.endswith(WITH_ENTRIES)), default=0)

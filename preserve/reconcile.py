@@ -136,7 +136,7 @@ def reconcile(engine: Engine, stores: Mapping[str, ObjectStore], *, repair: bool
             if item.kind in REPAIRABLE:
                 item.repaired_from, item.repair_failed = repair_copy(
                     engine, stores, by_key[item.key], item.location, actor, now, out_of_reach)
-        ledger.checkpoint(engine, stores)
+        ledger.checkpoint(engine, stores, out_of_reach)
     return result
 
 

@@ -428,7 +428,7 @@ def _do(job: Job, policy: Policy | None, settings: Settings, engine: Engine,
                        sample=policy.preservation.fixity_sample,
                        every_days=policy.preservation.fixity_every_days,
                        actor=f"scheduler ({settings.operator})")
-    newest, checkpointed = ledger.checkpoint(engine, stores)
+    newest, checkpointed = ledger.checkpoint(engine, stores, audit.out_of_reach)
     return {"objects": audit.objects, "copies": audit.copies, "bytes": audit.bytes,
             "findings": len(audit.findings), "passed": audit.passed,
             "ledger_checkpoint": newest.seq if newest else None, "checkpointed": checkpointed}

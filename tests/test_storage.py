@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from conftest import MOTO_CREDENTIALS, S3_TARGETS, S3Endpoint, local_and_s3_settings, s3_bucket
 
+from preserve import ledger
 from preserve.config import Location
 from preserve.errors import ConfigError, DigestMismatch, ObjectExists, ObjectMissing, StorageError
 from preserve.storage import FilesystemStore, ObjectInfo, ObjectStore, open_store
@@ -901,6 +902,12 @@ def test_an_audit_names_a_location_out_of_reach_and_checks_the_rest(
     assert report["findings"][0]["key"].endswith(".warc.gz")
     assert str(closed) in report["findings"][0]["found"]
     assert report["copies"] == 2 and report["bytes"] > 0  # the local copy was read whole
+    assert report["out_of_reach"].keys() == {"offsite"}
+    if not deep:  # the ledger is checkpointed where it can be, and says where it was not
+        said = run("fixity", "run")
+        assert said.status == 1
+        assert (b"checkpointed to local; not to offsite (out of reach in this audit)"
+                in said.out)
 
 
 def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
@@ -926,10 +933,20 @@ def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
     damaged.write_bytes(bytes(data))
     settings = load_settings()
     engine = open_engine(settings.database_url)
+    stores = open_stores(settings.locations)
+    asked: list[str] = []
+    stores["offsite"] = _Asked(stores["offsite"], asked)
     try:  # one worker: two copies in flight, so the third file's is asked after the first's
-        result = run_fixity(engine, open_stores(settings.locations), workers=1, repair=True)
+        result = run_fixity(engine, stores, workers=1, repair=True)
+        # Nor is it asked for the ledger's checkpoint at the end.
+        assert ledger.checkpoint(engine, stores, result.out_of_reach)[1] == ["local"]
     finally:
         engine.dispose()
+    assert result.out_of_reach.keys() == {"offsite"}
+    # the first copy's, and the second's already in flight: never a listing, never a write
+    assert len(asked) <= 2 and set(asked) <= {"head", "open"}, asked
+    [listing] = [f for f in result.findings if f.location == "offsite" and not f.key]
+    assert listing.found.startswith("not asked: out of reach earlier in this audit")
     offsite = [f for f in result.findings if f.location == "offsite" and f.key]
     assert [f.kind for f in offsite] == ["unreadable"] * 3
     assert "cannot reach the endpoint to look at" in offsite[0].found
@@ -942,3 +959,20 @@ def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
     assert local.kind == "corrupted" and local.key.endswith(damaged.name)
     assert local.repair_failed == ("no good copy to repair from (offsite: not tried: "
                                    "out of reach)")
+
+
+class _Asked:
+    """A store that notes the name of each of its methods called."""
+
+    def __init__(self, store: Any, asked: list[str]) -> None:
+        self._store, self._asked = store, asked
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if not callable(found):
+            return found
+
+        def asking(*args: Any, **kwargs: Any) -> Any:
+            self._asked.append(name)
+            return found(*args, **kwargs)
+        return asking
