@@ -23,6 +23,8 @@ import io
 import itertools
 import json
 import os
+import pickle
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,7 +42,7 @@ from preserve import ledger
 from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import warc_files
 from preserve.config import Settings
-from preserve.errors import BadInput
+from preserve.errors import BadInput, PreserveError
 from preserve.fingerprint import Tally, iter_chunks, sha256_chunks, sha256_file
 from preserve.index import KeptIndexer, Unindexable, WarcIndex, index_warc, indexed_part
 from preserve.ingest import Copies, discard, ingest, store_copies
@@ -116,15 +118,26 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
             early[key] = copier.submit(store_copies, path, sha256, key, stores)
 
     reports = []
+    # Where the indexes of files read through wait for their turn, when there are
+    # several: in memory, a thousand files of 50,000 records each would hold 45 GB.
+    waiting = tempfile.TemporaryDirectory(prefix="preserve-import-") if len(paths) > 1 else None
     try:
-        checked = [_checked(path, collection, moment, lenient, copy_early) for path in paths]
-        for plan in checked:
+        checked = []
+        for number, path in enumerate(paths):
+            plan = _checked(path, collection, moment, lenient, copy_early)
+            checked.append(plan if waiting is None else
+                           _set_aside(plan, Path(waiting.name) / f"{number}.index"))
+        while checked:
+            plan = _taken_back(checked.pop(0))
             if progress is not None:
                 progress(str(plan.path))
             reports.append(_import_one(plan, settings=settings, stores=stores, engine=engine,
                                        collection=collection, describe=describe, actor=actor,
                                        now=now, copies=early.pop(plan.key, None)))
-    finally:  # copies of files that were not imported: those not begun are not made
+    finally:
+        if waiting is not None:
+            waiting.cleanup()
+        # Copies of files that were not imported: those not begun are not made.
         for copies in early.values():
             copies.cancel()
         for key, copies in early.items():
@@ -166,6 +179,38 @@ class _Plan:
     key: str
     index: WarcIndex
     problems: list[str]
+
+
+@dataclass
+class _SetAside:
+    """A plan whose index waits in a file (``index``) until the file's turn comes."""
+
+    plan: _Plan
+    index: Path
+
+
+def _set_aside(plan: _Plan, place: Path) -> _SetAside:
+    """Keep a plan's index in ``place`` (a private temporary folder's file) instead of
+    in memory."""
+    try:
+        with place.open("wb") as out:
+            pickle.dump(plan.index, out, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        raise PreserveError(f"import: cannot set the index of {plan.path} aside in "
+                            f"{place.parent} ({exc.strerror or exc}); nothing imported "
+                            "(TMPDIR names the folder to use)") from exc
+    return _SetAside(replace(plan, index=WarcIndex()), place)
+
+
+def _taken_back(waiting: _Plan | _SetAside) -> _Plan:
+    """A plan with its index in memory again."""
+    if isinstance(waiting, _Plan):
+        return waiting
+    with waiting.index.open("rb") as stream:
+        # Written by this process, in a folder only this user can open.
+        index = pickle.load(stream)
+    waiting.index.unlink()
+    return replace(waiting.plan, index=index)
 
 
 def file_format(path: Path) -> str:

@@ -171,6 +171,67 @@ def test_a_strict_refusal_writes_nothing_and_checks_every_file_first(run: Any,
     assert catalogued(home) == (0, 0) and stored_objects(home) == []
 
 
+SEVERAL = [CORPUS / name for name in ("webrecorder__pywb__example.warc.gz",
+                                       "webrecorder__pywb__iana.warc.gz",
+                                       "webrecorder__pywb__example.arc.gz")]
+
+
+def test_several_files_wait_for_their_turn_on_disk_not_in_memory(
+        run: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every file is read through before the first is catalogued; the indexes of those
+    # waiting are kept in a temporary folder, so memory holds one file's at a time.
+    import tempfile
+
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    seen: list[tuple[int, list[str]]] = []
+    import_one = importer._import_one
+
+    def importing(plan: Any, **kwargs: Any) -> Any:
+        [folder] = spare.glob("preserve-import-*")
+        seen.append((plan.index.records, sorted(path.name for path in folder.iterdir())))
+        return import_one(plan, **kwargs)
+
+    monkeypatch.setattr(importer, "_import_one", importing)
+    result = run("import", *SEVERAL, "--collection", "corpus", "--json")
+
+    assert result.status == 0, result.err
+    reports = json.loads(result.out)["files"]
+    # each file's whole index came back for its turn; the others' waited in files
+    assert [records for records, _waiting in seen] == [report["records"] for report in reports]
+    assert all(records > 0 for records, _waiting in seen)
+    assert [waiting for _records, waiting in seen] == [
+        ["1.index", "2.index"], ["2.index"], []]
+    assert list(spare.iterdir()) == []  # the folder is gone
+    assert catalogued(home)[1] == sum(report["captures"] for report in reports)
+
+
+def test_no_room_to_set_an_index_aside_is_one_clear_error_and_nothing_imported(
+        run: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import tempfile
+
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(importer.pickle, "dump", full)
+    result = run("import", *SEVERAL, "--collection", "corpus")
+
+    assert result.status == 1
+    assert result.err.startswith(f"preserve: error: import: cannot set the index of "
+                                 f"{SEVERAL[0]} aside in {spare}/preserve-import-")
+    assert result.err.endswith("(No space left on device); nothing imported (TMPDIR names "
+                               "the folder to use)\n")
+    assert catalogued(home) == (0, 0)
+    assert not [path for path in stored_objects(home) if "imports" in path.parts]
+    assert list(spare.iterdir()) == []
+
+
 def test_copies_made_while_a_file_is_read_are_removed_when_it_is_refused(
         run: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A large file's copies are made as soon as its digest is known, while its parts are
