@@ -552,6 +552,9 @@ _PUBLISHED_LABEL = re.compile(
     r"|datum|date)(?:\s+(?:am|on|le|el|il|em))?\s*:?\s*"
     r"(\d{1,2}\.\s?\d{1,2}\.\s?\d{4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.?\s+\w+\.?\s+\d{4}"
     r"|\w+\s+\d{1,2},\s+\d{4})", re.IGNORECASE)
+# Words before such a label that make its date a change's, not the publication's.
+_CHANGED = re.compile(r"(?:modifi|updat|chang|änder|aktualisi|revis|geändert)\w*\W*$",
+                      re.IGNORECASE)
 _EARLIEST = datetime(1995, 1, 1)
 
 
@@ -610,8 +613,13 @@ def _labelled_day(page: _Page) -> str | None:
     body = page.tree.find("body") if page.tree is not None else None
     if body is None:
         return None
-    # Each piece of text apart: "14:49:39<br>Erschienen am" is not one word.
-    for match in _PUBLISHED_LABEL.finditer(" ".join(" ".join(body.itertext()).split())):
+    # What the page shows (not its scripts), each piece of text apart: "14:49:39<br>
+    # Erschienen am" is not one word.
+    text = " ".join(" ".join(body.xpath(".//text()[not(ancestor::script or ancestor::style)]"))
+                    .split())
+    for match in _PUBLISHED_LABEL.finditer(text):
+        if _CHANGED.search(text, max(0, match.start() - 30), match.start()):
+            continue  # "Last modified date: ...", "Aktualisiert am ..."
         if day := _written_day(match.group(1)):
             return day
     return None

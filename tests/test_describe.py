@@ -317,6 +317,10 @@ A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
     ("https://literature.example/a", "",
      f"<article>{A_STORY}</article><p>Letzte Änderung: 31.10.2023 - 14:49:39<br>"
      "Erschienen am: 01.11.2023</p>", "2023-11-01"),
+    # not a script's, nor a change's
+    ("https://news.example/a", '<meta name="date" content="2020-07-08">',
+     "<script>// date: 2019-05-05</script><p>Last modified date: 2020-01-02</p>"
+     f"<article><p>Published: 2020-01-01</p>{A_STORY}</article>", "2020-01-01"),
     # then the first <time> of the page's article, not one of a list of other stories
     ("https://news.example/a", '<meta name="date" content="2020-04-30">',
      '<ul><li><article><time datetime="2017-09-06">6 Sept 2017</time></article></li></ul>'
