@@ -182,6 +182,19 @@ def test_in_a_browser_search_open_a_snapshot_and_replay_it(
             assert plain.locator("ol.timeline li.year").count() == 1
             assert plain.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
+            auditor = browser.new_context(java_script_enabled=False,
+                                          viewport={"width": 390, "height": 800}).new_page()
+            auditor.goto(f"{base}/audits")  # nor do the audits page's wide tables
+            auditor.fill("#token", API_TOKENS["auditor"])
+            with auditor.expect_navigation():
+                auditor.click("button[type=submit]")
+            assert auditor.locator(".wide table").count() >= 2
+            assert auditor.evaluate(
+                "document.documentElement.scrollWidth <= window.innerWidth")
+            # The tables are wider than a phone: each scrolls sideways in its own place.
+            assert auditor.locator(".wide").evaluate_all(
+                "boxes => boxes.some(box => box.scrollWidth > box.clientWidth)")
+
             page = browser.new_context().new_page()  # pywb's replay runs JavaScript
             loaded: list[tuple[str, int]] = []
             page.on("response", lambda answer: loaded.append((answer.url, answer.status)))
