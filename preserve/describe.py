@@ -596,7 +596,8 @@ def _local_day(value: str, page: _Page) -> str | None:
         return None
     if when.tzinfo is None:
         return None
-    host = urlsplit(page.url or "").hostname or ""
+    # The page's own URL, else the one it names as its canonical (a file described alone)
+    host = urlsplit(page.url or _canonical(page) or "").hostname or ""
     try:
         if (offset := page.local_offset) is not None:
             return when.astimezone(timezone(offset)).date().isoformat()

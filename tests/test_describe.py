@@ -393,3 +393,9 @@ def test_times_out_of_range_are_no_publication_day_and_no_failure(stamps: str) -
     head = _json_ld(datePublished="0001-01-01T01:00:00Z")
     assert describe(page(head, f"<article>{stamps}{A_STORY}</article>"),
                     "https://news.example/a").published != "0001-01-01"
+
+
+def test_a_page_described_without_its_url_is_read_in_its_canonical_urls_country() -> None:
+    head = ('<link rel="canonical" href="https://beige.de/artikel/a">'
+            '<meta property="article:published_time" content="2022-11-06T23:00:00.000Z">')
+    assert describe(page(head)).published == "2022-11-07"
