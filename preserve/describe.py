@@ -404,7 +404,10 @@ def _canonical(page: _Page) -> str | None:
     found = _clean(links[0]) if links else page.metas.get("og:url")
     if not found:
         return None
-    return urljoin(page.url, found) if page.url else found
+    try:
+        return urljoin(page.url, found) if page.url else found
+    except ValueError:  # such as "http://[oops/": not a URL
+        return None
 
 
 # Page metadata naming the author, after JSON-LD, best first.
@@ -520,9 +523,9 @@ def _names(author: Any) -> list[str]:
 _PUBLISHED_META = ("article:published_time", "og:article:published_time")
 # A timestamp with its local time zone: its day is the day where it was published.
 _LOCAL_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
-                         r"(?!\+00:?00)[+-]\d{2}:?\d{2}$")
-_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+                         r"(?!\+00:?00)[+-]\d{2}:?\d{2}$", re.ASCII)
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", re.ASCII)
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # A UTC hour whose day is the same day from UTC-8 (the Americas' west coast) to UTC+10
 # (Australia's east): from 08:00 to 13:59.
 _SAME_DAY_HOURS = range(8, 14)
@@ -552,9 +555,13 @@ _PUBLISHED_LABEL = re.compile(
     r"|datum|date)(?:\s+(?:am|on|le|el|il|em))?\s*:?\s*"
     r"(\d{1,2}\.\s?\d{1,2}\.\s?\d{4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.?\s+\w+\.?\s+\d{4}"
     r"|\w+\s+\d{1,2},\s+\d{4})", re.IGNORECASE)
-# Words before such a label that make its date a change's, not the publication's.
-_CHANGED = re.compile(r"(?:modifi|updat|chang|änder|aktualisi|revis|geändert)\w*\W*$",
-                      re.IGNORECASE)
+# Words before such a label that make its date another's: a change's ("Last modified
+# date:", "Aktualisiert am"), a release's, an event's, a deadline's...
+_NOT_PUBLISHED = re.compile(
+    r"\b(?:modifi|updat|chang|geändert|änderung|aktualisi|revis|release|due|start|end|event"
+    r"|deadline|expir|birth|geburt|ablauf|termin|copyright)\w*\W*$", re.IGNORECASE)
+# The earliest publication day believed: the web's first news sites. Before it, and
+# after today, a date is a placeholder ("1970-01-01") or a mistake.
 _EARLIEST = datetime(1995, 1, 1)
 
 
@@ -576,8 +583,7 @@ def _published(found: Any, page: _Page) -> str | None:
         stated = [node["dateCreated"] for node in page.json_ld
                   if isinstance(node.get("dateCreated"), str)]
     stated += [page.metas[key] for key in _PUBLISHED_META if page.metas.get(key)]
-    days = [match.group(1) if (match := _LOCAL_TIME.match(value.strip()))
-            else _local_day(value, page) for value in stated]
+    days = [_stated_day(value, page) for value in stated]
     if len(known := set(days) - {None}) == 1:
         return known.pop()
     if not stated and (day := _labelled_day(page) or _article_time_day(page)):
@@ -585,19 +591,43 @@ def _published(found: Any, page: _Page) -> str | None:
     return _clean(found)
 
 
+def _stated_day(value: str, page: _Page) -> str | None:
+    """The day of a stated date or timestamp where the page was published, when that can
+    be known and is believable."""
+    value = value.strip()
+    if match := _LOCAL_TIME.match(value):
+        return _believable(match.group(1))
+    if _ISO_DAY.fullmatch(value):  # a day, without a time: as it is written
+        return _believable(value)
+    return _believable(_local_day(value, page))
+
+
+def _believable(day: str | None) -> str | None:
+    """A day (YYYY-MM-DD) that is one, from ``_EARLIEST`` to tomorrow; else None."""
+    if day is None or not _ISO_DAY.fullmatch(day):
+        return None
+    try:
+        when = datetime.fromisoformat(day)
+    except ValueError:  # "2020-13-45", "0000-00-00"
+        return None
+    return day if _EARLIEST <= when <= datetime.now() + timedelta(days=1) else None
+
+
 def _local_day(value: str, page: _Page) -> str | None:
     """The day of a timestamp with a time zone where the page was published, when that
     can be known."""
-    value = value.strip()
     try:
         when = (datetime.fromisoformat(value) if _ISO_TIME.match(value)
                 else parsedate_to_datetime(value))  # an e-mail date: "Wed, 04 May 2022 ..."
-    except (ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
     # The page's own URL, else the one it names as its canonical (a file described alone)
-    host = urlsplit(page.url or _canonical(page) or "").hostname or ""
+    try:
+        host = urlsplit(page.url or _canonical(page) or "").hostname or ""
+    except ValueError:  # such as "http://[oops/": no host to tell a country by
+        host = ""
     try:
         if (offset := page.local_offset) is not None:
             return when.astimezone(timezone(offset)).date().isoformat()
@@ -619,8 +649,8 @@ def _labelled_day(page: _Page) -> str | None:
     text = " ".join(" ".join(body.xpath(".//text()[not(ancestor::script or ancestor::style)]"))
                     .split())
     for match in _PUBLISHED_LABEL.finditer(text):
-        if _CHANGED.search(text, max(0, match.start() - 30), match.start()):
-            continue  # "Last modified date: ...", "Aktualisiert am ..."
+        if _NOT_PUBLISHED.search(text, max(0, match.start() - 30), match.start()):
+            continue
         if day := _written_day(match.group(1)):
             return day
     return None
@@ -633,12 +663,10 @@ def _article_time_day(page: _Page) -> str | None:
         articles = [parent for parent in element.iterancestors() if parent.tag == "article"]
         if not articles or any(parent.tag == "li" for parent in articles[0].iterancestors()):
             continue
+        # Its datetime, where its day can be told; else its text, as the page shows it.
         stamp = (element.get("datetime") or "").strip()
-        if match := _LOCAL_TIME.match(stamp):
-            return match.group(1)
-        if _ISO_DAY.match(stamp):
-            return _local_day(stamp, page) or stamp[:10]
-        if day := _written_day(" ".join(element.text_content().split())):
+        if day := _stated_day(stamp, page) or _written_day(
+                " ".join(element.text_content().split())):
             return day
     return None
 
@@ -650,4 +678,5 @@ def _written_day(text: str) -> str | None:
 
     if not text:
         return None
-    return try_date_expr(text, "%Y-%m-%d", False, _EARLIEST, datetime.now())
+    found = try_date_expr(text, "%Y-%m-%d", False, _EARLIEST, datetime.now())
+    return _believable(found if isinstance(found, str) else None)

@@ -119,8 +119,9 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
 
     reports = []
     # Where the indexes of files read through wait for their turn, when there are
-    # several: in memory, a thousand files of 50,000 records each would hold 45 GB.
-    waiting = tempfile.TemporaryDirectory(prefix="preserve-import-") if len(paths) > 1 else None
+    # several: in memory, a thousand files of 50,000 records each would hold 45 GB. In
+    # the work folder, on the data's disk: a temporary folder may be memory (tmpfs).
+    waiting = _waiting_room(settings.work_dir) if len(paths) > 1 else None
     try:
         checked = []
         for number, path in enumerate(paths):
@@ -181,6 +182,17 @@ class _Plan:
     problems: list[str]
 
 
+def _waiting_room(work: Path) -> tempfile.TemporaryDirectory[str]:
+    """A new private folder in ``work`` for the indexes of files waiting their turn."""
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix="preserve-import-", dir=work)
+    except OSError as exc:
+        raise PreserveError(f"import: cannot make a folder in {work} for the indexes of the "
+                            f"files waiting their turn ({exc.strerror or exc}); nothing "
+                            "imported") from exc
+
+
 @dataclass
 class _SetAside:
     """A plan whose index waits in a file (``index``) until the file's turn comes."""
@@ -197,8 +209,8 @@ def _set_aside(plan: _Plan, place: Path) -> _SetAside:
             pickle.dump(plan.index, out, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as exc:
         raise PreserveError(f"import: cannot set the index of {plan.path} aside in "
-                            f"{place.parent} ({exc.strerror or exc}); nothing imported "
-                            "(TMPDIR names the folder to use)") from exc
+                            f"{place.parent} ({exc.strerror or exc}); nothing "
+                            "imported") from exc
     return _SetAside(replace(plan, index=WarcIndex()), place)
 
 

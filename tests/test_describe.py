@@ -321,6 +321,17 @@ A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
     ("https://news.example/a", '<meta name="date" content="2020-07-08">',
      "<script>// date: 2019-05-05</script><p>Last modified date: 2020-01-02</p>"
      f"<article><p>Published: 2020-01-01</p>{A_STORY}</article>", "2020-01-01"),
+    # a day to come is a mistake: the other metadata's day stands
+    ("https://news.example/a", _json_ld(datePublished="2020-01-01T10:00:00+01:00")
+     + '<meta property="article:published_time" content="2099-01-01T10:00:00+01:00">', "",
+     "2020-01-01"),
+    # not a release's, nor an event's
+    ("https://news.example/a", "",
+     "<p>Release date: May 3, 1999</p><p>Event date: 2022-01-01</p>"
+     f"<article><p>Posted on June 1, 2021</p>{A_STORY}</article>", "2021-06-01"),
+    # and a label after a word that only holds a word for a change ("Länder")
+    ("https://news.example/a", "",
+     f"<article><p>Länder · Datum: 05.05.2021</p>{A_STORY}</article>", "2021-05-05"),
     # then the first <time> of the page's article, not one of a list of other stories
     ("https://news.example/a", '<meta name="date" content="2020-04-30">',
      '<ul><li><article><time datetime="2017-09-06">6 Sept 2017</time></article></li></ul>'
@@ -335,12 +346,30 @@ def test_the_publication_day_read_as_the_page_states_it(url: str, head: str, bod
 @pytest.mark.parametrize(("url", "head", "body"), [
     # a UTC time near midnight with no zone to read it in: its day is not known
     ("https://news.example/a", _json_ld(datePublished="2020-02-25T02:25:54Z"), ""),
-    # metadata that disagrees with itself (JSON-LD against Open Graph)
+    # metadata that disagrees with itself (JSON-LD against Open Graph),
     ("https://utopia.de/news/a", _json_ld(datePublished="2023-11-03T10:25:56+00:00")
      + '<meta property="article:published_time" content="2023-11-06T14:25:00+00:00">', ""),
+    # also where one says only the day
+    ("https://news.example/a", _json_ld(datePublished="2020-01-01")
+     + '<meta property="article:published_time" content="2020-01-05T10:00:00+02:00">', ""),
+    # a placeholder, read in the country's zone or not
+    ("https://zeitung.de/a", _json_ld(datePublished="1970-01-01T00:00:00Z"), ""),
+    ("https://news.example/a", _json_ld(datePublished="1970-01-01T00:00:00+01:00"), ""),
+    # a year no calendar holds, in an e-mail date or an offset
+    ("https://news.example/a", '<meta property="article:published_time" '
+     'content="Wed, 04 May 99999999999999999999 02:41:00 GMT">', ""),
+    ("https://news.example/a", _json_ld(datePublished="2020-01-01T10:00:00+99999999999999"), ""),
+    # <time>s that are no days: impossible, or written in other digits
+    ("https://news.example/a", "",
+     f'<article><time datetime="2020-13-45"></time>{A_STORY}</article>'),
+    ("https://news.example/a", "",
+     f'<article><time datetime="٢٠٢٠-٠١-٠١T10:00+02:00"></time>{A_STORY}</article>'),
+    # a canonical URL that is none, on a page described without its URL
+    (None, '<link rel="canonical" href="http://[oops/a">'
+     + _json_ld(datePublished="2020-01-01T23:30:00Z"), ""),
 ])
 def test_a_publication_day_the_metadata_cannot_tell_is_left_to_the_whole_page(
-        url: str, head: str, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        url: str | None, head: str, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import trafilatura
 
     extract = trafilatura.bare_extraction

@@ -177,23 +177,28 @@ SEVERAL = [CORPUS / name for name in ("webrecorder__pywb__example.warc.gz",
 
 
 def test_several_files_wait_for_their_turn_on_disk_not_in_memory(
-        run: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        run: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every file is read through before the first is catalogued; the indexes of those
-    # waiting are kept in a temporary folder, so memory holds one file's at a time.
-    import tempfile
-
-    spare = tmp_path / "tmp"
-    spare.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    # waiting are kept in a folder of the work folder (on the data's disk, where /tmp
+    # may be memory), so memory holds one file's at a time.
+    work = home / "work"
     seen: list[tuple[int, list[str]]] = []
     import_one = importer._import_one
 
     def importing(plan: Any, **kwargs: Any) -> Any:
-        [folder] = spare.glob("preserve-import-*")
+        [folder] = work.glob("preserve-import-*")
         seen.append((plan.index.records, sorted(path.name for path in folder.iterdir())))
         return import_one(plan, **kwargs)
 
+    left: list[list[Path]] = []
+    checkpoint = importer.ledger.checkpoint
+
+    def checkpointing(*args: Any, **kwargs: Any) -> Any:  # the import's last step
+        left.append(list(work.glob("preserve-import-*")))
+        return checkpoint(*args, **kwargs)
+
     monkeypatch.setattr(importer, "_import_one", importing)
+    monkeypatch.setattr(importer.ledger, "checkpoint", checkpointing)
     result = run("import", *SEVERAL, "--collection", "corpus", "--json")
 
     assert result.status == 0, result.err
@@ -203,33 +208,35 @@ def test_several_files_wait_for_their_turn_on_disk_not_in_memory(
     assert all(records > 0 for records, _waiting in seen)
     assert [waiting for _records, waiting in seen] == [
         ["1.index", "2.index"], ["2.index"], []]
-    assert list(spare.iterdir()) == []  # the folder is gone
+    assert left[-1] == []  # the folder was removed before the import ended
     assert catalogued(home)[1] == sum(report["captures"] for report in reports)
 
 
+@pytest.mark.parametrize("fails", ["folder", "write"])
 def test_no_room_to_set_an_index_aside_is_one_clear_error_and_nothing_imported(
-        run: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        run: Any, home: Path, monkeypatch: pytest.MonkeyPatch, fails: str) -> None:
     import errno
-    import tempfile
-
-    spare = tmp_path / "tmp"
-    spare.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spare))
 
     def full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(importer.pickle, "dump", full)
+    if fails == "folder":
+        monkeypatch.setattr(importer.tempfile, "TemporaryDirectory", full)
+    else:
+        monkeypatch.setattr(importer.pickle, "dump", full)
     result = run("import", *SEVERAL, "--collection", "corpus")
 
     assert result.status == 1
-    assert result.err.startswith(f"preserve: error: import: cannot set the index of "
-                                 f"{SEVERAL[0]} aside in {spare}/preserve-import-")
-    assert result.err.endswith("(No space left on device); nothing imported (TMPDIR names "
-                               "the folder to use)\n")
+    work = home / "work"
+    said = (f"preserve: error: import: cannot make a folder in {work} for the indexes of the "
+            "files waiting their turn" if fails == "folder" else
+            f"preserve: error: import: cannot set the index of {SEVERAL[0]} aside in "
+            f"{work}/preserve-import-")
+    assert result.err.startswith(said), result.err
+    assert result.err.endswith("(No space left on device); nothing imported\n")
     assert catalogued(home) == (0, 0)
     assert not [path for path in stored_objects(home) if "imports" in path.parts]
-    assert list(spare.iterdir()) == []
+    assert list(work.glob("preserve-import-*")) == []
 
 
 def test_copies_made_while_a_file_is_read_are_removed_when_it_is_refused(
