@@ -551,8 +551,9 @@ _COUNTRY_ZONES = {
 }
 # A date written after words saying it is when the page was published.
 _PUBLISHED_LABEL = re.compile(
-    r"\b(?:erschienen|veröffentlicht|publiziert|published|posted|publié|publicado|pubblicato"
-    r"|datum|date)(?:\s+(?:am|on|le|el|il|em))?\s*:?\s*"
+    r"\b(?:erschienen|veröffentlicht|publiziert|erstellt|published|posted|created|publié"
+    r"|publicado|pubblicato|gepubliceerd|publicerad|publiceret|publisert|julkaistu"
+    r"|opublikowano|datum|date)(?:\s+(?:am|on|le|el|il|em|op|den|dne))?\s*:?\s*"
     r"(\d{1,2}\.\s?\d{1,2}\.\s?\d{4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.?\s+\w+\.?\s+\d{4}"
     r"|\w+\s+\d{1,2},\s+\d{4})", re.IGNORECASE)
 # Words before such a label that make its date another's: a change's ("Last modified

@@ -329,6 +329,11 @@ A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
     ("https://news.example/a", "",
      "<p>Release date: May 3, 1999</p><p>Event date: 2022-01-01</p>"
      f"<article><p>Posted on June 1, 2021</p>{A_STORY}</article>", "2021-06-01"),
+    # in other words and languages ("created": the page says when it was made)
+    ("http://simmentalzeitung.ch/a", '<meta name="date" content="11/01/2023 12:43:42">',
+     f"<article>{A_STORY}<p>Erstellt am: 01.11.2023</p></article>", "2023-11-01"),
+    ("https://nieuws.example/a", '<meta name="date" content="2021-02-03">',
+     f"<article><p>Gepubliceerd op 2 februari 2021</p>{A_STORY}</article>", "2021-02-02"),
     # and a label after a word that only holds a word for a change ("Länder")
     ("https://news.example/a", "",
      f"<article><p>Länder · Datum: 05.05.2021</p>{A_STORY}</article>", "2021-05-05"),
