@@ -549,6 +549,19 @@ _COUNTRY_ZONES = {
     "pe": "America/Lima", "ve": "America/Caracas", "mx": "America/Mexico_City",
     "uy": "America/Montevideo", "py": "America/Asuncion", "ec": "America/Guayaquil",
 }
+# A date as an address gives it: /2017/7/12/.
+_URL_DAY = re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?:/|$)", re.ASCII)
+# Days after an address's date from which a stated date is taken for a later stamp.
+_MOVED_DAYS = 30
+# A class naming the publication date, and the elements a page's own date is not in.
+_PUBLISH_CLASS = re.compile(r"pub(?:lish(?:ed)?)?[-_]?date|date[-_]?pub", re.IGNORECASE)
+_ELSEWHERE = {"li", "aside", "nav", "footer"}
+_SHORT = 100  # characters: a date with its byline, not a paragraph
+# Dates as people write them, to find in a line of text.
+_WRITTEN_DATE = re.compile(r"\d{1,2}\.\d{1,2}\.\d{4}|\d{4}-\d{2}-\d{2}"
+                           r"|\d{1,2}\.?\s+\w+\.?\s+\d{4}|\w+\s+\d{1,2},\s+\d{4}")
+# A day and month written with spaces ("4. 2. 2022"), which htmldate does not read.
+_SPACED_DAY = re.compile(r"\b(\d{1,2})\.\s+(\d{1,2})\.\s+(\d{4})\b")
 # A date written after words saying it is when the page was published.
 _PUBLISHED_LABEL = re.compile(
     r"\b(?:erschienen|veröffentlicht|publiziert|erstellt|published|posted|created|publié"
@@ -576,8 +589,10 @@ def _published(found: Any, page: _Page) -> str | None:
     neither is known, its day is taken only when it is the same day across the
     Americas, Europe, Africa and most of Asia and Australia. A page without such
     metadata: a date labelled as the publication's ("Published on", "Erschienen am"),
-    then the first ``<time>`` of its article. Else, and where the page's metadata
-    disagrees with itself, trafilatura's (htmldate's), which weighs the whole page."""
+    then the first ``<time>`` of its article, then an element whose class names the
+    publication date. Else, and where the page's metadata disagrees with itself,
+    trafilatura's (htmldate's), which weighs the whole page. Whichever it is, a day
+    its address gives (``/2017/7/12/``) a month or more earlier stands instead."""
     stated = [node["datePublished"] for node in page.json_ld
               if isinstance(node.get("datePublished"), str)]
     if not stated:
@@ -586,10 +601,31 @@ def _published(found: Any, page: _Page) -> str | None:
     stated += [page.metas[key] for key in _PUBLISHED_META if page.metas.get(key)]
     days = [_stated_day(value, page) for value in stated]
     if len(known := set(days) - {None}) == 1:
-        return known.pop()
-    if not stated and (day := _labelled_day(page) or _article_time_day(page)):
+        day = known.pop()
+    elif not stated:
+        day = _labelled_day(page) or _article_time_day(page) or _classed_day(page)
+    else:
+        day = None
+    return _addressed_first(day or _clean(found), page)
+
+
+def _addressed_first(day: str | None, page: _Page) -> str | None:
+    """The day the page's address gives it (``/2017/7/12/``) where ``day`` is a month or
+    more later: an address is given when a page first appears, and a later stamp is a
+    move to a new system, which stamps every page it takes in."""
+    try:
+        match = _URL_DAY.search(urlsplit(page.url or _canonical(page) or "").path)
+    except ValueError:
         return day
-    return _clean(found)
+    if match is None or day is None:
+        return day
+    addressed = _believable("{}-{:02d}-{:02d}".format(*map(int, match.groups())))
+    stated = _believable(day[:10])
+    if addressed is not None and stated is not None and (
+            datetime.fromisoformat(stated) - datetime.fromisoformat(addressed)
+    ).days >= _MOVED_DAYS:
+        return addressed
+    return day
 
 
 def _stated_day(value: str, page: _Page) -> str | None:
@@ -672,12 +708,32 @@ def _article_time_day(page: _Page) -> str | None:
     return None
 
 
+def _classed_day(page: _Page) -> str | None:
+    """The date of the first short element whose class names the publication date
+    (``pubdate``, ``publish-date``, ``date-published``), outside lists, asides,
+    navigation and footers."""
+    if page.tree is None:
+        return None
+    for element in page.tree.xpath('//body//*[contains(translate(@class, "DATE", "date"), '
+                                   '"date")]'):
+        if not _PUBLISH_CLASS.search(element.get("class") or "") or any(
+                parent.tag in _ELSEWHERE for parent in element.iterancestors()):
+            continue
+        text = " ".join(" ".join(element.itertext()).split())
+        if len(text) <= _SHORT:
+            for written in _WRITTEN_DATE.finditer(_SPACED_DAY.sub(r"\1.\2.\3", text)):
+                if day := _written_day(written.group(0)):
+                    return day
+    return None
+
+
 def _written_day(text: str) -> str | None:
-    """A date as people write it ("29.04.2020", "3. Februar 2022", "May 3, 2021"), read
-    by htmldate (trafilatura's), in any of the languages it knows."""
+    """A date as people write it ("29.04.2020", "4. 2. 2022", "3. Februar 2022", "May 3,
+    2021"), read by htmldate (trafilatura's), in any of the languages it knows."""
     from htmldate.extractors import try_date_expr
 
     if not text:
         return None
+    text = _SPACED_DAY.sub(r"\1.\2.\3", text)
     found = try_date_expr(text, "%Y-%m-%d", False, _EARLIEST, datetime.now())
     return _believable(found if isinstance(found, str) else None)

@@ -334,6 +334,16 @@ A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
      f"<article>{A_STORY}<p>Erstellt am: 01.11.2023</p></article>", "2023-11-01"),
     ("https://nieuws.example/a", '<meta name="date" content="2021-02-03">',
      f"<article><p>Gepubliceerd op 2 februari 2021</p>{A_STORY}</article>", "2021-02-02"),
+    # an element whose class names the publication date, its day and month spaced,
+    ("https://www.dtb-tennis.de/a", '<meta name="date" content="2022-04-02">',
+     '<div class="post status-publish"><div class="att-publish-date">Von <span>Deutscher '
+     f'Tennis Bund</span> 4.&thinsp;2.&thinsp;2022.</div>{A_STORY}</div>', "2022-02-04"),
+    # the day the address gives, where the metadata's is a month or more later (a move),
+    ("https://www.befifty.de/home/2017/7/12/unter-uns",
+     _json_ld(datePublished="2019-06-17T18:28:00+0200"), "", "2017-07-12"),
+    # not where it is only days later (written one day, published the next)
+    ("https://elpais.example/2020/02/18/ciencia/a",
+     _json_ld(datePublished="2020-02-19T10:00:00+01:00"), "", "2020-02-19"),
     # and a label after a word that only holds a word for a change ("Länder")
     ("https://news.example/a", "",
      f"<article><p>Länder · Datum: 05.05.2021</p>{A_STORY}</article>", "2021-05-05"),
