@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,29 @@ def test_every_paragraph_is_kept(reference: Any, paragraph: str) -> None:
 @pytest.mark.parametrize("chrome", EXPECTED["text_must_exclude"] + EXPECTED["text_should_exclude"])
 def test_page_chrome_is_dropped(reference: Any, chrome: str) -> None:
     assert chrome.lower() not in reference.text.lower()
+
+
+_SEMANTIC = re.compile(r"<(/?)(?:nav|main|article|aside|header|footer|section|figure|figcaption"
+                       r"|time)\b")
+_NAMES = re.compile(r'\s(?:class|id|role|aria-label|itemprop)="[^"]*"')
+
+
+@pytest.mark.parametrize("names", [True, False])
+def test_page_chrome_is_dropped_from_div_soup(names: bool) -> None:
+    # The reference page with every semantic element a <div>, and then without the
+    # classes and ids that name its parts either: the promos still go, the story stays.
+    html = _SEMANTIC.sub(r"<\1div", decode_html(
+        (DATA / "financial-district-bachelet.html").read_bytes()))
+    html = html if names else _NAMES.sub("", html)
+    assert not re.search(r"<(?:nav|main|article|aside|header|footer|section)\b", html)
+    assert ("promo-banner" in html) == names
+
+    text = describe(html, PAGE_URL).text
+
+    assert [chrome for chrome in EXPECTED["text_must_exclude"] + EXPECTED["text_should_exclude"]
+            if chrome.lower() in text.lower()] == []
+    assert [paragraph for paragraph in EXPECTED["text_must_include"]
+            if paragraph not in text] == []
 
 
 def page(head: str, body: str = "<article><p>" + "Some words of the story. " * 20
