@@ -593,3 +593,37 @@ def test_a_wacz_with_a_damaged_entry_is_refused_not_a_crash(run: Any, home: Path
     assert result.status == 2 and len(result.err.splitlines()) == 1, result.err
     assert result.err.startswith(f"preserve: error: import: {path}: ")
     assert catalogued(home) == (0, 0)
+
+
+def test_a_page_that_breaks_the_extractor_is_imported_with_the_failure_recorded(
+        run: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Description never stops an import: the file is catalogued whole, the page that
+    # broke the extractor is named, the others are described.
+    from concurrent.futures import ThreadPoolExecutor
+
+    import trafilatura
+
+    from preserve import jobs
+
+    extract = trafilatura.bare_extraction
+    asked: list[str] = []
+
+    def breaking(*args: Any, **kwargs: Any) -> Any:  # on the first page it is given
+        asked.append(kwargs["url"])
+        if len(asked) == 1:
+            raise RecursionError("maximum recursion depth exceeded")
+        return extract(*args, **kwargs)
+
+    # Threads instead of worker processes, so that the broken extractor is the one used.
+    monkeypatch.setattr(jobs, "process_pool", lambda workers: ThreadPoolExecutor(workers))
+    monkeypatch.setattr(trafilatura, "bare_extraction", breaking)
+    result = run("import", CORPUS / "webrecorder__pywb__example.warc.gz", "--collection", "c",
+                 "--json")
+
+    assert result.status == 0, result.err
+    (report,) = json.loads(result.out)["files"]
+    assert report["imported"] and report["captures"] == 3
+    assert len(asked) == 2 and report["described"] == 1  # its response and its revisit
+    assert report["not_described"] == [f"{asked[0]}: not described "
+                                       "(RecursionError: maximum recursion depth exceeded)"]
+    assert catalogued(home) == (2, 3)  # the file, and the companion WARC of the description
