@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -29,7 +30,7 @@ CAPTURE_TYPES = ("response", "revisit", "resource")
 DESCRIPTION_LIMIT = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaptureEntry:
     """Where one captured URL lives in a WARC file."""
 
@@ -45,7 +46,7 @@ class CaptureEntry:
     length: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DescriptionEntry:
     """A description (``metadata`` record) and the response record it describes."""
 
@@ -56,7 +57,7 @@ class DescriptionEntry:
     fields: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordEntry:
     """Any other record (warcinfo, request, metadata, conversion, continuation): where it
     lies, and the record it belongs with (``WARC-Concurrent-To`` or ``WARC-Refers-To``)."""
@@ -143,6 +144,7 @@ def _plain_surt(url: str) -> str | None:
     return ",".join(reversed(host.split("."))) + port + ")" + (path or "/")
 
 
+@lru_cache(maxsize=4096)  # records written in the same second share one, and its object
 def parse_warc_date(value: str) -> datetime:
     """A WARC-Date (W3C-DTF, UTC) as an aware datetime; a date without a zone is UTC too."""
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -369,13 +371,16 @@ def _enter(index: WarcIndex, kind: str, headers: Any, http: Any, block: bytes, o
     if kind in CAPTURE_TYPES:
         url = headers.get_header("WARC-Target-URI")
         status = http.get_statuscode() if http is not None and kind != "resource" else None
+        mime = media_type(http.get_header("Content-Type") if http is not None
+                          and kind != "resource" else headers.get_header("Content-Type"))
         index.captures.append(CaptureEntry(
             url=url, surt=surt_key(url),
             capture_time=parse_warc_date(headers.get_header("WARC-Date")),
-            record_type=kind, record_id=record_id,
+            # One string for each kind and media type, not one a record: an index holds
+            # a file's every record until it is catalogued.
+            record_type=sys.intern(kind), record_id=record_id,
             status=int(status) if status and is_digits(str(status)) else None,
-            mime=media_type(http.get_header("Content-Type") if http is not None
-                            and kind != "resource" else headers.get_header("Content-Type")),
+            mime=None if mime is None else sys.intern(mime),
             payload_digest=headers.get_header("WARC-Payload-Digest"),
             offset=offset, length=length))
         return
