@@ -522,9 +522,11 @@ def _names(author: Any) -> list[str]:
 # Page metadata stating when the page was published, after JSON-LD, best first.
 _PUBLISHED_META = ("article:published_time", "og:article:published_time")
 # A timestamp with its local time zone: its day is the day where it was published.
-_LOCAL_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+_LOCAL_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
                          r"(?!\+00:?00)[+-]\d{2}:?\d{2}$", re.ASCII)
-_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", re.ASCII)
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", re.ASCII)
+# A time without a zone, which HTML's <time> takes for the page's local time.
+_ZONELESS = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$", re.ASCII)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # A UTC hour whose day is the same day from UTC-8 (the Americas' west coast) to UTC+10
 # (Australia's east): from 08:00 to 13:59.
@@ -569,11 +571,20 @@ _PUBLISHED_LABEL = re.compile(
     r"|opublikowano|datum|date)(?:\s+(?:am|on|le|el|il|em|op|den|dne))?\s*:?\s*"
     r"(\d{1,2}\.\s?\d{1,2}\.\s?\d{4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.?\s+\w+\.?\s+\d{4}"
     r"|\w+\s+\d{1,2},\s+\d{4})", re.IGNORECASE)
-# Words before such a label that make its date another's: a change's ("Last modified
-# date:", "Aktualisiert am"), a release's, an event's, a deadline's...
+# Labels that name no event: "date" and "datum" say a publication's only when the word
+# before them does not make them another's, a change's ("Last modified date:"), a
+# release's, an event's, a deadline's... (a date in a short element whose class names
+# the publication date is refused after such a word too: "Updated 3.4.2021").
+_GENERIC_LABELS = {"date", "datum"}
 _NOT_PUBLISHED = re.compile(
     r"\b(?:modifi|updat|chang|geändert|änderung|aktualisi|revis|release|due|start|end|event"
-    r"|deadline|expir|birth|geburt|ablauf|termin|copyright)\w*\W*$", re.IGNORECASE)
+    r"|deadline|expir|birth|geburt|ablauf|termin|copyright)\w*[\s:]*$", re.IGNORECASE)
+# A day written in numbers, day first ("29.04.2020"), read here: htmldate reads a part
+# of an impossible one ("31.2.2021" as 2021-02-01).
+_NUMERIC_DAY = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b", re.ASCII)
+# Candidates _classed_day looks at, and the characters of an element it reads, at most.
+_CLASSED_CANDIDATES = 20
+_READ_CHARS = 4096
 # The earliest publication day believed: the web's first news sites. Before it, and
 # after today, a date is a placeholder ("1970-01-01") or a mistake.
 _EARLIEST = datetime(1995, 1, 1)
@@ -686,7 +697,8 @@ def _labelled_day(page: _Page) -> str | None:
     text = " ".join(" ".join(body.xpath(".//text()[not(ancestor::script or ancestor::style)]"))
                     .split())
     for match in _PUBLISHED_LABEL.finditer(text):
-        if _NOT_PUBLISHED.search(text, max(0, match.start() - 30), match.start()):
+        generic = match.group(0).split()[0].rstrip(":").lower() in _GENERIC_LABELS
+        if generic and _NOT_PUBLISHED.search(text, max(0, match.start() - 30), match.start()):
             continue
         if day := _written_day(match.group(1)):
             return day
@@ -700,10 +712,12 @@ def _article_time_day(page: _Page) -> str | None:
         articles = [parent for parent in element.iterancestors() if parent.tag == "article"]
         if not articles or any(parent.tag == "li" for parent in articles[0].iterancestors()):
             continue
-        # Its datetime, where its day can be told; else its text, as the page shows it.
+        # Its datetime, where its day can be told (without a zone, it is the page's local
+        # time: its day as written); else its text, as the page shows it.
         stamp = (element.get("datetime") or "").strip()
-        if day := _stated_day(stamp, page) or _written_day(
-                " ".join(element.text_content().split())):
+        zoneless = _ZONELESS.match(stamp)
+        if day := (_believable(zoneless.group(1)) if zoneless else _stated_day(stamp, page)
+                   ) or _written_day(" ".join(element.text_content().split())):
             return day
     return None
 
@@ -714,17 +728,33 @@ def _classed_day(page: _Page) -> str | None:
     navigation and footers."""
     if page.tree is None:
         return None
-    for element in page.tree.xpath('//body//*[contains(translate(@class, "DATE", "date"), '
-                                   '"date")]'):
-        if not _PUBLISH_CLASS.search(element.get("class") or "") or any(
-                parent.tag in _ELSEWHERE for parent in element.iterancestors()):
+    candidates = (element for element in page.tree.xpath(
+        '//body//*[contains(translate(@class, "DATE", "date"), "date")]')
+        if _PUBLISH_CLASS.search(element.get("class") or ""))
+    for element in itertools.islice(candidates, _CLASSED_CANDIDATES):
+        text = _short_text(element)
+        if text is None or any(parent.tag in _ELSEWHERE for parent in element.iterancestors()):
             continue
-        text = " ".join(" ".join(element.itertext()).split())
-        if len(text) <= _SHORT:
-            for written in _WRITTEN_DATE.finditer(_SPACED_DAY.sub(r"\1.\2.\3", text)):
-                if day := _written_day(written.group(0)):
-                    return day
+        text = _SPACED_DAY.sub(r"\1.\2.\3", text)
+        for written in _WRITTEN_DATE.finditer(text):
+            if _NOT_PUBLISHED.search(text, max(0, written.start() - 30), written.start()):
+                continue  # "Updated 3.4.2021 · first published 1.2.2020"
+            if day := _written_day(written.group(0)):
+                return day
     return None
+
+
+def _short_text(element: Any) -> str | None:
+    """An element's text, spaces made one, when it is at most ``_SHORT`` characters (read
+    no further than needed to tell)."""
+    pieces, read = [], 0
+    for piece in element.itertext():
+        read += len(piece)
+        if read > _READ_CHARS:
+            return None
+        pieces.append(piece)
+    text = " ".join(" ".join(pieces).split())
+    return text if len(text) <= _SHORT else None
 
 
 def _written_day(text: str) -> str | None:
@@ -735,5 +765,12 @@ def _written_day(text: str) -> str | None:
     if not text:
         return None
     text = _SPACED_DAY.sub(r"\1.\2.\3", text)
+    if numeric := _NUMERIC_DAY.search(text):
+        day, month, year = map(int, numeric.groups())
+        try:
+            datetime(year, month, day)
+        except ValueError:  # "31.2.2021": no day
+            return None
+        return _believable(f"{year:04d}-{month:02d}-{day:02d}")
     found = try_date_expr(text, "%Y-%m-%d", False, _EARLIEST, datetime.now())
     return _believable(found if isinstance(found, str) else None)

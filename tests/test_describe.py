@@ -347,8 +347,8 @@ A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
      f"<article><p>Published: 2020-01-01</p>{A_STORY}</article>", "2020-01-01"),
     # a day to come is a mistake: the other metadata's day stands
     ("https://news.example/a", _json_ld(datePublished="2020-01-01T10:00:00+01:00")
-     + '<meta property="article:published_time" content="2099-01-01T10:00:00+01:00">', "",
-     "2020-01-01"),
+     + '<meta property="article:published_time" content="2099-01-01T10:00:00+01:00">'
+     + '<meta name="date" content="2020-03-03">', "", "2020-01-01"),
     # not a release's, nor an event's
     ("https://news.example/a", "",
      "<p>Release date: May 3, 1999</p><p>Event date: 2022-01-01</p>"
@@ -358,6 +358,13 @@ A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
      f"<article>{A_STORY}<p>Erstellt am: 01.11.2023</p></article>", "2023-11-01"),
     ("https://nieuws.example/a", '<meta name="date" content="2021-02-03">',
      f"<article><p>Gepubliceerd op 2 februari 2021</p>{A_STORY}</article>", "2021-02-02"),
+    # an element whose class names the publication date, but not in an aside, a list
+    # item, nor one long enough to be a paragraph, nor a date it says is an update's
+    ("https://news.example/a", '<meta name="date" content="2020-05-05">',
+     '<aside><span class="pubdate">1.1.2020</span></aside><ul><li><span class="pubdate">'
+     '2.1.2020</span></li></ul><div class="pubdate">' + "Words. " * 20 + "3.1.2020</div>"
+     f'<div class="publish-date">Updated 3.4.2021 · 1.2.2020</div>{A_STORY}',
+     "2020-02-01"),
     # an element whose class names the publication date, its day and month spaced,
     ("https://www.dtb-tennis.de/a", '<meta name="date" content="2022-04-02">',
      '<div class="post status-publish"><div class="att-publish-date">Von <span>Deutscher '
@@ -365,12 +372,29 @@ A_STORY = "<p>" + "Some words of the story. " * 20 + "</p>"
     # the day the address gives, where the metadata's is a month or more later (a move),
     ("https://www.befifty.de/home/2017/7/12/unter-uns",
      _json_ld(datePublished="2019-06-17T18:28:00+0200"), "", "2017-07-12"),
+    # (six weeks is a move too)
+    ("https://blog.example/2021/3/1/a", _json_ld(datePublished="2021-04-15T10:00:00+02:00"),
+     "", "2021-03-01"),
     # not where it is only days later (written one day, published the next)
     ("https://elpais.example/2020/02/18/ciencia/a",
      _json_ld(datePublished="2020-02-19T10:00:00+01:00"), "", "2020-02-19"),
     # and a label after a word that only holds a word for a change ("Länder")
-    ("https://news.example/a", "",
+    ("https://news.example/a", '<meta name="date" content="2021-05-09">',
      f"<article><p>Länder · Datum: 05.05.2021</p>{A_STORY}</article>", "2021-05-05"),
+    # a specific label stands whatever word comes before it (a breadcrumb's)
+    ("https://news.example/a", '<meta name="date" content="2023-11-05">',
+     "<p><a>Startseite</a> <a>Events</a></p><p>Erschienen am 4. 2. 2022</p>"
+     f"<article>{A_STORY}</article>", "2022-02-04"),
+    # an impossible day is none (htmldate would read 2021-02-01 of "31.2.2021")
+    ("https://news.example/a", '<meta name="date" content="2021-03-09">',
+     f"<article><p>Published: 31.2.2021</p>{A_STORY}</article>", "2021-03-09"),
+    # a <time> without a zone is the page's local time, its day as written
+    ("https://news.example/a", '<meta name="date" content="2020-04-30">',
+     f'<article><time datetime="2021-06-01T23:30:00">Tuesday</time>{A_STORY}</article>',
+     "2021-06-01"),
+    ("https://news.example/a", '<meta name="date" content="2020-04-30">',
+     f'<article><time datetime="2021-06-01 10:00:00+02:00">Tuesday</time>{A_STORY}'
+     "</article>", "2021-06-01"),
     # then the first <time> of the page's article, not one of a list of other stories
     ("https://news.example/a", '<meta name="date" content="2020-04-30">',
      '<ul><li><article><time datetime="2017-09-06">6 Sept 2017</time></article></li></ul>'
@@ -467,3 +491,10 @@ def test_a_page_described_without_its_url_is_read_in_its_canonical_urls_country(
     head = ('<link rel="canonical" href="https://beige.de/artikel/a">'
             '<meta property="article:published_time" content="2022-11-06T23:00:00.000Z">')
     assert describe(page(head)).published == "2022-11-07"
+
+
+def test_a_canonical_url_that_is_none_is_no_failure() -> None:
+    found = describe(page('<link rel="canonical" href="http://[oops/a">'
+                          + _json_ld(datePublished="2020-01-01T23:30:00Z")),
+                     "https://news.example/a")
+    assert found.canonical_url == "https://news.example/a"  # the page's own, not "[oops"
