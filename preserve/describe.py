@@ -4,7 +4,9 @@ text simhash.
 Main text and most metadata come from trafilatura, a maintained extraction
 library; this module decides the title (without the site's name), the publisher
 (JSON-LD ``publisher``, then ``og:site_name``, then other page metadata, then the
-host name), the modified date and canonical URL (page metadata), and the language
+host name), the publication day (``_published``: the page's metadata read in its own
+time zone, then its labelled or marked-up dates, then trafilatura's), the modified
+date and canonical URL (page metadata), and the language
 (the document's declared language, else detected from the text by py3langid),
 which trafilatura leaves open.
 """
@@ -49,7 +51,8 @@ _UTF8 = lxml_html.HTMLParser(encoding="utf-8")
 # What sits between a story's title and the site's name in a <title>.
 _TITLE_PARTS = re.compile(r"\s+[|\-–—›»·:]{1,2}\s+")
 # A timestamp's offset from UTC.
-_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-])(\d{2}):?(\d{2})$")
+_OFFSET = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-])(\d{2}):?(\d{2})$",
+                     re.ASCII)
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
 
 
