@@ -125,7 +125,7 @@ def describe(html: str, url: str | None = None) -> Description:
         published=_published(found.get("date"), page),
         language=language,
         modified=_modified(page),
-        canonical_url=_canonical(page) or _clean(found.get("url")),
+        canonical_url=page.canonical or _clean(found.get("url")),
         language_detected=detected,
     )
 
@@ -161,6 +161,11 @@ class _Page:
             except ValueError:
                 continue
         return nodes
+
+    @cached_property
+    def canonical(self) -> str | None:
+        """Its canonical URL (see :func:`_canonical`), asked by several rules."""
+        return _canonical(self)
 
     @cached_property
     def local_offset(self) -> timedelta | None:
@@ -628,7 +633,7 @@ def _addressed_first(day: str | None, page: _Page) -> str | None:
     more later: an address is given when a page first appears, and a later stamp is a
     move to a new system, which stamps every page it takes in."""
     try:
-        match = _URL_DAY.search(urlsplit(page.url or _canonical(page) or "").path)
+        match = _URL_DAY.search(urlsplit(page.url or page.canonical or "").path)
     except ValueError:
         return day
     if match is None or day is None:
@@ -676,7 +681,7 @@ def _local_day(value: str, page: _Page) -> str | None:
         return None
     # The page's own URL, else the one it names as its canonical (a file described alone)
     try:
-        host = urlsplit(page.url or _canonical(page) or "").hostname or ""
+        host = urlsplit(page.url or page.canonical or "").hostname or ""
     except ValueError:  # such as "http://[oops/": no host to tell a country by
         host = ""
     try:
