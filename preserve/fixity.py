@@ -231,8 +231,7 @@ def _checked_copies(pool: Executor, window: int, jobs: list[tuple[StoredFile, st
         if store is None:
             return None
         if name in down:
-            return CopyRead(error=f"not asked: out of reach earlier in this audit "
-                                  f"({down[name]})", unreachable=True)
+            return CopyRead(error=_not_asked(down[name]), unreachable=True)
         return pool.submit(read_copy, store, stored.key, deep)
 
     for stored, name in jobs:
@@ -400,6 +399,11 @@ def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
         finding.repaired_from, finding.repair_failed = outcome[finding.location]
 
 
+def _not_asked(why: str) -> str:
+    """What is found of a location found out of reach earlier in the audit."""
+    return f"not asked: out of reach earlier in this audit ({why})"
+
+
 def _unexpected(known: set[str], stores: Mapping[str, ObjectStore],
                 location: str | None, down: Mapping[str, str]) -> Iterator[Finding]:
     """Objects in a location that no catalogued file (of ``known``) accounts for. A
@@ -409,7 +413,7 @@ def _unexpected(known: set[str], stores: Mapping[str, ObjectStore],
             continue
         if name in down:
             yield Finding(UNREADABLE, "", name, "a location that can be listed",
-                          f"not asked: out of reach earlier in this audit ({down[name]})")
+                          _not_asked(down[name]))
             continue
         try:
             listed = held_objects(store)
