@@ -43,7 +43,7 @@ from preserve.capture.warc import SealedWarc
 from preserve.catalog.schema import warc_files
 from preserve.config import Settings
 from preserve.errors import BadInput, PreserveError
-from preserve.fingerprint import Tally, iter_chunks, sha256_chunks, sha256_file
+from preserve.fingerprint import iter_chunks, sha256_chunks, sha256_file
 from preserve.index import KeptIndexer, Unindexable, WarcIndex, index_warc, indexed_part
 from preserve.ingest import Copies, discard, ingest, store_copies
 from preserve.jobs import run_redescribe, stores_for
@@ -53,6 +53,7 @@ from preserve.storage import ObjectStore, open_stores
 from preserve.warc_digests import (
     ZIP_HEADER,
     RecordProblem,
+    hashed_and_verified,
     is_wacz_warc,
     member_starts,
     verify_records,
@@ -364,12 +365,8 @@ def _verified_in_parts(path: Path, digest_known: Callable[[str], None]
 def _verified(path: Path, verify: Callable[[Iterator[bytes]], Iterable[RecordProblem]]
               ) -> tuple[str, int, list[RecordProblem]]:
     """A file's SHA-256, size and record problems (``verify``'s), from one read."""
-    whole = Tally()
     with path.open("rb") as stream:
-        chunks = whole.passing(iter_chunks(stream))
-        problems = list(verify(chunks))
-        for _rest in chunks:  # what follows where the records stopped
-            pass
+        whole, problems = hashed_and_verified(stream, verify)
     return whole.hexdigest(), whole.size, problems
 
 

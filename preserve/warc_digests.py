@@ -154,24 +154,31 @@ def read_copy(store: ObjectStore, key: str, deep: bool) -> CopyRead:
     Big deep audits run this in worker processes, which import this module (not
     the catalog's): it stays light to import.
     """
-    whole = Tally()
-    read = CopyRead()
+    counter = RecordCheck()
+    verify = verify_wacz_records if key.endswith(".wacz") else verify_records
     try:
         if store.head(key) is None:
             return CopyRead(missing=True)
         with store.open(key) as stream:
-            chunks = whole.passing(iter_chunks(stream))
-            if deep:
-                counter = RecordCheck()
-                verify = verify_wacz_records if key.endswith(".wacz") else verify_records
-                read.problems = list(verify(chunks, counter))
-                read.records = counter.records
-            for _rest in chunks:  # what a file unreadable part-way leaves to hash
-                pass
+            whole, problems = hashed_and_verified(
+                stream, (lambda chunks: verify(chunks, counter)) if deep else None)
     except StorageError as exc:
         return CopyRead(error=str(exc), unreachable=isinstance(exc, Unreachable))
-    read.size, read.sha256 = whole.size, whole.hexdigest()
-    return read
+    return CopyRead(size=whole.size, sha256=whole.hexdigest(), records=counter.records,
+                    problems=problems)
+
+
+def hashed_and_verified(stream: IO[bytes],
+                        verify: Callable[[Iterator[bytes]], Iterable[RecordProblem]] | None
+                        ) -> tuple[Tally, list[RecordProblem]]:
+    """One read of a stream: hashed whole and, with ``verify``, its records' problems
+    from the same chunks (what follows where the records stop is hashed too)."""
+    whole = Tally()
+    chunks = whole.passing(iter_chunks(stream))
+    problems = list(verify(chunks)) if verify is not None else []
+    for _rest in chunks:  # what a file unreadable part-way leaves to hash
+        pass
+    return whole, problems
 
 
 def member_starts(path: Path, parts: int) -> list[int]:
