@@ -383,6 +383,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _note_left_behind(settings: Settings, importing: Sequence[Path] = ()) -> None:
+    """Clear what stopped commands left in the work folder; name the WARC files among it."""
+    from preserve.workdir import sweep
+
+    taken = {path.resolve() for path in importing}
+    for left in sweep(settings.work_dir):
+        if left.path.resolve() not in taken:
+            print(f"preserve: note: {left.note()}", file=sys.stderr)
+
+
 @contextmanager
 def _catalog(settings: Settings) -> Iterator[Engine]:
     """The catalog engine for one command, closed when the command ends."""
@@ -416,6 +426,7 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
             show_progress()
 
     show = sys.stderr.isatty() and not args.json
+    _note_left_behind(settings)
     with _catalog(settings) as engine:
         try:
             report = run_capture(args.urls, collection=args.collection, policy=policy,
@@ -542,6 +553,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         if sys.stderr.isatty() and not args.json:
             print(f"importing {name}", file=sys.stderr, flush=True)
 
+    _note_left_behind(settings, args.paths)
     with _catalog(settings) as engine:
         reports = import_files(args.paths, settings=settings, engine=engine,
                                collection=args.collection, lenient=args.lenient,
@@ -555,9 +567,11 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         if not report.imported:
             print(f"{report.file}: already preserved as {report.key} (sha256:{report.sha256}); "
                   "nothing to do")
-            continue
-        print(f"{report.file}: imported as {report.key} ({report.format}, {report.records} "
-              f"records, {report.captures} captures, {report.described} pages described)")
+        else:
+            print(f"{report.file}: imported as {report.key} ({report.format}, {report.records} "
+                  f"records, {report.captures} captures, {report.described} pages described)")
+        if report.cleared:
+            print("  removed from the work folder, where a capture had left it")
         for problem in report.problems:
             print(f"  left out: {problem}")
         for error in report.not_described:
@@ -572,6 +586,7 @@ def _redescribe(args: argparse.Namespace, settings: Settings) -> int:
         if show:
             print(f"\rdescribed {number}/{total} pages", end="", file=sys.stderr, flush=True)
 
+    _note_left_behind(settings)
     with _catalog(settings) as engine:
         report = run_redescribe(settings=settings, engine=engine, collection=args.collection,
                                 url=args.url, every=args.every, progress=progress)
@@ -597,6 +612,7 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
         if show:
             print(f"\rreading {number}/{total} files", end="", file=sys.stderr, flush=True)
 
+    _note_left_behind(settings)
     with _catalog(settings) as engine:
         report = reindex(settings, engine, check=args.check, progress=progress)
     if show and report.files:
@@ -856,6 +872,7 @@ def _job_line(job: Job) -> str:
 
 
 def _schedule(args: argparse.Namespace, settings: Settings) -> int:
+    _note_left_behind(settings)
     with _catalog(settings) as engine:
         if settings.workers.backend == "celery":
             passed, sent = send_due(settings, engine, at=args.now)
@@ -906,6 +923,7 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     report = _report_tick("scheduler")
     threads = args.threads or settings.workers.threads
+    _note_left_behind(settings)
     with _catalog(settings) as engine:
         workers = _dispatcher(settings, engine, "scheduler", threads)
         where = (f"jobs sent to queue {settings.workers.queue}"
@@ -1003,6 +1021,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
                           "set workers.backend: celery (or PRESERVE_WORKERS_BACKEND=celery)")
     if args.threads:
         settings = replace(settings, workers=replace(settings.workers, threads=args.threads))
+    _note_left_behind(settings)
     with _catalog(settings):  # the catalog is reachable and migrated before work arrives
         pass
     run_worker(settings)

@@ -146,7 +146,8 @@ class Settings:
 
     @property
     def work_dir(self) -> Path:
-        """Scratch space for WARC files being written; they leave it sealed or not at all."""
+        """Scratch space for WARC files being written and commands' private folders
+        (:mod:`preserve.workdir` says what becomes of what a stopped command left)."""
         return self.home / "work"
 
     def with_capture(self, **changes: Any) -> Settings:

@@ -24,13 +24,12 @@ import itertools
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import redirect_stderr, suppress
+from contextlib import AbstractContextManager, ExitStack, redirect_stderr, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +59,7 @@ from preserve.warc_digests import (
     verify_wacz_records,
     zip_header_size,
 )
+from preserve.workdir import private_folder
 
 WARC, ARC, WACZ = "WARC", "ARC", "WACZ"
 # A gzipped WARC file this large is verified and indexed in parts, in worker
@@ -88,6 +88,8 @@ class ImportReport:
     problems: list[str] = field(default_factory=list)  # with --lenient: what was left out
     descriptions_warcs: list[str] = field(default_factory=list)
     not_described: list[str] = field(default_factory=list)  # pages description failed on
+    # A file a capture left in the work folder (preserve.workdir), removed once preserved.
+    cleared: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,23 +124,27 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
     # Where the indexes of files read through wait for their turn, when there are
     # several: in memory, a thousand files of 50,000 records each would hold 45 GB. In
     # the work folder, on the data's disk: a temporary folder may be memory (tmpfs).
-    waiting = _waiting_room(settings.work_dir) if len(paths) > 1 else None
+    rooms = ExitStack()
     try:
+        waiting = rooms.enter_context(_waiting_room(settings.work_dir)) if len(paths) > 1 else None
         checked = []
         for number, path in enumerate(paths):
             plan = _checked(path, collection, moment, lenient, copy_early)
             checked.append(plan if waiting is None else
-                           _set_aside(plan, Path(waiting.name) / f"{number}.index"))
+                           _set_aside(plan, waiting / f"{number}.index"))
         while checked:
             plan = _taken_back(checked.pop(0))
             if progress is not None:
                 progress(str(plan.path))
-            reports.append(_import_one(plan, settings=settings, stores=stores, engine=engine,
-                                       collection=collection, describe=describe, actor=actor,
-                                       now=now, copies=early.pop(plan.key, None)))
+            report = _import_one(plan, settings=settings, stores=stores, engine=engine,
+                                 collection=collection, describe=describe, actor=actor,
+                                 now=now, copies=early.pop(plan.key, None))
+            if plan.path.resolve().parent == settings.work_dir.resolve():
+                plan.path.unlink(missing_ok=True)
+                report.cleared = True
+            reports.append(report)
     finally:
-        if waiting is not None:
-            waiting.cleanup()
+        rooms.close()
         # Copies of files that were not imported: those not begun are not made.
         for copies in early.values():
             copies.cancel()
@@ -183,15 +189,11 @@ class _Plan:
     problems: list[str]
 
 
-def _waiting_room(work: Path) -> tempfile.TemporaryDirectory[str]:
+def _waiting_room(work: Path) -> AbstractContextManager[Path]:
     """A new private folder in ``work`` for the indexes of files waiting their turn."""
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryDirectory(prefix="preserve-import-", dir=work)
-    except OSError as exc:
-        raise PreserveError(f"import: cannot make a folder in {work} for the indexes of the "
-                            f"files waiting their turn ({exc.strerror or exc}); nothing "
-                            "imported") from exc
+    return private_folder(work, "preserve-import-", "import: cannot make a folder in {work} "
+                          "for the indexes of the files waiting their turn ({problem}); "
+                          "nothing imported")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -42,6 +43,7 @@ from preserve.ingest import Ingested, ingest
 from preserve.policy import CaptureOptions, Policy, check_collection
 from preserve.processes import process_pool
 from preserve.storage import ObjectStore, open_stores
+from preserve.workdir import held
 
 WARC_1_1 = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
 
@@ -292,6 +294,8 @@ class _WarcSeries:
         if self.full():
             self._seal()
             self._warc = self._open()
+        else:  # a process killed now leaves its pages whole in the file (preserve.workdir)
+            self._warc.flush()
 
     def finish(self) -> None:
         self._seal()
@@ -315,15 +319,24 @@ class _WarcSeries:
 
     def _seal(self) -> None:
         sealed = self._warc.seal()
-        try:
-            self.sealed.append(ingest(sealed, key=self._key, collection=self.collection,
-                                      source=self.source, engine=self.engine,
-                                      stores=self.stores,
-                                      actor=self.settings.operator, now=self.now,
-                                      backoff_seconds=self.settings.capture.retry_backoff_seconds,
-                                      retain_until=self.retain_until))
-        finally:
-            sealed.path.unlink(missing_ok=True)
+        with held(sealed.path):
+            try:
+                ingested = ingest(sealed, key=self._key, collection=self.collection,
+                                  source=self.source, engine=self.engine, stores=self.stores,
+                                  actor=self.settings.operator, now=self.now,
+                                  backoff_seconds=self.settings.capture.retry_backoff_seconds,
+                                  retain_until=self.retain_until)
+            except PreserveError as exc:
+                # What it holds was fetched once and may not be there to fetch again: the
+                # sealed file stays in the work folder, for an import once that is mended.
+                path = shlex.quote(str(sealed.path))
+                kept = PreserveError(
+                    f"{exc}; the sealed file is kept: `preserve import {path} --collection "
+                    f"{self.collection}` preserves it once that is mended")
+                kept.exit_status = exc.exit_status
+                raise kept from exc
+        sealed.path.unlink(missing_ok=True)
+        self.sealed.append(ingested)
 
 
 @dataclass

@@ -27,7 +27,6 @@ could checkpoint) is catalogued with a new ingest entry, and reported.
 from __future__ import annotations
 
 import json
-import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -60,6 +59,7 @@ from preserve.index import WarcIndex
 from preserve.ingest import UNDER_REPLICATED
 from preserve.storage import ObjectStore, open_stores
 from preserve.storage.base import INCOMING
+from preserve.workdir import private_folder
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wacz")
 # The tables rebuilt, children first (the order they are emptied in).
@@ -258,11 +258,11 @@ def _read(stored: _File, stores: Mapping[str, ObjectStore], work_dir: Path,
     from preserve.importer import read_through
 
     expected = stored.ingest.digest.removeprefix("sha256:") if stored.ingest else None
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_dir, prefix="reindex-") as folder:
+    with private_folder(work_dir, "reindex-", "reindex: cannot make a folder in {work} to "
+                        "read stored files in ({problem})") as folder:
         chosen: tuple[str, Path, str] | None = None
         for location in sorted(stored.locations):
-            staged = Path(folder) / f"{location}-{Path(stored.key).name}"
+            staged = folder / f"{location}-{Path(stored.key).name}"
             try:
                 with stores[location].open(stored.key) as source, staged.open("wb") as out:
                     digest, _size = sha256_copy(source, out)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import catalogued_urls, wait_until
 from sqlalchemy import create_engine, select, update
 from warcio.archiveiterator import ArchiveIterator
 
@@ -524,24 +524,23 @@ def test_the_index_kept_while_writing_is_what_the_file_says(
         assert kept == read
 
 
-def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
-                                                             home: Path) -> None:
+def killed_midway(web: LoopbackSite, home: Path, *args: str) -> None:
+    """Start a crawl of /a/1 on, kill it (SIGKILL) while /a/3 is being fetched, and wait
+    until nothing of it lingers (its description workers notice and leave too)."""
     import os
     import signal
     import subprocess
-    import sys
 
     web.routes["/a/3"] = Route(article(3, ["/a/4"]), delay_seconds=30)
     preserve = Path(sys.executable).parent / "preserve"
     process = subprocess.Popen(
         [str(preserve), "capture", web.url("/a/1"), "--collection", "killed", "--scope",
-         "prefix", "--depth", "5", "--warc-size", "2000"],
+         "prefix", "--depth", "5", *args],
         env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: "/a/3" in web.requests, 20)
     assert "/a/3" in web.requests, "the crawl never reached the slow page"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
-    # Its description workers notice and leave too: nothing of the crawl lingers.
     marker = f"PRESERVE_HOME={home}".encode()
 
     def lingering() -> list[int]:
@@ -558,7 +557,12 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
     while lingering() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert lingering() == []
+    web.routes["/a/3"] = Route(article(3, ["/a/4"]))
 
+
+def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
+                                                             home: Path) -> None:
+    killed_midway(web, home, "--warc-size", "2000")
     engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
     with engine.connect() as connection:
         catalogued = {row.key: row.sha256 for row in connection.execute(select(warc_files))}
@@ -569,9 +573,65 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
     assert catalogued, "files sealed before the kill were preserved"
     assert stored == set(catalogued)  # nothing stored that the catalog does not know
     assert check.passed, check.problems
-    web.routes["/a/3"] = Route(article(3, ["/a/4"]))
     from preserve import cli
     assert cli.main(["fixity", "run"]) == 0
+
+
+def test_what_a_killed_crawl_fetched_is_named_and_can_still_be_preserved(
+        run: Any, web: LoopbackSite, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The file being written when the crawl died holds what it fetched: the next
+    # command names it, and importing it preserves its whole records.
+    killed_midway(web, home)  # one file for the whole crawl: nothing was sealed
+    [left] = (home / "work").glob("*.warc.gz")
+    from preserve import workdir
+    monkeypatch.setattr(workdir, "QUIET_SECONDS", 0.0)
+    later = run("capture", web.url("/b/1"), "--collection", "later")
+    assert later.status == 0, later.err
+    command = f"preserve import --lenient {left} --collection killed"
+    assert f"preserve: note: {left} (" in later.err and command in later.err, later.err
+
+    imported = run(*command.split()[1:])
+    assert imported.status == 0, imported.err
+    assert "removed from the work folder" in imported.text
+    assert not left.exists()
+    assert run("capture", web.url("/b/1"), "--collection", "later").err == ""  # said once
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        urls = catalogued_urls(engine, home)
+    finally:
+        engine.dispose()
+    assert {web.url("/a/1"), web.url("/a/2"), web.url("/css/site.css")} <= urls
+    assert run("fixity", "run").status == 0
+
+
+def test_a_sealed_file_that_cannot_be_stored_is_kept_for_an_import(
+        run: Any, web: LoopbackSite, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its pages were fetched once and may not be there to fetch again: when no copy
+    # can be made, the error says where the sealed file is kept and how to preserve it.
+    from preserve.errors import StorageError
+
+    def store_down(*args: Any, **kwargs: Any) -> None:
+        raise StorageError("local: the disk is full")
+
+    real_ingest = jobs.ingest
+    monkeypatch.setattr(jobs, "ingest", store_down)
+    failed = run("capture", web.url("/a/1"), "--collection", "crawl", "--scope", "prefix",
+                 "--depth", "1")
+    [kept] = (home / "work").glob("*.warc.gz")
+    assert failed.status == 1
+    assert failed.err == (f"preserve: error: local: the disk is full; the sealed file is kept: "
+                          f"`preserve import {kept} --collection crawl` preserves it once that "
+                          "is mended\n")
+
+    monkeypatch.setattr(jobs, "ingest", real_ingest)
+    imported = run("import", kept, "--collection", "crawl")
+    assert imported.status == 0, imported.err
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        assert {web.url("/a/1"), web.url("/a/2")} <= catalogued_urls(engine, home)
+    finally:
+        engine.dispose()
+    assert not kept.exists()
 
 
 @pytest.mark.parametrize("backlog", [None, 1], ids=["backlog-default", "backlog-of-one"])

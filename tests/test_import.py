@@ -221,7 +221,8 @@ def test_no_room_to_set_an_index_aside_is_one_clear_error_and_nothing_imported(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if fails == "folder":
-        monkeypatch.setattr(importer.tempfile, "TemporaryDirectory", full)
+        from preserve import workdir
+        monkeypatch.setattr(workdir.tempfile, "mkdtemp", full)
     else:
         monkeypatch.setattr(importer.pickle, "dump", full)
     result = run("import", *SEVERAL, "--collection", "corpus")

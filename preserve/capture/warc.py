@@ -47,6 +47,7 @@ from preserve.index import (
     parse_warc_date,
     surt_key,
 )
+from preserve.workdir import hold
 
 WARC_VERSION = "WARC/1.1"
 HTTP_REQUEST_TYPE = "application/http; msgtype=request"
@@ -143,6 +144,7 @@ class WarcFile:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("xb")
+            hold(self._file)  # left behind if this process dies: preserve.workdir
         except OSError as exc:
             raise WarcError(f"{path}: cannot create the WARC file: {exc.strerror}") from exc
         fields = "".join(f"{name}: {value}\r\n" for name, value in info.items()).encode()
@@ -227,6 +229,13 @@ class WarcFile:
                 fields=json.loads(data)))
         return record_id
 
+    def flush(self) -> None:
+        """Hand what is written to the system: a process that dies keeps it in the file."""
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise WarcError(f"{self.path}: cannot write the WARC file: {exc.strerror}") from exc
+
     def seal(self) -> SealedWarc:
         """Flush, fsync and close the file; return its path, SHA-256, size and index."""
         try:
@@ -239,7 +248,9 @@ class WarcFile:
                           self.index)
 
     def discard(self) -> None:
-        """Close and delete an unfinished file."""
+        """Close and delete an unfinished file (a sealed one is no longer this object's)."""
+        if self._file.closed:
+            return
         self._file.close()
         self.path.unlink(missing_ok=True)
 
