@@ -150,6 +150,32 @@ def test_robots_refusals_are_obeyed_logged_and_counted(run: Any, web: LoopbackSi
     assert "/private/p" in pages(ignored, web) and ignored["robots_refusals"] == 0
 
 
+@pytest.mark.parametrize("served", ["gzipped", "redirected", "redirected-too-often"])
+def test_robots_txt_compressed_or_moved_is_still_obeyed(run: Any, web: LoopbackSite,
+                                                        served: str) -> None:
+    # The crawl asks for gzip: a server that compresses robots.txt, or moves it
+    # (RFC 9309: five redirects at least), must not make everything allowed.
+    import gzip
+    rules = web.routes["/robots.txt"].body
+    if served == "gzipped":
+        web.routes["/robots.txt"] = Route(gzip.compress(rules), "text/plain",
+                                          headers=(("Content-Encoding", "gzip"),))
+    else:
+        hops = 5 if served == "redirected" else 6
+        for hop in range(hops):
+            web.routes["/robots.txt" if hop == 0 else f"/moved/{hop}"] = Route(
+                b"", status=301, headers=(("Location", f"/moved/{hop + 1}"),))
+        web.routes[f"/moved/{hops}"] = Route(rules, "text/plain")
+    report = crawl(run, web, "--scope", "host", "--depth", "1")
+    if served == "redirected-too-often":  # then it is as if there were none
+        assert "/private/p" in web.requests and report["robots_refusals"] == 0
+        return
+    assert "/private/p" not in web.requests
+    assert report["robots_refusals"] == 1
+    robots = [r["status"] for r in report["responses"] if r["role"] == "robots"]
+    assert robots == ([200] if served == "gzipped" else [301] * 5 + [200])  # every hop archived
+
+
 def test_politeness_delay_between_requests_to_a_host(run: Any, web: LoopbackSite) -> None:
     times: list[float] = []
     handler_requests = web.requests

@@ -36,7 +36,14 @@ from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
 
-from preserve.capture.fetch import HTML_TYPES, Connections, Exchange, fetch, normalize_url
+from preserve.capture.fetch import (
+    HTML_TYPES,
+    ROBOTS_PATH,
+    Connections,
+    Exchange,
+    fetch,
+    normalize_url,
+)
 from preserve.capture.frontier import Fingerprints, Frontier
 from preserve.capture.links import css_links, html_links
 from preserve.capture.scope import Scope
@@ -49,6 +56,8 @@ from preserve.numbers import is_digits
 from preserve.processes import process_pool
 
 MAX_REDIRECTS = 10
+MAX_ROBOTS_REDIRECTS = 5  # RFC 9309: at least five followed
+ROBOTS_BYTES = 512 * 1024  # RFC 9309: at least 500 KiB parsed
 # Requisites of requisites: a page's stylesheet (1), what it imports (2), and what
 # that references (3). Deeper chains, and more than MAX_REQUISITES fetches per
 # page, are cut off and reported, so a hostile page cannot fill the disk.
@@ -631,26 +640,44 @@ class _Crawler:
         return allowed
 
     def _fetch_robots(self, origin: str) -> Protego | None:
-        """The origin's robots.txt rules (archived too); None means everything is allowed."""
-        url = origin + "/robots.txt"
+        """The origin's robots.txt rules (archived too); None means everything is allowed.
+
+        Redirects are followed, each hop archived, five at most (RFC 9309), and the
+        rules read from the body with its content coding and chunks undone.
+        """
+        url = origin + ROBOTS_PATH
         self.seen.add(surt_key(url))
-        try:
-            exchange = self._attempts(url, truncate=True)
-        except PreserveError as exc:
-            self.log({"url": url, "outcome": f"no robots.txt ({exc}): everything allowed"})
-            return None
-        try:
-            self._write(exchange, "robots")
-            if exchange.status >= 500:
-                # The server cannot say what it allows: take it as "nothing" (RFC 9309).
-                return Protego.parse("User-agent: *\nDisallow: /\n")
-            if exchange.status != 200:
+        for _hop in range(MAX_ROBOTS_REDIRECTS + 1):
+            try:
+                exchange = self._attempts(url, truncate=True)
+            except PreserveError as exc:
+                self.log({"url": url, "outcome": f"no robots.txt ({exc}): everything allowed"})
                 return None
-            exchange.response.seek(exchange.header_size)
-            text = exchange.response.read(512 * 1024).decode("utf-8", errors="replace")
-            return Protego.parse(text)
-        finally:
-            exchange.close()
+            try:
+                self._write(exchange, "robots")
+                if exchange.location is not None:
+                    try:
+                        url = _canonical(urljoin(url, exchange.location))[0]
+                    except PreserveError:
+                        return None
+                    self.seen.add(surt_key(url))
+                    continue
+                if exchange.status >= 500:
+                    # The server cannot say what it allows: take it as "nothing" (RFC 9309).
+                    return Protego.parse("User-agent: *\nDisallow: /\n")
+                if exchange.status != 200:
+                    return None
+                if exchange.body is not None:
+                    text = exchange.body[:ROBOTS_BYTES].decode("utf-8", errors="replace")
+                else:  # a coding we cannot undo: the bytes as they came
+                    exchange.response.seek(exchange.header_size)
+                    text = exchange.response.read(ROBOTS_BYTES).decode("utf-8", errors="replace")
+                return Protego.parse(text)
+            finally:
+                exchange.close()
+        self.log({"url": url, "outcome": f"robots.txt: more than {MAX_ROBOTS_REDIRECTS} "
+                                         "redirects: everything allowed"})
+        return None
 
 
 def _anywhere(url: str) -> bool:

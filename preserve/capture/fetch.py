@@ -51,6 +51,7 @@ MAX_LINE = 64 * 1024
 MAX_HEADERS = 256
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PARSED_TYPES = (*HTML_TYPES, "text/css")
+ROBOTS_PATH = "/robots.txt"  # its body is kept decoded too, whatever its type
 # Characters a browser leaves as they are in a path or query; everything else,
 # non-ASCII included, is percent-encoded (UTF-8) before it goes on the wire.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -313,7 +314,8 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False,
     try:
         sock, address, wire, head = _ask(request, received, server, addresses,
                                          settings.timeout_seconds, connections)
-        body, truncated = _read_body(url, wire, head, settings.max_resource_bytes, truncate)
+        body, truncated = _read_body(url, wire, head, settings.max_resource_bytes, truncate,
+                                     parse=parts.path == ROBOTS_PATH)
         idle = head.idle_seconds
         keep = head.reusable and not truncated and not wire.buffer and idle != 0
     except TimeoutError as exc:
@@ -577,14 +579,15 @@ def _exactly(wire: _Wire, size: int) -> Iterator[bytes]:
 
 
 def _read_body(url: str, wire: _Wire, head: _Head, limit: int,
-               truncate: bool) -> tuple[bytes | None, bool]:
-    """Drain the body (the wire keeps the raw bytes); decode HTML and CSS.
+               truncate: bool, parse: bool = False) -> tuple[bytes | None, bool]:
+    """Drain the body (the wire keeps the raw bytes); decode HTML and CSS (and with
+    ``parse``, whatever it is: robots.txt).
 
     Past ``limit`` bytes the body is cut (``truncate``) or refused (:class:`TooLarge`).
     Returns the decoded body of HTML and CSS (None for other types, or when it is
     too large to parse) and whether the body was cut.
     """
-    keep = media_type(head.header("Content-Type")) in PARSED_TYPES
+    keep = parse or media_type(head.header("Content-Type")) in PARSED_TYPES
     parts: list[bytes] = []
     total = 0
     for chunk in _body_chunks(wire, head):
