@@ -32,7 +32,7 @@ from sqlalchemy import Engine, Select, func, insert, select, update
 
 from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
-from preserve.catalog.schema import copies, events, fixity_runs, warc_files
+from preserve.catalog.schema import copies, events, fixity_runs, tombstones, warc_files
 from preserve.errors import BadInput, StorageError
 from preserve.processes import process_pool
 from preserve.reconcile import (
@@ -93,7 +93,7 @@ class FixityResult:
     records: int = 0  # deep mode
     findings: list[Finding] = field(default_factory=list)
     resumed: bool = False  # this run took over one that was interrupted
-    skipped: int = 0  # copies the interrupted run had checked already
+    skipped: int = 0  # copies the interrupted run had found whole already
     # Locations found out of reach (location: why): asked no more in this audit, nor
     # for its ledger checkpoint.
     out_of_reach: dict[str, str] = field(default_factory=dict)
@@ -136,7 +136,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
     fraction of the files is checked, those checked longest ago first, and
     every file not found whole for ``every_days`` besides. A run that is
     interrupted is resumed by the next run of the same scope: copies it already
-    checked are skipped.
+    found whole are skipped (those it found wrong are checked again).
     """
     if location is not None and location not in stores:
         raise BadInput(f"fixity: location {location!r} is not configured "
@@ -147,6 +147,8 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                         "sample": sample}, sort_keys=True)
     with engine.connect() as connection:
         catalogued = stored_files(connection, collection=collection)
+        if collection is not None and not catalogued:
+            _check_collection_known(connection, collection)
         # Only a sample needs to know when each file was last found whole.
         files = catalogued if sample >= 1 else _choose(
             catalogued, _last_whole(connection), sample, every_days, now())
@@ -303,6 +305,16 @@ def _choose(files: list[StoredFile], last_whole: Mapping[str, datetime], sample:
             if number < count or last_whole.get(stored.key, never) <= horizon]
 
 
+def _check_collection_known(connection: Any, collection: str) -> None:
+    """A collection the catalog has never held is a typo, not an audit that passed."""
+    held = {name for (name,) in connection.execute(
+        select(warc_files.c.collection).union(select(tombstones.c.collection)))}
+    if collection not in held:
+        known = ", ".join(sorted(held)[:20]) or "none yet"
+        raise BadInput(f"fixity: the catalog holds no collection {collection!r} "
+                       f"(it holds: {known})")
+
+
 def _start_run(engine: Engine, scope: str, moment: datetime) -> tuple[int, datetime | None]:
     """This run's ID, and the start of the interrupted run it resumes (None if none)."""
     with write_transaction(engine) as connection:
@@ -318,10 +330,13 @@ def _start_run(engine: Engine, scope: str, moment: datetime) -> tuple[int, datet
 
 
 def _checked_since(engine: Engine, moment: datetime) -> set[tuple[str, str]]:
+    """The copies found whole since ``moment``: those that failed are checked again, so
+    the resumed audit names exactly what is wrong (and may repair it)."""
     with engine.connect() as connection:
         return {(key, location) for key, location in connection.execute(
             select(events.c.object, events.c.location).where(
-                events.c.event_type == "fixity check", events.c.event_date >= moment))}
+                events.c.event_type == "fixity check", events.c.outcome == "pass",
+                events.c.event_date >= moment))}
 
 
 def _finish_run(engine: Engine, run_id: int, moment: datetime) -> None:
@@ -333,7 +348,7 @@ def _finish_run(engine: Engine, run_id: int, moment: datetime) -> None:
 def copy_findings(stored: StoredFile, location: str, read: CopyRead) -> list[Finding]:
     """What one read of a copy found wrong: a Finding when it is missing, unreadable,
     resized or changed, first; in deep mode, one per damaged record after it (those of a
-    changed copy say which records the change hit)."""
+    changed copy say which records the change hit). A copy with the ingest digest holds."""
     def finding(kind: str, expected: str, found: str) -> Finding:
         return Finding(kind, stored.key, location, expected, found)
 
@@ -349,7 +364,10 @@ def copy_findings(stored: StoredFile, location: str, read: CopyRead) -> list[Fin
     if read.sha256 != stored.sha256:
         return [finding(CORRUPTED, f"sha256:{stored.sha256}", f"sha256:{read.sha256}"),
                 *damaged]
-    return damaged
+    # Byte for byte what was ingested: records whose digests do not hold were so when it
+    # came in (an import with --lenient lists them then), not damage to this copy, and no
+    # other copy could mend them.
+    return []
 
 
 def _record_checks(engine: Engine, stored: StoredFile,

@@ -330,6 +330,11 @@ def test_scope_by_location_and_collection(run: Any, site: LoopbackSite, home: Pa
     assert news.status == 1
     bad = run("fixity", "run", "--location", "tape")
     assert bad.status == 2 and "location 'tape' is not configured" in bad.err
+    # A mistyped collection in a cron line must not pass for ever as "all hold".
+    typo = run("fixity", "run", "--collection", "nwes")
+    assert typo.status == 2 and typo.out == b""
+    assert typo.err == ("preserve: error: fixity: the catalog holds no collection 'nwes' "
+                        "(it holds: news, other)\n")
 
 
 def test_repair_from_the_good_copy_and_nothing_without_one(run: Any, site: LoopbackSite,
@@ -485,6 +490,37 @@ def test_an_interrupted_audit_resumes_where_it_stopped(run: Any, four_files: lis
     fresh = json.loads(run("fixity", "run", "--json").out)
     assert fresh["resumed"] is False and fresh["copies"] == 4
     engine.dispose()
+
+
+def test_a_resumed_audit_still_names_what_the_interrupted_one_found(
+        run: Any, four_files: list[str], home: Path, database_url: str) -> None:
+    # A copy the interrupted audit found damaged is not skipped as "checked": the
+    # resumed audit names it again (and exits 1), where it used to say "all hold".
+    from preserve.catalog import open_engine
+    from preserve.config import load_settings
+    from preserve.fixity import run_fixity
+    from preserve.storage import open_stores
+
+    damaged = home / "objects" / four_files[0]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    engine = open_engine(database_url)
+    stores = open_stores(load_settings().locations)
+
+    def killed_after_two(number: int, total: int, stored: Any) -> None:
+        if number == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_fixity(engine, stores, killed_after_two, workers=1)
+    engine.dispose()
+    assert events_per_object(run)[four_files[0]] == 1  # checked (and failed) before the stop
+    resumed = run("fixity", "run", "--json")
+    report = json.loads(resumed.out)
+    assert resumed.status == 1
+    assert report["resumed"] is True and report["skipped"] == 1 and report["copies"] == 3
+    assert [(f["kind"], f["key"]) for f in report["findings"]] == [("corrupted", four_files[0])]
 
 
 def test_every_check_and_repair_is_in_the_ledger(run: Any, site: LoopbackSite, home: Path,

@@ -360,6 +360,15 @@ def test_lenient_keeps_the_file_and_catalogues_its_sound_records(run: Any, home:
             warc_files.c.key == report["key"])).scalars().all()
     engine.dispose()
     assert offsets and 4061 not in offsets
+    # The file is kept as it came: a deep audit finds it whole, and a repair has nothing
+    # to mend (it used to fail every deep audit, and --repair rewrote intact copies).
+    audit = run("fixity", "run", "--deep", "--repair", "--json")
+    assert audit.status == 0, audit.out
+    assert json.loads(audit.out)["findings"] == []
+    stored = home / "objects" / report["key"]
+    stored.write_bytes(stored.read_bytes().replace(b"Example Domain", b"Example Domains", 1))
+    changed = json.loads(run("fixity", "run", "--deep", "--json").out)["findings"]
+    assert changed[0]["kind"] == "size mismatch" and len(changed) > 1  # and its records
     plain = run("import", CORPUS / "chatnoir-eu__chatnoir-resiliparse__clipped.warc.gz",
                 "--collection", "corpus", "--lenient")
     assert plain.status == 1 and "left out: offset 0 (http://www.houstonpress.com/" in plain.text
