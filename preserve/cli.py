@@ -36,7 +36,13 @@ from preserve.describe import decode_html, describe
 from preserve.errors import BadInput, ConfigError, PreserveError
 from preserve.export import export_bag, export_jsonl, export_wacz
 from preserve.fingerprint import iter_chunks
-from preserve.fixity import DEFAULT_EVERY_DAYS, EVENT_COLUMNS, fixity_report, run_fixity
+from preserve.fixity import (
+    DEFAULT_EVERY_DAYS,
+    EVENT_COLUMNS,
+    check_collection_known,
+    fixity_report,
+    run_fixity,
+)
 from preserve.jobs import (
     CaptureOverrides,
     CaptureReport,
@@ -47,7 +53,16 @@ from preserve.jobs import (
 from preserve.numbers import is_digits
 from preserve.policy import check_policies, load_policy
 from preserve.reconcile import reconcile
-from preserve.schedule import STATES, Job, Tick, cancel_job, list_jobs, run_due
+from preserve.schedule import (
+    STATES,
+    Job,
+    Tick,
+    cancel_job,
+    copies_asked,
+    list_jobs,
+    policy_collections,
+    run_due,
+)
 from preserve.storage import open_stores
 from preserve.workers import Dispatcher
 from preserve.workers.celery import CeleryDispatch, run_worker, send_due
@@ -446,8 +461,10 @@ def _capture(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(report.as_dict())
     else:
         _print_capture(report)
-    # Preserved, but not in every location asked for: an operation failed in part.
-    return 1 if any(warc["missing"] for warc in report.warcs) else 0
+    # Preserved, but not in every location asked for, or not every start page: an
+    # operation failed in part.
+    return 1 if report.start_pages_failed or any(
+        warc["missing"] for warc in report.warcs) else 0
 
 
 def _get(args: argparse.Namespace, settings: Settings) -> int:
@@ -660,10 +677,13 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
 
     stores = open_stores(settings.locations)
     with _catalog(settings) as engine:
+        if args.collection is not None:
+            check_collection_known(engine, args.collection, policy_collections(settings))
         result = run_fixity(engine, stores, progress,
                             collection=args.collection, location=args.location,
                             deep=args.deep, repair=args.repair, sample=args.sample,
-                            every_days=args.every_days, actor=settings.operator)
+                            every_days=args.every_days, actor=settings.operator,
+                            copies_asked=copies_asked(settings))
         newest, checkpointed = ledger.checkpoint(engine, stores, result.out_of_reach)
     if show and result.objects:
         print(file=sys.stderr)
@@ -672,7 +692,7 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
     else:
         if result.resumed:
             print(f"fixity: resumed an interrupted audit ({result.skipped} copies it had "
-                  "checked are not checked again)")
+                  "found whole are not checked again)")
         print(f"fixity: {result.summary()}")
         for finding in result.findings:
             print(f"  {finding}")
@@ -1144,11 +1164,15 @@ def _print_capture(report: CaptureReport) -> None:
             print(f"  {response.role:<9} {response.status}  {response.url}{note}")
     if report.responses_omitted:
         print(f"  and {report.responses_omitted} more responses: see the crawl log {report.log}")
+    statuses = ", ".join(f"{count} × {status}" for status, count in report.status_codes.items())
+    print(f"  answers: {statuses or 'none'}; revisits: {report.revisits} ({report.bytes_saved} "
+          f"bytes not stored again); refused by robots.txt: {report.robots_refusals}; "
+          f"links out of scope: {report.out_of_scope}; {report.duration_seconds:.1f} s")
     _print_stored(report.warcs)
     for error in report.errors:
-        print(f"  not captured: {error}")
+        print(f"  problem: {error}")
     if report.errors_omitted:
-        print(f"  and {report.errors_omitted} more not captured: see the crawl log {report.log}")
+        print(f"  and {report.errors_omitted} more problems: see the crawl log {report.log}")
 
 
 def _output(path: Path | None) -> IO[bytes]:

@@ -21,7 +21,7 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,6 +51,8 @@ CORRUPTED = "corrupted"
 UNREADABLE = "unreadable"
 NOT_CONFIGURED = "location not configured"
 RECORD_DAMAGED = "record digest mismatch"
+# What a copy that no longer holds is found to be (not merely unreadable just now).
+LOST = (MISSING, CORRUPTED, SIZE_MISMATCH, RECORD_DAMAGED)
 REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, RECORD_DAMAGED)
 AGENT = f"preserve/{__version__}"
 DEFAULT_EVERY_DAYS = 90
@@ -71,6 +73,9 @@ class Finding:
     offset: int | None = None  # deep mode: where its gzip member starts
     repaired_from: str | None = None
     repair_failed: str | None = None
+    # No copy of the file holds any more (every one damaged or gone; none out of reach):
+    # nothing can repair it, and it needs a person now.
+    critical: bool = False
 
     @property
     def open(self) -> bool:
@@ -78,7 +83,8 @@ class Finding:
 
     def __str__(self) -> str:
         where = f" record {self.record} at offset {self.offset}" if self.offset is not None else ""
-        return with_repair(f"{self.kind}: {self.key} in {self.location}{where} "
+        alarm = "CRITICAL, no good copy left: " if self.critical else ""
+        return with_repair(f"{alarm}{self.kind}: {self.key} in {self.location}{where} "
                            f"(expected {self.expected}, found {self.found})",
                            self.repaired_from, self.repair_failed)
 
@@ -110,15 +116,19 @@ class FixityResult:
         records = f", {self.records} records" if self.records else ""
         repaired = sum(1 for finding in self.findings if not finding.open)
         left = len(self.findings) - repaired
+        critical = len({finding.key for finding in self.findings if finding.critical})
         verdict = ("all hold" if not self.findings else
                    f"{left} problem{'' if left == 1 else 's'}"
-                   + (f", {repaired} repaired" if repaired else ""))
+                   + (f", {repaired} repaired" if repaired else "")
+                   + (f", {critical} file{'' if critical == 1 else 's'} with no good copy "
+                      "left (CRITICAL)" if critical else ""))
         return f"{files}, {copies}{records}, {self.bytes} bytes checked: {verdict}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "objects": self.objects, "copies": self.copies,
                 "records": self.records, "bytes": self.bytes, "resumed": self.resumed,
                 "skipped": self.skipped, "out_of_reach": self.out_of_reach,
+                "critical": sorted({f.key for f in self.findings if f.critical}),
                 "findings": [{**asdict(f), "open": f.open} for f in self.findings]}
 
 
@@ -128,13 +138,16 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                deep: bool = False, repair: bool = False, sample: float = 1.0,
                every_days: int = DEFAULT_EVERY_DAYS, workers: int | None = None,
                actor: str = "preserve",
-               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FixityResult:
+               now: Callable[[], datetime] = lambda: datetime.now(UTC),
+               copies_asked: Callable[[str], Sequence[str]] | None = None) -> FixityResult:
     """Check every copy of every catalogued object; never stop at the first finding.
 
     Copies are hashed side by side (``workers``, one per core by default:
     hashlib lets go of the interpreter lock). With ``sample`` below 1, that
     fraction of the files is checked, those checked longest ago first, and
-    every file not found whole for ``every_days`` besides. A run that is
+    every file not found whole for ``every_days`` besides. With ``copies_asked``
+    (a collection's locations, as its policies ask now), a file without a copy in
+    one of them is under-replicated too. A run that is
     interrupted is resumed by the next run of the same scope: copies it already
     found whole are skipped (those it found wrong are checked again).
     """
@@ -147,8 +160,6 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                         "sample": sample}, sort_keys=True)
     with engine.connect() as connection:
         catalogued = stored_files(connection, collection=collection)
-        if collection is not None and not catalogued:
-            _check_collection_known(connection, collection)
         # Only a sample needs to know when each file was last found whole.
         files = catalogued if sample >= 1 else _choose(
             catalogued, _last_whole(connection), sample, every_days, now())
@@ -181,7 +192,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
             if remaining[stored.key] == 0:
                 number += 1
                 _finish_file(engine, stores, stored, [], location, deep, repair, actor, now,
-                             result, down)
+                             result, down, copies_asked)
                 if progress is not None:
                     progress(number, len(files), stored)
         for stored, name, found, size, records in _checked_copies(
@@ -194,14 +205,17 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
             if remaining[stored.key] == 0:
                 number += 1
                 _finish_file(engine, stores, stored, by_file.pop(stored.key), location, deep,
-                             repair, actor, now, result, down)
+                             repair, actor, now, result, down, copies_asked)
                 if progress is not None:
                     progress(number, len(files), stored)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    if collection is None:  # then every catalogued key is known here
-        result.findings.extend(_unexpected({stored.key for stored in catalogued}, stores,
-                                           location, down))
+    if collection is None:  # then every catalogued copy is known here
+        known = _copies_known(catalogued)
+        for finding in result.findings:  # and those this audit made
+            if finding.repaired_from is not None:
+                known.setdefault(finding.location, set()).add(finding.key)
+        result.findings.extend(_unexpected(known, stores, location, down))
     _finish_run(engine, run_id, now())
     return result
 
@@ -248,18 +262,32 @@ def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: Stor
                  copies_checked: list[tuple[str, list[Finding], int, int]],
                  location: str | None, deep: bool, repair: bool, actor: str,
                  now: Callable[[], datetime], result: FixityResult,
-                 down: Mapping[str, str]) -> None:
+                 down: Mapping[str, str],
+                 copies_asked: Callable[[str], Sequence[str]] | None) -> None:
     """Record a file's checks, add its missing copies, repair what may be repaired."""
     found = [finding for _, findings, _, _ in copies_checked for finding in findings]
     found.extend(
         Finding(UNDER_REPLICATED, stored.key, name, "a verified copy (asked for at ingest)",
                 f"none: {problem}")
         for name, problem in stored.missing if location is None or name == location)
+    known = {*stored.locations, *(name for name, _problem in stored.missing)}
+    found.extend(
+        Finding(UNDER_REPLICATED, stored.key, name, "a verified copy (asked for by the "
+                f"{stored.collection!r} collection's policy or storage.default_copies)",
+                "none: never made here")
+        for name in (copies_asked(stored.collection) if copies_asked else ())
+        if name not in known and (location is None or name == location))
     _record_checks(engine, stored, [(name, findings[0] if findings else None, records)
                                     for name, findings, _, records in copies_checked],
                    deep, now(), actor)
     if repair:
         _repair(engine, stores, stored, found, actor, now, down)
+    if location is None and found and not any(name in down for name in stored.locations):
+        damaged = {finding.location for finding in found
+                   if finding.open and finding.kind in LOST}
+        if all(name in damaged for name in stored.locations):
+            for finding in found:
+                finding.critical = True
     result.findings.extend(found)
 
 
@@ -305,14 +333,16 @@ def _choose(files: list[StoredFile], last_whole: Mapping[str, datetime], sample:
             if number < count or last_whole.get(stored.key, never) <= horizon]
 
 
-def _check_collection_known(connection: Any, collection: str) -> None:
-    """A collection the catalog has never held is a typo, not an audit that passed."""
-    held = {name for (name,) in connection.execute(
-        select(warc_files.c.collection).union(select(tombstones.c.collection)))}
-    if collection not in held:
+def check_collection_known(engine: Engine, collection: str, named: Iterable[str]) -> None:
+    """A collection to audit that the catalog has never held and no policy ``named`` is a
+    typo (in a cron line, say), not an audit that passed: :class:`BadInput`."""
+    with engine.connect() as connection:
+        held = {name for (name,) in connection.execute(
+            select(warc_files.c.collection).union(select(tombstones.c.collection)))}
+    if collection not in held and collection not in set(named):
         known = ", ".join(sorted(held)[:20]) or "none yet"
-        raise BadInput(f"fixity: the catalog holds no collection {collection!r} "
-                       f"(it holds: {known})")
+        raise BadInput(f"fixity: the catalog holds no collection {collection!r}, and no "
+                       f"policy fills one (it holds: {known})")
 
 
 def _start_run(engine: Engine, scope: str, moment: datetime) -> tuple[int, datetime | None]:
@@ -422,10 +452,21 @@ def _not_asked(why: str) -> str:
     return f"not asked: out of reach earlier in this audit ({why})"
 
 
-def _unexpected(known: set[str], stores: Mapping[str, ObjectStore],
+def _copies_known(files: list[StoredFile]) -> dict[str, set[str]]:
+    """The keys the catalog knows a copy of (or one that could not be made) in each
+    location."""
+    known: dict[str, set[str]] = {}
+    for stored in files:
+        for name in (*stored.locations, *(name for name, _problem in stored.missing)):
+            known.setdefault(name, set()).add(stored.key)
+    return known
+
+
+def _unexpected(known: Mapping[str, set[str]], stores: Mapping[str, ObjectStore],
                 location: str | None, down: Mapping[str, str]) -> Iterator[Finding]:
-    """Objects in a location that no catalogued file (of ``known``) accounts for. A
-    location found out of reach (``down``) is not asked again."""
+    """Objects in a location that no catalogued copy there (``known``, by location)
+    accounts for: a stray file, or a copy whose catalog row is gone. A location found
+    out of reach (``down``) is not asked again."""
     for name, store in sorted(stores.items()):
         if location is not None and name != location:
             continue
@@ -438,8 +479,8 @@ def _unexpected(known: set[str], stores: Mapping[str, ObjectStore],
         except StorageError as exc:
             yield Finding(UNREADABLE, "", name, "a location that can be listed", str(exc))
             continue
-        for key in sorted(set(listed) - known):
-            yield Finding(UNEXPECTED, key, name, "no object (none is catalogued)",
+        for key in sorted(set(listed) - known.get(name, set())):
+            yield Finding(UNEXPECTED, key, name, f"no object (none is catalogued in {name})",
                           f"{listed[key]} bytes")
 
 

@@ -63,6 +63,7 @@ class CaptureReport:
     status_codes: dict[str, int]
     robots_refusals: int
     out_of_scope: int
+    start_pages_failed: int
     duration_seconds: float
     warcs: list[dict[str, Any]]
     log: str
@@ -226,7 +227,7 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
         records=sum(stored.records for stored in series.sealed),
         revisits=crawled.revisits, bytes_saved=crawled.bytes_saved, bytes=crawled.bytes,
         status_codes=crawled.status_codes, robots_refusals=crawled.robots_refusals,
-        out_of_scope=crawled.out_of_scope,
+        out_of_scope=crawled.out_of_scope, start_pages_failed=crawled.start_pages_failed,
         duration_seconds=round(time.monotonic() - started, 3),
         warcs=[{"key": stored.key, "sha256": stored.sha256, "size": stored.size,
                 "locations": list(stored.locations), "missing": stored.missing,

@@ -24,6 +24,7 @@ good copy anywhere, nothing is touched and the finding stays.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +34,7 @@ from sqlalchemy import Engine, delete, insert, update
 from preserve import ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, missing_copies
-from preserve.errors import PreserveError, StorageError, Unreachable
+from preserve.errors import ObjectMissing, PreserveError, StorageError, Unreachable
 from preserve.fingerprint import iter_chunks, sha256_chunks
 from preserve.ledger import LEDGER
 from preserve.storage import ObjectStore
@@ -85,6 +86,17 @@ def held_objects(store: ObjectStore) -> dict[str, int]:
     """
     return {info.key: info.size for info in store.list()
             if not info.key.startswith((INCOMING + "/", LEDGER))}
+
+
+def _listed(store: ObjectStore, expected: list[str]) -> dict[str, int]:
+    """:func:`held_objects`; a location that lists nothing where the catalog expects
+    copies is asked for one of them, so that one out of reach (a folder whose disk is
+    not mounted) says so rather than seeming to have lost everything."""
+    listed = held_objects(store)
+    if not listed and expected:
+        with suppress(ObjectMissing):  # Unreachable (or another StorageError) if it is so
+            store.open(expected[0]).close()
+    return listed
 
 
 @dataclass
@@ -144,7 +156,7 @@ def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, S
              result: ReconcileResult, out_of_reach: dict[str, str]) -> Iterator[Discrepancy]:
     name = store.name
     try:
-        listed = held_objects(store)
+        listed = _listed(store, [stored.key for stored in files if name in stored.locations])
     except StorageError as exc:  # the others are still compared
         if isinstance(exc, Unreachable):  # not merely unlistable: no copy is written there
             out_of_reach[name] = str(exc)
@@ -155,9 +167,11 @@ def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, S
                                   f"never made: {dict(stored.missing)[name]}")
         return
     result.objects += len(listed)
-    for key in sorted(set(listed) - set(by_key)):
-        yield Discrepancy(UNEXPECTED, name, key,
-                          f"{listed[key]} bytes that no catalogued file accounts for")
+    here = {stored.key for stored in files
+            if name in stored.locations or name in dict(stored.missing)}
+    for key in sorted(set(listed) - here):
+        yield Discrepancy(UNEXPECTED, name, key, f"{listed[key]} bytes that no catalogued "
+                          f"{'copy here' if key in by_key else 'file'} accounts for")
     metadata = getattr(store, "metadata_sha256", None)
     for stored in files:
         if name in dict(stored.missing):

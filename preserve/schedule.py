@@ -168,6 +168,24 @@ def read_policies(settings: Settings) -> tuple[list[Policy], list[PolicyProblem]
     return policies, problems
 
 
+def policy_collections(settings: Settings) -> set[str]:
+    """The collections the sound policies fill."""
+    return {policy.collection for policy in read_policies(settings)[0]}
+
+
+def copies_asked(settings: Settings) -> Callable[[str], tuple[str, ...]]:
+    """The locations a collection's files are to have a copy in, as its policies ask now
+    (each policy's ``preservation.copies``, else ``storage.default_copies``); a
+    collection no policy fills: ``storage.default_copies``. Fixity finds the files short
+    of one under-replicated, and a repair makes it (a location added is filled so)."""
+    policies, _problems = read_policies(settings)  # `policies check` names the problems
+    asked: dict[str, set[str]] = {}
+    for policy in policies:
+        asked.setdefault(policy.collection, set()).update(
+            policy.preservation.copies or settings.default_copies)
+    return lambda collection: tuple(sorted(asked.get(collection, settings.default_copies)))
+
+
 @dataclass(frozen=True)
 class Tick:
     """What one pass of a scheduler did."""
@@ -432,7 +450,8 @@ def _do(job: Job, policy: Policy | None, settings: Settings, engine: Engine,
     audit = run_fixity(engine, stores, collection=job.target,
                        sample=policy.preservation.fixity_sample,
                        every_days=policy.preservation.fixity_every_days,
-                       actor=f"scheduler ({settings.operator})")
+                       actor=f"scheduler ({settings.operator})",
+                       copies_asked=copies_asked(settings))
     newest, checkpointed = ledger.checkpoint(engine, stores, audit.out_of_reach)
     return {"objects": audit.objects, "copies": audit.copies, "bytes": audit.bytes,
             "findings": len(audit.findings), "passed": audit.passed,

@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from isal import isal_zlib
 
-from preserve.errors import StorageError, Unreachable
+from preserve.errors import ObjectMissing, StorageError, Unreachable
 from preserve.fingerprint import Tally, iter_chunks
 
 if TYPE_CHECKING:
@@ -157,11 +157,11 @@ def read_copy(store: ObjectStore, key: str, deep: bool) -> CopyRead:
     counter = RecordCheck()
     verify = verify_wacz_records if key.endswith(".wacz") else verify_records
     try:
-        if store.head(key) is None:
-            return CopyRead(missing=True)
         with store.open(key) as stream:
             whole, problems = hashed_and_verified(
                 stream, (lambda chunks: verify(chunks, counter)) if deep else None)
+    except ObjectMissing:
+        return CopyRead(missing=True)
     except StorageError as exc:
         return CopyRead(error=str(exc), unreachable=isinstance(exc, Unreachable))
     return CopyRead(size=whole.size, sha256=whole.hexdigest(), records=counter.records,

@@ -67,7 +67,8 @@ def wait_for(engine: Engine, job_id: str, states: tuple[str, ...], seconds: floa
         if job.state in states:
             return job
         time.sleep(0.1)
-    raise AssertionError(f"job {job_id} is still {get_job(engine, job_id).state}")
+    job = get_job(engine, job_id)
+    raise AssertionError(f"job {job_id} is still {job.state} (error: {job.error})")
 
 
 def test_a_worker_runs_a_scheduled_capture_and_it_can_be_retrieved(

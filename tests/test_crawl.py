@@ -150,6 +150,43 @@ def test_robots_refusals_are_obeyed_logged_and_counted(run: Any, web: LoopbackSi
     assert "/private/p" in pages(ignored, web) and ignored["robots_refusals"] == 0
 
 
+def test_a_start_page_that_fails_does_not_lose_the_others(run: Any, web: LoopbackSite,
+                                                          home: Path) -> None:
+    # Several start pages (a policy's targets): one that cannot be fetched is named,
+    # the others are crawled and preserved, and the command says it failed in part.
+    result = run("capture", web.url("/a/4"), "http://127.0.0.1:1/gone", web.url("/b/1"),
+                 "--collection", "crawl")
+    assert result.status == 1, result.err
+    assert "problem: start page not fetched: http://127.0.0.1:1/gone: connection refused" in (
+        result.text)
+    report = json.loads(run("capture", web.url("/a/4"), "http://127.0.0.1:1/gone",
+                            "--collection", "crawl", "--json").out)
+    assert report["start_pages_failed"] == 1 and report["pages"] == 1
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        assert {web.url("/a/4"), web.url("/b/1")} <= catalogued_urls(engine, home)
+    finally:
+        engine.dispose()
+    alone = run("capture", "http://127.0.0.1:1/gone", "--collection", "crawl")
+    assert alone.status == 2  # the one thing asked for: bad input, as before
+
+
+def test_a_start_page_robots_txt_refuses_is_said_and_the_report_has_every_count(
+        run: Any, web: LoopbackSite) -> None:
+    refused = run("capture", web.url("/private/p"), "--collection", "crawl")
+    assert refused.status == 1
+    assert (f"problem: {web.url('/private/p')}: start page refused by robots.txt "
+            "(--ignore-robots, or the policy's obey_robots: false)") in refused.text
+    crawled = run("capture", web.url("/a/1"), "--collection", "crawl", "--scope", "host",
+                  "--depth", "1")
+    assert crawled.status == 0
+    line = next(line for line in crawled.text.splitlines() if "answers:" in line)
+    # robots.txt was preserved by the first capture: the second's is a revisit
+    assert line.startswith("  answers: 6 × 200; revisits: 1 (34 bytes not stored again); "
+                           "refused by robots.txt: 1; links out of scope: 1; ")
+    assert line.endswith(" s")
+
+
 @pytest.mark.parametrize("served", ["gzipped", "redirected", "redirected-too-often"])
 def test_robots_txt_compressed_or_moved_is_still_obeyed(run: Any, web: LoopbackSite,
                                                         served: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from preserve import fixity
 from preserve.demo import REFERENCE_PATH, LoopbackSite, Route
@@ -314,6 +315,74 @@ def test_deep_mode_checks_revisit_records_too(run: Any, site: LoopbackSite, home
                               if f["kind"] == "record digest mismatch"}
 
 
+def test_a_location_whose_folder_is_gone_is_out_of_reach_not_emptied(
+        run: Any, site: LoopbackSite, home: Path) -> None:
+    # An unmounted disk, a folder moved away: its copies are out of reach, said once per
+    # copy as such, not "missing" one by one, and no new folder is made in its place to
+    # checkpoint or repair into.
+    mirror = two_locations(home)
+    for path in (REFERENCE_PATH, "/gone"):
+        run("capture", site.url(path), "--collection", "c")
+    mirror.rename(mirror.with_name("unmounted"))
+
+    for command in (("fixity", "run", "--json"), ("fixity", "run", "--repair", "--json"),
+                    ("reconcile", "--repair", "--json")):
+        audit = run(*command)
+        assert audit.status == 1, command
+        found = json.loads(audit.out)
+        kinds = {item["kind"] for item in found.get("findings", found.get("discrepancies", []))}
+        assert "missing" not in kinds and kinds, (command, kinds)
+        assert not mirror.exists(), command  # nothing made where the folder was
+    audit_json = json.loads(run("fixity", "run", "--json").out)
+    assert "mirror" in audit_json["out_of_reach"]
+    assert "is not there (a disk not mounted? a folder moved?)" in audit_json["out_of_reach"][
+        "mirror"]
+    mirror.with_name("unmounted").rename(mirror)
+    assert run("fixity", "run").status == 0  # back, and whole
+
+
+def test_copies_the_policy_asks_for_are_counted_and_made(run: Any, site: LoopbackSite,
+                                                         home: Path) -> None:
+    # Under-replicated is measured against what is asked for now, not only against the
+    # copies that failed at ingest: a location added to the defaults is filled by a
+    # repair, and a copy the catalog lost track of is named where it lies.
+    mirror = two_locations(home)
+    key = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                         "--json").out)["warcs"][0]["key"]
+    vault = home.parent / "vault"
+    settings = (home / "preserve.yaml").read_text()
+    (home / "preserve.yaml").write_text(
+        settings.replace("  default_copies: [local, mirror]\n",
+                         f"    vault: {{type: filesystem, path: {vault}}}\n"
+                         "  default_copies: [local, mirror, vault]\n"))
+    short = run("fixity", "run", "--json")
+    assert short.status == 1
+    [finding] = json.loads(short.out)["findings"]
+    assert (finding["kind"], finding["location"], finding["found"]) == (
+        "under-replicated", "vault", "none: never made here")
+    filled = run("fixity", "run", "--repair", "--json")
+    assert filled.status == 0
+    assert json.loads(filled.out)["findings"][0]["repaired_from"] in ("local", "mirror")
+    assert (vault / key).read_bytes() == (mirror / key).read_bytes()
+    assert run("fixity", "run").status == 0
+
+    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
+    with engine.begin() as connection:  # the catalog loses track of the mirror's copy
+        connection.execute(text("DELETE FROM copies WHERE location = 'mirror'"))
+    engine.dispose()
+    lost = json.loads(run("fixity", "run", "--json").out)["findings"]
+    assert sorted((f["kind"], f["location"], f["key"]) for f in lost) == [
+        ("under-replicated", "mirror", key), ("unexpected", "mirror", key)]
+    reconciled = json.loads(run("reconcile", "--json").out)["discrepancies"]
+    assert [(d["kind"], d["location"], d["detail"]) for d in reconciled] == [
+        ("unexpected", "mirror", f"{(mirror / key).stat().st_size} bytes that no catalogued "
+                                 "copy here accounts for")]
+    # A repair finds the copy there holding the ingest digest, and records it again.
+    adopted = run("fixity", "run", "--repair")
+    assert adopted.status == 0 and "0 problems, 1 repaired" in adopted.text
+    assert run("fixity", "run").status == 0
+
+
 def test_scope_by_location_and_collection(run: Any, site: LoopbackSite, home: Path) -> None:
     mirror = two_locations(home)
     report = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "news",
@@ -333,8 +402,8 @@ def test_scope_by_location_and_collection(run: Any, site: LoopbackSite, home: Pa
     # A mistyped collection in a cron line must not pass for ever as "all hold".
     typo = run("fixity", "run", "--collection", "nwes")
     assert typo.status == 2 and typo.out == b""
-    assert typo.err == ("preserve: error: fixity: the catalog holds no collection 'nwes' "
-                        "(it holds: news, other)\n")
+    assert typo.err == ("preserve: error: fixity: the catalog holds no collection 'nwes', "
+                        "and no policy fills one (it holds: news, other)\n")
 
 
 def test_repair_from_the_good_copy_and_nothing_without_one(run: Any, site: LoopbackSite,
@@ -359,6 +428,16 @@ def test_repair_from_the_good_copy_and_nothing_without_one(run: Any, site: Loopb
     findings = json.loads(both.out)["findings"]
     assert all(f["open"] and "no good copy" in f["repair_failed"] for f in findings)
     assert (home / "objects" / key).read_bytes() == good[:100]  # nothing "repaired"
+    # ... and it is raised as critical: the file needs a person now
+    assert all(f["critical"] for f in findings) and json.loads(both.out)["critical"] == [key]
+    said = run("fixity", "run")
+    assert said.text.splitlines()[0].endswith(", 1 file with no good copy left (CRITICAL)")
+    assert all(line.startswith("  CRITICAL, no good copy left: ")
+               for line in said.text.splitlines()[1:] if line.startswith("  "))
+    # one good copy back: no longer critical, only damaged
+    (mirror / key).write_bytes(good)
+    one_left = json.loads(run("fixity", "run", "--json").out)
+    assert one_left["critical"] == [] and not any(f["critical"] for f in one_left["findings"])
     assert run("ledger", "verify").status == 0
 
 

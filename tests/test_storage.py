@@ -42,6 +42,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
     """The same contract, on every backend."""
     if request.param == "filesystem":
+        (tmp_path / "objects").mkdir()  # as a bucket is there before its first object
         yield FilesystemStore("local", tmp_path / "objects")
         return
     with s3_bucket(request, monkeypatch, request.param.removeprefix("s3-")) as endpoint:
@@ -50,6 +51,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path,
 
 @pytest.fixture
 def fs_store(tmp_path: Path) -> FilesystemStore:
+    (tmp_path / "objects").mkdir()
     return FilesystemStore("local", tmp_path / "objects")
 
 
@@ -949,7 +951,7 @@ def test_a_location_out_of_reach_is_not_asked_again_in_the_same_audit(
     assert listing.found.startswith("not asked: out of reach earlier in this audit")
     offsite = [f for f in result.findings if f.location == "offsite" and f.key]
     assert [f.kind for f in offsite] == ["unreadable"] * 3
-    assert "cannot reach the endpoint to look at" in offsite[0].found
+    assert "cannot reach the endpoint to read" in offsite[0].found
     assert offsite[-1].found.startswith("not asked: out of reach earlier in this audit")
     assert result.copies == 6
     # Nor is a copy written there to repair one, nor read there to repair the damaged one.
@@ -976,3 +978,21 @@ class _Asked:
             self._asked.append(name)
             return found(*args, **kwargs)
         return asking
+
+
+def test_a_folder_location_whose_folder_is_gone_is_unreachable(tmp_path: Path) -> None:
+    from preserve.errors import Unreachable
+
+    root = tmp_path / "objects"
+    store = FilesystemStore("mirror", root)
+    put(store, "a/b.warc.gz", b"bytes")  # a new location's folder is made by its first put
+    root.rename(tmp_path / "elsewhere")
+    for ask in (lambda: store.open("a/b.warc.gz"), lambda: store.delete("a/b.warc.gz")):
+        with pytest.raises(Unreachable, match=f"location 'mirror': its folder {root} is not "
+                                              "there"):
+            ask()
+    # A folder never written to holds nothing: a new location's first put asks so.
+    assert list(store.list()) == [] and store.head("a/b.warc.gz") is None
+    root.write_text("a file where the folder was")
+    with pytest.raises(Unreachable, match="is not a folder"):
+        store.open("a/b.warc.gz")

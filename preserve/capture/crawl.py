@@ -151,6 +151,8 @@ class CrawlResult:
     bytes_saved: int = 0
     robots_refusals: int = 0
     out_of_scope: int = 0
+    # Start pages (of several) that could not be fetched at all: the others were crawled.
+    start_pages_failed: int = 0
     progress: Progress | None = field(default=None, repr=False)
     _statuses: Counter[str] = field(default_factory=Counter, repr=False)
 
@@ -408,9 +410,19 @@ class _Crawler:
             # A seed's redirects are followed wherever they go, and where it lands
             # becomes the seed (http to https, a new host name); other pages' only
             # within scope.
-            fetched = self._fetch(url, "page", must=is_seed,
-                                  follow=_anywhere if is_seed else seed.allows)
+            try:
+                fetched = self._fetch(url, "page", must=is_seed,
+                                      follow=_anywhere if is_seed else seed.allows)
+            except BadInput as exc:
+                if len(seeds) == 1:  # the one thing asked for cannot be had: bad input
+                    raise
+                # One of several start pages (a policy's targets): the others go on.
+                self.result.start_pages_failed += 1
+                self._error(f"start page not fetched: {exc}")
+                continue
             if fetched is None:
+                if is_seed:
+                    self.result.start_pages_failed += 1
                 continue
             page, response_id = fetched
             if is_seed and page.exchange.url != seed.url:
@@ -513,6 +525,9 @@ class _Crawler:
             if not self._robots_allow(url):
                 self.result.robots_refusals += 1
                 self.log({"url": url, "outcome": "refused by robots.txt"})
+                if must:  # said in the report too: it is what was asked for
+                    self._error(f"{url}: start page refused by robots.txt "
+                                "(--ignore-robots, or the policy's obey_robots: false)")
                 return None
             try:
                 first = self.pending.pop(url, None)

@@ -28,7 +28,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from preserve.errors import DigestMismatch, ObjectExists, ObjectMissing, StorageError
+from preserve.errors import (
+    DigestMismatch,
+    ObjectExists,
+    ObjectMissing,
+    StorageError,
+    Unreachable,
+)
 from preserve.fingerprint import sha256_file
 from preserve.storage.base import INCOMING, LocationCheck, ObjectInfo, key_parts
 
@@ -88,6 +94,7 @@ class FilesystemStore:
     def open(self, key: str) -> BinaryIO:
         """The whole object as a binary stream."""
         path = self._path(key)
+        self._reachable()
         try:
             return path.open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
@@ -102,7 +109,8 @@ class FilesystemStore:
             return stream.read(length)
 
     def head(self, key: str) -> ObjectInfo | None:
-        """Size of the object under key, or None."""
+        """Size of the object under key, or None (also when the folder is not there: a new
+        location's first put asks)."""
         path = self._path(key)
         try:
             return ObjectInfo(key, path.stat().st_size) if path.is_file() else None
@@ -112,7 +120,8 @@ class FilesystemStore:
             raise StorageError(f"location {self.name!r}: cannot look at {key!r}: {exc}") from exc
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every stored object whose key starts with prefix, in key order."""
+        """Every stored object whose key starts with prefix, in key order (none when the
+        folder is not there: it may never have been written to)."""
         if not self.root.is_dir():
             return
         for path in sorted(self.root.rglob("*")):
@@ -127,6 +136,7 @@ class FilesystemStore:
     def delete(self, key: str) -> None:
         """Remove the object under key."""
         path = self._path(key)
+        self._reachable()
         if not path.is_file():
             raise ObjectMissing(self.name, key)
         try:
@@ -162,6 +172,15 @@ class FilesystemStore:
             with suppress(OSError):
                 probe.unlink()
         return check
+
+    def _reachable(self) -> None:
+        """:class:`Unreachable` when the location's folder is not there: a disk that is not
+        mounted, a folder moved away. Its objects are then out of reach, not each missing
+        (nor is a new folder made in its place to repair them into)."""
+        if not self.root.is_dir():
+            raise Unreachable(f"location {self.name!r}: its folder {self.root} is "
+                              f"{'not a folder' if self.root.exists() else 'not there'} "
+                              "(a disk not mounted? a folder moved?)")
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key_parts(self.name, key))
