@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,11 @@ def _exit_with_parent(parent: int) -> None:
 
     A pool worker holds both ends of its task pipe, so it would never see the
     parent's end close; it watches its parent's process ID instead.
+
+    Ctrl-C at a terminal goes to every process of the command: the parent stops the
+    pool, and a worker ignores it (each printed a KeyboardInterrupt traceback).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1)

@@ -587,9 +587,11 @@ def test_the_index_kept_while_writing_is_what_the_file_says(
         assert kept == read
 
 
-def killed_midway(web: LoopbackSite, home: Path, *args: str) -> None:
+def killed_midway(web: LoopbackSite, home: Path, *args: str, interrupt: bool = False) -> str:
     """Start a crawl of /a/1 on, kill it (SIGKILL) while /a/3 is being fetched, and wait
-    until nothing of it lingers (its description workers notice and leave too)."""
+    until nothing of it lingers (its description workers notice and leave too). With
+    ``interrupt``, Ctrl-C instead: SIGINT to every process of the command, as a terminal
+    sends it. Returns what the command wrote on standard error."""
     import os
     import signal
     import subprocess
@@ -599,11 +601,16 @@ def killed_midway(web: LoopbackSite, home: Path, *args: str) -> None:
     process = subprocess.Popen(
         [str(preserve), "capture", web.url("/a/1"), "--collection", "killed", "--scope",
          "prefix", "--depth", "5", *args],
-        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
     wait_until(lambda: "/a/3" in web.requests, 20)
     assert "/a/3" in web.requests, "the crawl never reached the slow page"
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    if interrupt:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGKILL)
+    # Gone well before the slow page's 30 s: a fetch in flight does not hold it.
+    said = process.communicate(timeout=10)[1].decode()
     marker = f"PRESERVE_HOME={home}".encode()
 
     def lingering() -> list[int]:
@@ -621,6 +628,7 @@ def killed_midway(web: LoopbackSite, home: Path, *args: str) -> None:
         time.sleep(0.2)
     assert lingering() == []
     web.routes["/a/3"] = Route(article(3, ["/a/4"]))
+    return said
 
 
 def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
@@ -638,6 +646,12 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
     assert check.passed, check.problems
     from preserve import cli
     assert cli.main(["fixity", "run"]) == 0
+
+
+def test_ctrl_c_stops_a_crawl_with_one_line(web: LoopbackSite, home: Path) -> None:
+    # Ctrl-C reaches the description workers too: none prints a traceback.
+    said = killed_midway(web, home, "--warc-size", "2000", interrupt=True)
+    assert said == "preserve: interrupted\n"
 
 
 def test_what_a_killed_crawl_fetched_is_named_and_can_still_be_preserved(

@@ -265,6 +265,9 @@ def test_normalize_url_refuses_what_cannot_be_captured(url: str) -> None:
     ("http://example.com/already%20encoded", "http://example.com/already%20encoded"),
     ("http://bücher.example/", "http://xn--bcher-kva.example/"),
     ("http://[::1]:81/", "http://[::1]:81/"),
+    ("http://example.com:80/a", "http://example.com/a"),  # the scheme's own port: unsaid
+    ("https://example.com:443/", "https://example.com/"),
+    ("https://example.com:80/", "https://example.com:80/"),
 ])
 def test_normalize_url_is_what_a_browser_sends(url: str, normalized: str) -> None:
     assert normalize_url(url) == normalized
@@ -758,3 +761,15 @@ def test_a_server_that_says_its_keep_alive_timeout_is_taken_at_its_word(
     fetch(server.url("/c.css"), LOCAL, connections=connections).close()
     assert server.connections == 2
     connections.close()
+
+
+@pytest.mark.parametrize(("url", "seed", "within"), [
+    ("http://127.0.0.1:80/two", "http://127.0.0.1/", True),
+    ("http://127.0.0.1/two", "http://127.0.0.1:80/", True),
+    ("https://example.com/two", "http://example.com:80/", True),  # http to https: one host
+    ("http://127.0.0.1:8080/two", "http://127.0.0.1/", False),
+])
+def test_a_scheme_s_own_port_written_out_is_the_same_host(url: str, seed: str,
+                                                          within: bool) -> None:
+    from preserve.capture.scope import Scope
+    assert Scope(mode="host").allows(url, seed) is within

@@ -271,6 +271,7 @@ class _Crawler:
                                        thread_name_prefix="fetch")
         self.pending: dict[str, Future[_Fetched]] = {}
         self.connections = Connections()  # kept open between requests to a server
+        self.stopping = threading.Event()
         # Description costs far more CPU than fetching: on a real crawl it runs in
         # worker processes, one per core, and the main thread writes each metadata
         # record when its description is ready.
@@ -301,8 +302,9 @@ class _Crawler:
             self.describers.shutdown(wait=True, cancel_futures=True)
         for future in self.pending.values():
             future.cancel()
+        self.stopping.set()  # fetches still in flight are cut short, not retried
+        self.connections.stop()
         self.pool.shutdown(wait=True)
-        self.connections.close()
         self.seen.close()
         self.queued_outside.close()
         for future in self.pending.values():
@@ -569,7 +571,7 @@ class _Crawler:
                 raise
             except FetchError as exc:
                 self.log({"url": url, "attempt": attempt, "outcome": str(exc)})
-                if attempt > self.options.retries:
+                if attempt > self.options.retries or self.stopping.is_set():
                     raise
                 self.sleep(self._backoff(attempt, None))
                 continue

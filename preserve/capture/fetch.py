@@ -32,6 +32,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -51,6 +52,7 @@ MAX_LINE = 64 * 1024
 MAX_HEADERS = 256
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PARSED_TYPES = (*HTML_TYPES, "text/css")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 ROBOTS_PATH = "/robots.txt"  # its body is kept decoded too, whatever its type
 # Characters a browser leaves as they are in a path or query; everything else,
 # non-ASCII included, is percent-encoded (UTF-8) before it goes on the wire.
@@ -87,6 +89,8 @@ class Connections:
         self._idle: dict[_Server, list[tuple[socket.socket, str, float, float]]] = {}
         self._count = 0
         self._lock = threading.Lock()
+        self._busy: set[socket.socket] = set()  # carrying a request now
+        self._stopped = False
 
     @property
     def idle(self) -> int:
@@ -141,6 +145,30 @@ class Connections:
             self._count = 0
         for sock in kept:
             sock.close()
+
+    def busy(self, sock: socket.socket) -> None:
+        """A connection starts carrying a request (one :meth:`stop` may cut short)."""
+        with self._lock:
+            if not self._stopped:
+                self._busy.add(sock)
+                return
+        sock.close()
+        raise ConnectionAbortedError("the crawl is stopping")
+
+    def done(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._busy.discard(sock)
+
+    def stop(self) -> None:
+        """Cut short every request in flight and take no more (a crawl stopping: Ctrl-C
+        is not kept waiting for slow servers' answers), and close the idle connections."""
+        with self._lock:
+            self._stopped = True
+            busy = list(self._busy)
+        for sock in busy:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self.close()
 
 
 def _readable(sock: socket.socket) -> bool:
@@ -234,7 +262,8 @@ def normalize_url(url: str) -> str:
             host = parts.hostname.encode("idna").decode("ascii")
         except UnicodeError as exc:
             raise UnsupportedURL(f"{url}: {parts.hostname!r} is not a valid host name") from exc
-    netloc = host if port is None else f"{host}:{port}"
+    # The scheme's own port is not written: http://h:80/ is http://h/, as a browser has it.
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = quote(parts.path or "/", safe=_PATH_SAFE)
     query = quote(parts.query, safe=_QUERY_SAFE)
     return urlunsplit((scheme, netloc, path, query, ""))
@@ -335,6 +364,8 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False,
         raise
     finally:
         if sock is not None:
+            if connections is not None:
+                connections.done(sock)
             if keep and connections is not None:
                 connections.give(server, sock, address, idle)
             else:
@@ -386,17 +417,23 @@ def _ask(request: bytes, received: IO[bytes], server: _Server, addresses: list[s
         else:
             scheme, host, port = server
             sock, address = _connect(host, port, addresses, scheme == "https", timeout)
+        if connections is not None:
+            connections.busy(sock)
         wire = _Wire(sock, received)
         try:
             sock.sendall(request)
             head = _read_head(wire)
         except BaseException as exc:
+            if connections is not None:
+                connections.done(sock)
             sock.close()
             if kept is None or not _closed_by_server(exc, wire):
                 raise
         else:
             if kept is None or head.status != 408:
                 return sock, address, wire, head
+            if connections is not None:
+                connections.done(sock)
             sock.close()  # the server's "idle too long", sent as the request arrived
         kept = None  # a new connection, and the request again
         received.seek(0)

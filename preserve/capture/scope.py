@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from preserve.errors import BadInput
 
@@ -63,7 +63,7 @@ def _within(mode: str, url: str, seed: str) -> bool:
     host, seed_host = _host(target.hostname), _host(origin.hostname)
     if mode == "domain":
         return host == seed_host or host.endswith("." + seed_host)
-    same_host = host == seed_host and target.port == origin.port
+    same_host = host == seed_host and _port(target) == _port(origin)
     if mode == "host":
         return same_host
     if mode == "prefix":
@@ -71,6 +71,13 @@ def _within(mode: str, url: str, seed: str) -> bool:
         return same_host and (target.path or "/").startswith(folder)
     return same_host and (target.path or "/") == (origin.path or "/") and (
         target.query == origin.query)
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The port a URL names, None for its scheme's own (http://h:80/ is http://h/, and
+    both are on the host of https://h/)."""
+    return None if parts.port in (None, {"http": 80, "https": 443}.get(parts.scheme)) else (
+        parts.port)
 
 
 def _host(name: str | None) -> str:
