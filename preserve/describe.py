@@ -87,8 +87,22 @@ class Description:
                 "text_simhash": self.text_simhash}
 
 
+# Labels the WHATWG Encoding Standard decodes as windows-1252.
+# (Not its ASCII labels: a page labelled ASCII that is not is most often UTF-8, which
+# the next candidates try.)
+_LATIN_LABELS = frozenset({"iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591", "latin1",
+                           "latin-1", "l1", "cp819", "ibm819", "windows-1252", "cp1252",
+                           "x-cp1252"})
+_WINDOWS_1252 = "cp1252"
+
+
 def decode_html(data: bytes, content_type: str | None = None) -> str:
-    """Decode HTML bytes: the HTTP charset, else a ``<meta charset>``, else UTF-8."""
+    """Decode HTML bytes: the HTTP charset, else a ``<meta charset>``, else UTF-8, else
+    windows-1252 (what browsers fall back to for Western pages).
+
+    As in browsers (the WHATWG Encoding Standard), the Latin-1 labels mean
+    windows-1252: pages labelled ISO-8859-1 hold its quotes and dashes in 0x80-0x9F.
+    """
     candidates = []
     if content_type and "charset=" in content_type.lower():
         candidates.append(content_type.lower().split("charset=")[1].split(";")[0].strip(" \"'"))
@@ -97,10 +111,13 @@ def decode_html(data: bytes, content_type: str | None = None) -> str:
     candidates.append("utf-8")
     for charset in candidates:
         try:
-            return data.decode(charset)
+            return data.decode(_WINDOWS_1252 if charset in _LATIN_LABELS else charset)
         except (LookupError, UnicodeDecodeError):
             continue
-    return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode(_WINDOWS_1252)
+    except UnicodeDecodeError:  # one of the five bytes it leaves undefined
+        return data.decode("latin-1")
 
 
 def describe(html: str, url: str | None = None) -> Description:

@@ -299,7 +299,10 @@ class _WarcSeries:
             self._warc.flush()
 
     def finish(self) -> None:
-        self._seal()
+        if self._warc.records <= 1:  # its warcinfo alone (a rollover just before the end)
+            self._warc.discard()
+        else:
+            self._seal()
 
     def discard(self) -> None:
         self._warc.discard()

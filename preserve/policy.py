@@ -422,6 +422,19 @@ class _Reader:
             scope=self.choice(data, f"{key}.scope", SCOPES, "page"),
             depth=int(self.number(data, f"{key}.depth", 0, minimum=0)),
             max_pages=self.optional_int(data, f"{key}.max_pages"),
-            include=tuple(self.str_list(data, f"{key}.include")),
-            exclude=tuple(self.str_list(data, f"{key}.exclude")),
+            include=self.patterns(data, f"{key}.include"),
+            exclude=self.patterns(data, f"{key}.exclude"),
         )
+
+    def patterns(self, data: dict[str, Any], key: str) -> tuple[str, ...]:
+        """A list of regular expressions, each one checked now, not when a crawl runs."""
+        kept = []
+        for number, pattern in enumerate(self.str_list(data, key)):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                self.problem(f"{key}[{number}]", f"{pattern!r} is not a valid regular "
+                                                 f"expression: {exc}")
+                continue
+            kept.append(pattern)
+        return tuple(kept)

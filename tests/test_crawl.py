@@ -228,6 +228,16 @@ def test_politeness_delay_between_requests_to_a_host(run: Any, web: LoopbackSite
     assert len(gaps) >= 3
     assert min(gaps) >= 0.15, gaps  # without the delay they are about a millisecond
 
+    # robots.txt's Crawl-delay is kept too, when the crawl obeys it
+    web.routes["/robots.txt"] = Route(b"User-agent: *\nCrawl-delay: 0.3\n", "text/plain")
+    times.clear()
+    crawl(run, web)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times[1:])]  # robots first
+    assert len(gaps) >= 2 and min(gaps) >= 0.25, gaps
+    times.clear()
+    crawl(run, web, "--ignore-robots", "--no-describe")
+    assert max(later - earlier for earlier, later in itertools.pairwise(times)) < 0.25
+
 
 def test_a_server_that_fails_twice_then_answers(run: Any, web: LoopbackSite) -> None:
     failures = iter([Route(b"busy", status=503, headers=(("Retry-After", "0"),)),
@@ -256,6 +266,22 @@ def test_a_server_that_never_recovers_is_archived_as_answered(run: Any,
     report = crawl(run, web, "--scope", "prefix", "--depth", "5")
     assert web.requests.count("/a/4") == 3
     assert report["status_codes"]["503"] == 1
+
+
+def test_a_server_asking_to_come_back_much_later_is_not_asked_sooner(
+        run: Any, web: LoopbackSite) -> None:
+    # Retry-After beyond what a crawl waits (60 s): the answer stands as given, where the
+    # crawl used to ask again after 60 s, sooner than the server said.
+    web.routes["/a/4"] = Route(b"busy", status=503, headers=(("Retry-After", "90"),))
+    started = time.monotonic()
+    report = crawl(run, web, "--scope", "prefix", "--depth", "5")
+    assert time.monotonic() - started < 30  # no wait of a minute
+    assert web.requests.count("/a/4") == 1 and report["status_codes"]["503"] == 1
+    log = [json.loads(line) for line in Path(report["log"]).read_text().splitlines()]
+    assert {"url": web.url("/a/4"),
+            "outcome": "not retried: Retry-After 90 asks for more than 60 s"}.items() <= next(
+        e for e in log if e.get("outcome", "") and str(e["outcome"]).startswith("not retried")
+    ).items()
 
 
 def test_redirects_are_followed_within_scope_only(run: Any, web: LoopbackSite) -> None:
@@ -557,6 +583,20 @@ def test_warcs_roll_over_and_each_is_catalogued(run: Any, web: LoopbackSite,
     assert stored == {w["key"] for w in report["warcs"]}
     for path_ in ("/a/1", "/a/4", "/b/1"):
         assert run("get", web.url(path_), "--payload").out == web.routes[path_].body
+
+
+def test_a_rollover_at_the_end_leaves_no_empty_file(run: Any, web: LoopbackSite,
+                                                   database_url: str) -> None:
+    # Every page fills a file: the one opened after the last holds its warcinfo alone,
+    # and is not stored.
+    report = crawl(run, web, "--scope", "host", "--depth", "5", "--warc-size", "1",
+                   "--no-describe")
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        records = [row.records for row in connection.execute(select(warc_files))]
+    engine.dispose()
+    assert len(records) == len(report["warcs"]) == report["pages"]  # a file per page
+    assert min(records) > 1
 
 
 def test_the_index_kept_while_writing_is_what_the_file_says(

@@ -146,6 +146,21 @@ def test_decode_html_uses_the_declared_charset() -> None:
     assert text in decode_html(f"<p>{text}</p>".encode()), "UTF-8 is the default"
 
 
+def test_latin_1_is_read_as_browsers_read_it_and_so_is_an_undeclared_western_page() -> None:
+    # Pages labelled ISO-8859-1 hold windows-1252's quotes and dashes (0x93, 0x94, 0x96):
+    # read as Latin-1 they were control characters, and the quotes vanished from titles.
+    quoted = "\u201cQuoted\u201d \u2013 dash"
+    page = f"<html><head><title>{quoted}</title></head></html>".encode("cp1252")
+    assert quoted in decode_html(page, "text/html; charset=ISO-8859-1")
+    # No charset anywhere, and not UTF-8: windows-1252, not replacement characters.
+    western = "Na\u00efve r\u00e9sum\u00e9 \u2014 caf\u00e9"
+    assert western in decode_html(f"<p>{western}</p>".encode("cp1252"))
+    # A byte windows-1252 leaves undefined still decodes (as Latin-1 does).
+    assert decode_html(b"<p>\x81</p>", "text/html; charset=latin1") == "<p>\x81</p>"
+    # A page labelled ASCII that is UTF-8 is read as UTF-8.
+    assert "caf\u00e9" in decode_html("<p>caf\u00e9</p>".encode(), "text/html; charset=us-ascii")
+
+
 def test_describe_command_prints_json(run: Any) -> None:
     result = run("describe", DATA / "financial-district-bachelet.html", "--url", PAGE_URL)
     assert result.status == 0, result.err

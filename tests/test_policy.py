@@ -178,6 +178,10 @@ BROKEN = {
     "missed_runs not known": (replaced('    scope: prefix', '    missed_runs: all\n'
                                        '    scope: prefix'), 6, "targets[0].missed_runs",
                               "must be one of once, skip, not 'all'"),
+    "exclude not a regular expression": (
+        replaced('exclude: ["/front/ads/"]', 'exclude: ["/front/(ads/"]'), 10,
+        "targets[0].exclude[0]", "'/front/(ads/' is not a valid regular expression: missing ), "
+                                 "unterminated subpattern at position 7"),
     "the same url twice": (replaced("    exclude: [\"/front/ads/\"]\n",
                                     "    exclude: [\"/front/ads/\"]\n"
                                     "  - url: https://news.test/front\n"), 11, "targets[1].url",

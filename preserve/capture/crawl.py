@@ -65,6 +65,7 @@ MAX_REQUISITE_DEPTH = 3
 MAX_REQUISITES = 1000
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_WAIT_SECONDS = 60.0
+MAX_CRAWL_DELAY_SECONDS = 60.0  # a robots.txt's Crawl-delay is kept up to this
 # Responses and errors a crawl's report lists (the first of each); the log has all.
 REPORTED = 10_000
 # HTML waiting for the describing processes (queued with its page, in memory),
@@ -573,7 +574,7 @@ class _Crawler:
                 self.log({"url": url, "attempt": attempt, "outcome": str(exc)})
                 if attempt > self.options.retries or self.stopping.is_set():
                     raise
-                self.sleep(self._backoff(attempt, None))
+                self.sleep(self._backoff(attempt, None) or 0.0)
                 continue
             except PreserveError:
                 raise
@@ -584,23 +585,37 @@ class _Crawler:
             self.log({"url": url, "attempt": attempt, "outcome": exchange.status,
                       "bytes": exchange.response_size, "truncated": exchange.truncated})
             if exchange.status in RETRY_STATUSES and attempt <= self.options.retries:
-                wait = self._backoff(attempt, exchange.header("Retry-After"))
+                asked = exchange.header("Retry-After")
+                wait = self._backoff(attempt, asked)
+                if wait is None:
+                    # Asked to come back later than a crawl waits: not sooner than asked.
+                    self.log({"url": url, "outcome": f"not retried: Retry-After {asked} asks "
+                                                     f"for more than {MAX_RETRY_WAIT_SECONDS:g} s"})
+                    return exchange
                 exchange.close()
                 self.sleep(wait)
                 continue
             return exchange
         raise AssertionError("unreachable")
 
-    def _backoff(self, attempt: int, retry_after: str | None) -> float:
-        wait = float(self.options.backoff_seconds * 2 ** (attempt - 1))
+    def _backoff(self, attempt: int, retry_after: str | None) -> float | None:
+        """Seconds to wait before the next attempt; None when ``Retry-After`` asks for
+        longer than a crawl waits (MAX_RETRY_WAIT_SECONDS): then there is none."""
+        wait = min(float(self.options.backoff_seconds * 2 ** (attempt - 1)),
+                   MAX_RETRY_WAIT_SECONDS)
         if retry_after:
-            wait = max(wait, _retry_after_seconds(retry_after))
-        return min(wait, MAX_RETRY_WAIT_SECONDS)
+            asked = _retry_after_seconds(retry_after)
+            if asked > MAX_RETRY_WAIT_SECONDS:
+                return None
+            wait = max(wait, asked)
+        return wait
 
     @contextmanager
     def _host_turn(self, url: str) -> Iterator[None]:
         """Wait for a free connection to the host and for its delay; hold it while fetching."""
-        host = urlsplit(url).netloc
+        parts = urlsplit(url)
+        host = parts.netloc
+        delay = self._host_delay(f"{parts.scheme}://{host}")
         with self.host_lock:
             slots = self.host_slots.setdefault(
                 host, threading.Semaphore(self.options.host_connections))
@@ -608,11 +623,20 @@ class _Crawler:
             with self.host_lock:
                 now = self.clock()
                 last = self.last_request.get(host)
-                start = now if last is None else max(now, last + self.options.delay_seconds)
+                start = now if last is None else max(now, last + delay)
                 self.last_request[host] = start
             if start > now:
                 self.sleep(start - now)
             yield
+
+    def _host_delay(self, origin: str) -> float:
+        """Seconds between requests to a host: the crawl's delay, or its robots.txt's
+        ``Crawl-delay`` when the crawl obeys it and that is longer (a minute at most)."""
+        rules = self.robots.get(origin) if self.options.obey_robots else None
+        asked = rules.crawl_delay(self.settings.user_agent) if rules is not None else None
+        if not asked:
+            return self.options.delay_seconds
+        return max(self.options.delay_seconds, min(float(asked), MAX_CRAWL_DELAY_SECONDS))
 
     def _write(self, exchange: Exchange, role: str) -> str:
         """Write an exchange, as a revisit when its payload is already preserved."""
