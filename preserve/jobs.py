@@ -206,7 +206,7 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
                 log_file.write(json.dumps({"time": datetime.now(UTC).isoformat(), **line},
                                           default=str) + "\n")
 
-            payloads = _CatalogPayloads(engine)
+            payloads = _CatalogPayloads(engine, collection)
             try:
                 crawled = crawl(seeds, settings.capture, series, options,
                                 known_payload=payloads, progress=progress, log=log)
@@ -239,10 +239,10 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
 
 
 class _CatalogPayloads:
-    """Payloads earlier captures preserved, as the crawler asks for them."""
+    """Payloads earlier captures in the collection preserved, as the crawler asks for them."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._finder = PayloadFinder(engine)
+    def __init__(self, engine: Engine, collection: str) -> None:
+        self._finder = PayloadFinder(engine, collection)
 
     def __call__(self, digest: str) -> Revisit | None:
         original = self._finder(digest)

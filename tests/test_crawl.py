@@ -334,6 +334,13 @@ def test_duplicate_payloads_become_revisits_within_and_across_crawls(
         assert result.out == web.routes[path_].body
     assert run("fixity", "run").status == 0
 
+    # Another collection holds its own bytes: it does not stand on this one's (its
+    # export would lack them, and a deletion here would be refused for its sake).
+    other = json.loads(run("capture", web.url("/a/1"), "--collection", "other", "--scope",
+                           "prefix", "--depth", "1", "--json").out)
+    assert other["revisits"] == 1  # /a/2, the same page as /a/1 in this very collection
+    assert [r["url"] for r in other["responses"] if r["revisit"]] == [web.url("/a/2")]
+
 
 def test_a_page_with_many_requisites_is_fetched_only_a_few_ahead(
         run: Any, web: LoopbackSite, monkeypatch: pytest.MonkeyPatch) -> None:

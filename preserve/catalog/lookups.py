@@ -375,6 +375,15 @@ _FIRST_CAPTURE_OF_PAYLOAD = (
 _FIRST_CAPTURE_STATEMENT = text(_FIRST_CAPTURE_OF_PAYLOAD.format(":digest")).columns(
     url=Text, capture_time=UTCDateTime, record_id=String)
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+# The same within one collection: a crawl deduplicates against its own collection only,
+# so that each collection holds (and exports, and deletes) the bytes of its revisits.
+_FIRST_IN_COLLECTION = (
+    "SELECT url, capture_time, record_id FROM captures WHERE payload_digest = {0}"
+    " AND collection = {1} AND record_type = 'response' AND status = 200"
+    " ORDER BY capture_time, id LIMIT 1")
+_FIRST_IN_COLLECTION_STATEMENT = text(
+    _FIRST_IN_COLLECTION.format(":digest", ":collection")).columns(
+    url=Text, capture_time=UTCDateTime, record_id=String)
 
 
 def first_capture_of_payload(connection: Connection, payload_digest: str) -> Original | None:
@@ -384,7 +393,8 @@ def first_capture_of_payload(connection: Connection, payload_digest: str) -> Ori
 
 
 class PayloadFinder:
-    """:func:`first_capture_of_payload` for a whole crawl, on one connection and read transaction.
+    """:func:`first_capture_of_payload` in one collection, for a whole crawl, on one
+    connection and read transaction.
 
     A crawl asks once per new payload, thousands of times a minute; through
     the database driver's own cursor the question costs a tenth of what
@@ -392,8 +402,9 @@ class PayloadFinder:
     crawls ingest meanwhile are not seen (they are only not deduplicated against).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, collection: str) -> None:
         self._engine = engine
+        self._collection = collection
         self._connection: Connection | None = None
         self._sql = ""
 
@@ -401,12 +412,15 @@ class PayloadFinder:
         if self._connection is None:
             self._connection = self._engine.connect()
             placeholder = _PLACEHOLDERS.get(self._engine.dialect.paramstyle)
-            self._sql = _FIRST_CAPTURE_OF_PAYLOAD.format(placeholder) if placeholder else ""
+            self._sql = (_FIRST_IN_COLLECTION.format(placeholder, placeholder)
+                         if placeholder else "")
         if not self._sql:  # a driver whose parameter style we do not write by hand
-            return first_capture_of_payload(self._connection, payload_digest)
+            row = self._connection.execute(_FIRST_IN_COLLECTION_STATEMENT, {
+                "digest": payload_digest, "collection": self._collection}).first()
+            return Original(*row) if row else None
         cursor = self._connection.connection.cursor()
         try:
-            cursor.execute(self._sql, (payload_digest,))
+            cursor.execute(self._sql, (payload_digest, self._collection))
             row = cursor.fetchone()
         finally:
             cursor.close()
