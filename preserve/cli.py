@@ -795,7 +795,10 @@ def _ledger(args: argparse.Namespace, settings: Settings) -> int:
                      "problems": check.problems})
     else:
         print(f"ledger: {check.entries} entries: "
-              + ("the chain holds" if check.passed else "; ".join(check.problems)))
+              + ("the chain holds" if check.passed else
+                 f"{len(check.problems)} problem{'' if len(check.problems) == 1 else 's'}"))
+        for problem in check.problems:
+            print(f"  {problem}")
     return 0 if check.passed else 1
 
 

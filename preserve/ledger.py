@@ -224,10 +224,13 @@ def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
     hashes = {seq: digest for seq, digest in connection.execute(select(ledger.c.seq,
                                                                        ledger.c.hash))}
     problems: list[str] = []
+    holding: list[str] = []  # the locations that hold a checkpoint
     for name, store in sorted(stores.items()):
         named: set[str] = set()
         try:
             for key, entry in checkpointed_entries(store, problems):
+                if not holding or holding[-1] != name:
+                    holding.append(name)
                 if key in named:
                     continue
                 if entry.seq not in hashes:
@@ -242,4 +245,15 @@ def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
                 named.add(key)
         except PreserveError as exc:
             problems.append(f"checkpoints in {name} cannot be read: {exc}")
+            holding.append(name)  # named already
+    # Every command that adds to the chain checkpoints it to every location it reaches:
+    # a chain with entries and no checkpoint anywhere cannot be proven (a rewritten chain
+    # would verify), and a location without one lost them, or was never reached.
+    if hashes and not holding:
+        problems.append("no location holds a ledger checkpoint (ledger/checkpoints/): the "
+                        "chain cannot be proven against storage")
+    elif hashes:
+        problems.extend(f"{name} holds no ledger checkpoint (ledger/checkpoints/): removed, "
+                        "or never reached since the chain began" for name in sorted(stores)
+                        if name not in holding)
     return problems

@@ -166,12 +166,17 @@ def test_ledger_detects_a_removed_entry(run: Any, engine: Engine) -> None:
         for number in range(3):
             ledger.append(connection, time=datetime.now(UTC), actor="test", event="ingest",
                           object=f"object-{number}", digest="sha256:" + "0" * 64)
+    from preserve.config import load_settings
+    from preserve.storage import open_stores
+    ledger.checkpoint(engine, open_stores(load_settings().locations))  # as every command does
     assert run("ledger", "verify").status == 0
     with engine.begin() as connection:
         connection.execute(delete(ledger_table).where(ledger_table.c.seq == 2))
     result = run("ledger", "verify", "--json")
     assert result.status == 1
-    assert json.loads(result.out)["problems"] == ["entry 2 is missing (next is 3)"]
+    problems = json.loads(result.out)["problems"]
+    assert problems[0] == "entry 2 is missing (next is 3)"
+    assert problems[1].startswith("entry 2 is gone: checkpoint ledger/checkpoints/")
     with engine.begin() as connection:
         connection.execute(delete(ledger_table).where(ledger_table.c.seq == 3))
         connection.execute(insert(ledger_table).values(

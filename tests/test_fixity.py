@@ -662,6 +662,15 @@ def test_a_whole_rewritten_chain_is_caught_by_the_checkpoint_in_storage(
     assert [problem.split(": ")[0] for problem in problems] == [
         "entry 2 was rewritten", "entry 3 was rewritten",
         f"entry {len(rows) - 1} was rewritten"]
+    said = run("ledger", "verify").text.splitlines()  # each problem on a line of its own
+    assert said[0].endswith(": 3 problems") and len(said) == 4
+
+    # ... and so whoever rewrites the chain removes the checkpoints too: that is said.
+    for path in (home / "objects" / "ledger" / "checkpoints").iterdir():
+        path.unlink()
+    gone = json.loads(run("ledger", "verify", "--json").out)
+    assert gone["problems"] == ["no location holds a ledger checkpoint (ledger/checkpoints/): "
+                                "the chain cannot be proven against storage"]
 
 
 def test_deleting_needs_a_reason_and_leaves_a_tombstone(run: Any, site: LoopbackSite,
