@@ -2,9 +2,10 @@
 
 Nothing is deleted without a reason. A file whose payloads other files'
 revisit records stand on is refused (deleting it would leave them pointing at
-nothing). Every copy is removed first; if a location refuses (Object Lock
-retention, say), the catalog forgets only the copies that really went, and the
-error stands. When every copy is gone, one transaction replaces the file's
+nothing), and so is one with a copy under retention (Object Lock). Every copy is
+removed first; if a location refuses midway, the copies already removed are
+written again from one still held, so the file is whole or gone, and the error
+stands. When every copy is gone, one transaction replaces the file's
 catalog rows with a tombstone (key, digests, size, records, where it was, why,
 who, when) and appends a ``delete`` entry to the ledger. The tombstone is kept in
 storage too (``ledger/tombstones/``), for ``preserve reindex``.
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, delete, func, insert, select
 
 from preserve import ledger
-from preserve.catalog import stored_files, write_transaction
+from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import (
     captures,
     copies,
@@ -79,22 +80,24 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
     if dependents:
         raise BadInput(f"delete: {dependents} revisit record(s) in other files stand on "
                        f"payloads of {key}; deleting it would leave them without their bytes")
+    for location in stored.locations:
+        if location not in stores:
+            raise BadInput(f"delete: location {location!r} holds a copy of {key} but is "
+                           "not configured; nothing deleted")
+    for location in stored.locations:  # a copy held under retention refuses: ask first
+        retained = stores[location].retained_until(key)
+        if retained is not None and retained > now():
+            raise BadInput(f"delete: the copy of {key} in {location} is retained until "
+                           f"{retained:%Y-%m-%d} (Object Lock); nothing deleted")
     deleted: list[str] = []
     try:
         for location in stored.locations:
-            store = stores.get(location)
-            if store is None:
-                raise BadInput(f"delete: location {location!r} holds a copy of {key} but is "
-                               "not configured")
+            store = stores[location]
             if store.head(key) is not None:
                 store.delete(key)
             deleted.append(location)
-    except PreserveError:
-        if deleted:  # the catalog forgets the copies that really went
-            with write_transaction(engine) as connection:
-                connection.execute(delete(copies).where(
-                    copies.c.warc_file_id == stored.id, copies.c.location.in_(deleted)))
-        raise
+    except PreserveError as exc:
+        raise _undone(engine, stores, stored, deleted, actor, now, exc) from exc
     moment = now()
     tombstone = Tombstone(key=key, collection=stored.collection, sha256=stored.sha256,
                           size=stored.size, records=row.records, captures=count,
@@ -116,6 +119,45 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
                       digest=f"sha256:{stored.sha256}")
     ledger.checkpoint(engine, stores)
     return tombstone
+
+
+def _undone(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFile,
+            deleted: list[str], actor: str, now: Callable[[], datetime],
+            refused: PreserveError) -> PreserveError:
+    """A deletion a location refused midway is undone: the copies already removed are
+    written again from one still held (verified, recorded as repairs), so the file is
+    whole or gone, never half (a half-deleted file looked whole to every check, and a
+    repair would have brought back what a takedown removed). The error to raise."""
+    from preserve.reconcile import repair_copy
+
+    said = f"delete: {stored.key}: {' '.join(str(refused).split())}; nothing deleted"
+    if not deleted:
+        return _same_kind(refused, said)
+    lost = {}
+    for location in deleted:
+        source, failure = repair_copy(engine, stores, stored, location, actor, now)
+        if source is None:
+            lost[location] = failure or "not written again"
+    if not lost:
+        return _same_kind(refused, f"{said}: the copies already removed from "
+                                   f"{', '.join(deleted)} were written again, verified")
+    with write_transaction(engine) as connection:  # the catalog says what is really there
+        connection.execute(delete(copies).where(
+            copies.c.warc_file_id == stored.id, copies.c.location.in_(sorted(lost))))
+        ledger.append(connection, time=now(), actor=actor, event="delete refused midway",
+                      object=stored.key, digest=f"sha256:{stored.sha256}")
+    ledger.checkpoint(engine, stores)
+    return _same_kind(refused, f"delete: {stored.key}: {' '.join(str(refused).split())}; "
+                               f"the copies removed from {', '.join(sorted(lost))} could not be "
+                               f"written again ({'; '.join(lost.values())}): the file is "
+                               "under-replicated, and the deletion unfinished")
+
+
+def _same_kind(error: PreserveError, message: str) -> PreserveError:
+    """``message`` as an error with ``error``'s exit status."""
+    said = PreserveError(message)
+    said.exit_status = error.exit_status
+    return said
 
 
 def keep_tombstone(stores: Mapping[str, ObjectStore], tombstone: Tombstone) -> None:

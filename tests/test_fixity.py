@@ -673,8 +673,9 @@ def test_a_whole_rewritten_chain_is_caught_by_the_checkpoint_in_storage(
                                 "the chain cannot be proven against storage"]
 
 
-def test_deleting_needs_a_reason_and_leaves_a_tombstone(run: Any, site: LoopbackSite,
-                                                        home: Path, database_url: str) -> None:
+def test_deleting_needs_a_reason_and_leaves_a_tombstone(
+        run: Any, site: LoopbackSite, home: Path, database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import select
 
     from preserve import ledger
@@ -693,6 +694,40 @@ def test_deleting_needs_a_reason_and_leaves_a_tombstone(run: Any, site: Loopback
     assert blank.status == 2 and "a reason is required" in blank.err
     unknown = run("delete", "warcs/none.warc.gz", "--reason", "x")
     assert unknown.status == 2 and "no catalogued WARC file" in unknown.err
+
+    # A location that refuses midway: the file stays whole, not half deleted (half looked
+    # whole to every check, and a repair would have brought back what was removed).
+    from preserve.errors import StorageError
+    from preserve.storage.filesystem import FilesystemStore
+
+    real_delete = FilesystemStore.delete
+
+    def refusing(self: FilesystemStore, key: str) -> None:
+        if self.name == "mirror":
+            raise StorageError("location 'mirror': cannot delete: Operation not permitted")
+        real_delete(self, key)
+
+    monkeypatch.setattr(FilesystemStore, "delete", refusing)
+    refused = run("delete", doomed["key"], "--reason", "takedown request 42")
+    monkeypatch.setattr(FilesystemStore, "delete", real_delete)
+    assert refused.status == 1
+    assert refused.err == (
+        f"preserve: error: delete: {doomed['key']}: location 'mirror': cannot delete: "
+        "Operation not permitted; nothing deleted: the copies already removed from local "
+        "were written again, verified\n")
+    assert (home / "objects" / doomed["key"]).read_bytes() == (mirror / doomed["key"]).read_bytes()
+    assert run("fixity", "run").status == 0 and run("ledger", "verify").status == 0
+    # A copy under retention (Object Lock) is asked about first: nothing is touched.
+    from datetime import UTC, datetime, timedelta
+    real_retention = FilesystemStore.retained_until
+    monkeypatch.setattr(FilesystemStore, "retained_until", lambda self, key: (
+        datetime.now(UTC) + timedelta(days=30) if self.name == "mirror" else None))
+    locked = run("delete", doomed["key"], "--reason", "takedown request 42")
+    monkeypatch.setattr(FilesystemStore, "retained_until", real_retention)
+    assert locked.status == 2 and locked.err.startswith(
+        f"preserve: error: delete: the copy of {doomed['key']} in mirror is retained until ")
+    assert locked.err.endswith(" (Object Lock); nothing deleted\n")
+    assert (home / "objects" / doomed["key"]).exists() and (mirror / doomed["key"]).exists()
 
     done = run("delete", doomed["key"], "--reason", "takedown request 42", "--json")
     assert done.status == 0, done.err
