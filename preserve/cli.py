@@ -59,6 +59,7 @@ from preserve.schedule import (
     Tick,
     cancel_job,
     copies_asked,
+    fixity_days,
     list_jobs,
     policy_collections,
     run_due,
@@ -187,9 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     fixity_run.add_argument("--sample", type=_fraction, default=1.0, metavar="F",
                             help="check this fraction of the files, those checked longest "
                                  "ago first, and every overdue one besides (default 1)")
-    fixity_run.add_argument("--every-days", type=_positive(int), default=DEFAULT_EVERY_DAYS,
-                            metavar="N", help="with --sample: a file not found whole for N days "
-                                              f"is always checked (default {DEFAULT_EVERY_DAYS})")
+    fixity_run.add_argument("--every-days", type=_positive(int), metavar="N",
+                            help="with --sample: a file not found whole for N days is always "
+                                 "checked (default: its policy's fixity_every_days, else "
+                                 f"{DEFAULT_EVERY_DAYS})")
     fixity_run.add_argument("--repair", action="store_true",
                             help="write damaged, missing or never-made copies again from a "
                                  "copy that hashes to the ingest digest")
@@ -199,9 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "overdue for a check")
     fixity_report.add_argument("--since", type=_datetime_arg, metavar="DATETIME",
                                help="only checks from then on (default: all)")
-    fixity_report.add_argument("--every-days", type=_positive(int), default=DEFAULT_EVERY_DAYS,
-                               metavar="N", help="a copy not checked and found whole for N days "
-                                                 f"is overdue (default {DEFAULT_EVERY_DAYS})")
+    fixity_report.add_argument("--every-days", type=_positive(int), metavar="N",
+                               help="a copy not checked and found whole for N days is overdue "
+                                    "(default: its policy's fixity_every_days, else "
+                                    f"{DEFAULT_EVERY_DAYS})")
     report_form = fixity_report.add_mutually_exclusive_group()
     report_form.add_argument("--json", action="store_true", help="machine-readable output")
     report_form.add_argument("--csv", action="store_true",
@@ -682,8 +685,9 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
         result = run_fixity(engine, stores, progress,
                             collection=args.collection, location=args.location,
                             deep=args.deep, repair=args.repair, sample=args.sample,
-                            every_days=args.every_days, actor=settings.operator,
-                            copies_asked=copies_asked(settings))
+                            every_days=args.every_days or DEFAULT_EVERY_DAYS,
+                            actor=settings.operator, copies_asked=copies_asked(settings),
+                            every_days_of=None if args.every_days else fixity_days(settings))
         newest, checkpointed = ledger.checkpoint(engine, stores, result.out_of_reach)
     if show and result.objects:
         print(file=sys.stderr)
@@ -706,7 +710,9 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
 
 def _fixity_report(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings) as engine:
-        report = fixity_report(engine, since=args.since, every_days=args.every_days)
+        report = fixity_report(engine, since=args.since,
+                               every_days=args.every_days or DEFAULT_EVERY_DAYS,
+                               every_days_of=None if args.every_days else fixity_days(settings))
     if args.json:
         _print_json(report.as_dict())
     elif args.html:

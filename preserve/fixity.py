@@ -139,13 +139,15 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
                every_days: int = DEFAULT_EVERY_DAYS, workers: int | None = None,
                actor: str = "preserve",
                now: Callable[[], datetime] = lambda: datetime.now(UTC),
-               copies_asked: Callable[[str], Sequence[str]] | None = None) -> FixityResult:
+               copies_asked: Callable[[str], Sequence[str]] | None = None,
+               every_days_of: Mapping[str, int] | None = None) -> FixityResult:
     """Check every copy of every catalogued object; never stop at the first finding.
 
     Copies are hashed side by side (``workers``, one per core by default:
     hashlib lets go of the interpreter lock). With ``sample`` below 1, that
     fraction of the files is checked, those checked longest ago first, and
-    every file not found whole for ``every_days`` besides. With ``copies_asked``
+    every file not found whole for ``every_days`` (its collection's in ``every_days_of``,
+    a policy's ``fixity_every_days``) besides. With ``copies_asked``
     (a collection's locations, as its policies ask now), a file without a copy in
     one of them is under-replicated too. A run that is
     interrupted is resumed by the next run of the same scope: copies it already
@@ -162,7 +164,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
         catalogued = stored_files(connection, collection=collection)
         # Only a sample needs to know when each file was last found whole.
         files = catalogued if sample >= 1 else _choose(
-            catalogued, _last_whole(connection), sample, every_days, now())
+            catalogued, _last_whole(connection), sample, every_days, now(), every_days_of or {})
     run_id, resumed_from = _start_run(engine, scope, now())
     done = _checked_since(engine, resumed_from) if resumed_from else set()
     result = FixityResult(objects=len(files), resumed=resumed_from is not None)
@@ -323,14 +325,17 @@ def _utc(moment: Any) -> datetime:
 
 
 def _choose(files: list[StoredFile], last_whole: Mapping[str, datetime], sample: float,
-            every_days: int, moment: datetime) -> list[StoredFile]:
+            every_days: int, moment: datetime, every_days_of: Mapping[str, int]
+            ) -> list[StoredFile]:
     """A sample of the files: longest unchecked first, and every overdue one besides."""
     never = moment - timedelta(days=365 * 1000)
     ordered = sorted(files, key=lambda stored: last_whole.get(stored.key, never))
     count = math.ceil(sample * len(ordered))
-    horizon = moment - timedelta(days=every_days)
+    def horizon(collection: str) -> datetime:
+        return moment - timedelta(days=every_days_of.get(collection, every_days))
+
     return [stored for number, stored in enumerate(ordered)
-            if number < count or last_whole.get(stored.key, never) <= horizon]
+            if number < count or last_whole.get(stored.key, never) <= horizon(stored.collection)]
 
 
 def check_collection_known(engine: Engine, collection: str, named: Iterable[str]) -> None:
@@ -498,6 +503,17 @@ class FixityReport:
     failing: list[dict[str, Any]]  # copies whose latest check failed
     overdue: list[dict[str, Any]]  # copies not found whole (written or checked) in every_days
     events: list[dict[str, Any]]
+    every_days_of: dict[str, int] = field(default_factory=dict)  # by collection (policies)
+
+    @property
+    def period(self) -> str:
+        """How long a copy may go without a whole check, in words."""
+        other = {name: days for name, days in self.every_days_of.items()
+                 if days != self.every_days}
+        if not other:
+            return f"{self.every_days} days"
+        return (", ".join(f"{days} days in {name}" for name, days in sorted(other.items()))
+                + f", {self.every_days} elsewhere")
 
     @property
     def passed(self) -> bool:
@@ -505,6 +521,7 @@ class FixityReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "since": self.since, "every_days": self.every_days,
+                "every_days_of": self.every_days_of,
                 "collections": self.collections, "failing": self.failing,
                 "overdue": self.overdue, "events": len(self.events)}
 
@@ -517,7 +534,7 @@ class FixityReport:
         lines.append(f"failing now: {len(self.failing)}")
         lines.extend(f"  {item['object']} in {item['location']} ({item['event_date']}): "
                      f"{item['detail']}" for item in self.failing)
-        lines.append(f"overdue (no whole check in {self.every_days} days): {len(self.overdue)}")
+        lines.append(f"overdue (no whole check in {self.period}): {len(self.overdue)}")
         lines.extend(f"  {item['object']} in {item['location']} (last found whole: "
                      f"{item['last_passed'] or 'never'})" for item in self.overdue[:50])
         if len(self.overdue) > 50:
@@ -554,7 +571,7 @@ class FixityReport:
             table(("object", "location", "checked", "detail"),
                   [(f["object"], f["location"], f["event_date"], f["detail"])
                    for f in self.failing]),
-            f"<h2>Overdue (no whole check in {self.every_days} days)</h2>",
+            f"<h2>Overdue (no whole check in {escape(self.period)})</h2>",
             table(("object", "location", "collection", "last found whole"),
                   [(o["object"], o["location"], o["collection"], o["last_passed"] or "never")
                    for o in self.overdue]),
@@ -563,17 +580,26 @@ class FixityReport:
 
 def fixity_report(engine: Engine, since: datetime | None = None,
                   every_days: int = DEFAULT_EVERY_DAYS,
-                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FixityReport:
-    """What the recorded fixity events say, and which catalogued copies are overdue."""
+                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                  every_days_of: Mapping[str, int] | None = None) -> FixityReport:
+    """What the recorded fixity events say, and which catalogued copies are overdue (not
+    found whole in their collection's ``every_days_of``, else ``every_days``).
+
+    A copy fails now when its latest check failed and no repair has mended it since
+    (or its latest repair failed); a deleted file's copies fail no more."""
     query = select(events).order_by(events.c.event_date, events.c.id)
     if since is not None:
         query = query.where(events.c.event_date >= since)
     with engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(query)]
-        failing = [_event_json(dict(row._mapping)) for row in connection.execute(
-            select(events).where(events.c.id.in_(_latest_checks()), events.c.outcome == "fail")
-            .order_by(events.c.event_date, events.c.id))]
         files = stored_files(connection)
+        catalogued = {stored.key for stored in files}
+        latest = select(func.max(events.c.id)).where(
+            events.c.event_type.in_(("fixity check", "repair"))).group_by(events.c.object,
+                                                                         events.c.location)
+        failing = [_event_json(dict(row._mapping)) for row in connection.execute(
+            select(events).where(events.c.id.in_(latest), events.c.outcome == "fail")
+            .order_by(events.c.event_date, events.c.id)) if row.object in catalogued]
         last_passed = _whole_copies(connection)
     collections: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -584,13 +610,19 @@ def fixity_report(engine: Engine, since: datetime | None = None,
         else:
             totals["checks"] += 1
             totals["passed" if row["outcome"] == "pass" else "failed"] += 1
-    horizon = now() - timedelta(days=every_days)
+    moment = now()
+    days = every_days_of or {}
+
+    def horizon(collection: str) -> datetime:
+        return moment - timedelta(days=days.get(collection, every_days))
+
     overdue = [{"object": stored.key, "location": location, "collection": stored.collection,
                 "last_passed": _iso(last_passed.get((stored.key, location)))}
                for stored in files for location in stored.locations
-               if last_passed.get((stored.key, location), horizon) <= horizon]
+               if last_passed.get((stored.key, location), moment - timedelta(days=365_000))
+               <= horizon(stored.collection)]
     return FixityReport(since, every_days, collections, failing, overdue,
-                        [_event_json(row) for row in rows])
+                        [_event_json(row) for row in rows], dict(days))
 
 
 def object_fixity(engine: Engine, key: str) -> list[dict[str, Any]]:

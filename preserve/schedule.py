@@ -173,6 +173,15 @@ def policy_collections(settings: Settings) -> set[str]:
     return {policy.collection for policy in read_policies(settings)[0]}
 
 
+def fixity_days(settings: Settings) -> dict[str, int]:
+    """Each collection's ``fixity_every_days``, as its policies ask (the shortest)."""
+    days: dict[str, int] = {}
+    for policy in read_policies(settings)[0]:
+        asked = policy.preservation.fixity_every_days
+        days[policy.collection] = min(asked, days.get(policy.collection, asked))
+    return days
+
+
 def copies_asked(settings: Settings) -> Callable[[str], tuple[str, ...]]:
     """The locations a collection's files are to have a copy in, as its policies ask now
     (each policy's ``preservation.copies``, else ``storage.default_copies``); a

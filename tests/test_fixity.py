@@ -414,11 +414,16 @@ def test_repair_from_the_good_copy_and_nothing_without_one(run: Any, site: Loopb
     good = (home / "objects" / key).read_bytes()
     (mirror / key).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # same size, other bytes
 
+    assert run("fixity", "run").status == 1
+    assert len(json.loads(run("fixity", "report", "--json").out)["failing"]) == 1
     repaired = run("fixity", "run", "--repair", "--json")
     assert repaired.status == 0  # the finding is repaired: nothing is left open
     [finding] = json.loads(repaired.out)["findings"]
     assert (finding["kind"], finding["repaired_from"]) == ("corrupted", "local")
     assert (mirror / key).read_bytes() == good
+    # the report agrees: a mended copy fails no more (it did until the next audit)
+    mended = run("fixity", "report", "--json")
+    assert json.loads(mended.out)["failing"] == [] and mended.status == 0
     assert run("fixity", "run").status == 0
 
     (mirror / key).write_bytes(b"\0" * len(good))
@@ -494,6 +499,40 @@ def test_copies_not_found_whole_in_time_are_overdue(run: Any, stored: list[Path]
     assert all(item["last_passed"] for item in overdue)  # written and verified, long ago
     engine.dispose()
     assert "overdue (no whole check in 90 days): 0" in run("fixity", "report").text
+
+
+def test_a_policy_s_fixity_every_days_says_when_a_copy_is_overdue(
+        run: Any, stored: list[Path], home: Path, database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from preserve.catalog import open_engine
+    from preserve.fixity import fixity_report
+    from preserve.schedule import fixity_days
+
+    # The collection's policy asks for a whole check every 5 days, not the 90 by default.
+    policies = home / "policies"
+    policies.mkdir()
+    (policies / "c.yaml").write_text("collection: c\ntargets:\n  - url: http://c.test/\n"
+                                     "preservation:\n  fixity_every_days: 5\n")
+    monkeypatch.setenv("PRESERVE_POLICIES", str(policies))
+    from preserve.config import load_settings
+    days = fixity_days(load_settings())
+    assert days == {"c": 5}
+    engine = open_engine(database_url)
+    later = datetime.now(UTC) + timedelta(days=10)
+    assert len(fixity_report(engine, now=lambda: later, every_days_of=days).overdue) == 2
+    assert fixity_report(engine, now=lambda: later).overdue == []  # 90 days: not yet
+    # and a sample takes every file overdue by the policy's measure
+    from preserve.fixity import run_fixity
+    from preserve.storage import open_stores
+    stores = open_stores(load_settings().locations)
+    assert run_fixity(engine, stores, sample=0.5, now=lambda: later,
+                      every_days_of=days).objects == 2  # by the default's, one: the sample
+    engine.dispose()
+    assert "overdue (no whole check in 5 days in c, 90 elsewhere): 0" in run(
+        "fixity", "report").text
+
 
 
 @pytest.fixture
