@@ -292,6 +292,25 @@ def test_redirects_are_followed_within_scope_only(run: Any, web: LoopbackSite) -
     assert "/b/1" not in roles  # outside /a/: the redirect is archived, not followed
 
 
+def test_a_redirect_loop_is_named_and_a_redirect_out_of_scope_counted(
+        run: Any, web: LoopbackSite) -> None:
+    web.routes["/loop/1"] = Route(b"", status=302, headers=(("Location", "/loop/2"),))
+    web.routes["/loop/2"] = Route(b"", status=302, headers=(("Location", "/loop/1"),))
+    looped = run("capture", web.url("/loop/1"), "--collection", "crawl", "--json")
+    assert looped.status == 1  # nothing but redirects came of the page asked for
+    report = json.loads(looped.out)
+    assert report["pages"] == 0 and report["start_pages_failed"] == 1
+    assert report["errors"] == [f"{web.url('/loop/1')}: redirect loop ({web.url('/loop/1')} -> "
+                                f"{web.url('/loop/2')} -> {web.url('/loop/1')})"]
+    assert [r["role"] for r in report["responses"]] == ["robots", "redirect", "redirect"]
+
+    web.routes["/a/2"] = Route(b"", status=302, headers=(("Location", "/elsewhere/9"),))
+    moved = crawl(run, web, "--scope", "prefix", "--depth", "1")
+    assert "/elsewhere/9" not in web.requests
+    assert moved["out_of_scope"] == 4  # /b/1, elsewhere.test, /private/p; and /elsewhere/9
+    assert moved["pages"] == 1  # /a/1; /a/2 is a redirect archived, no page
+
+
 def test_a_large_resource_is_cut_and_marked(run: Any, web: LoopbackSite, home: Path) -> None:
     web.routes["/img/shared.png"] = Route(b"x" * 50_000, "image/png")
     report = crawl(run, web, "--max-resource-bytes", "20000")

@@ -430,7 +430,8 @@ class _Crawler:
             page, response_id = fetched
             if is_seed and page.exchange.url != seed.url:
                 seed = Seed(page.exchange.url, seed.scope)
-            self.result.pages += 1
+            # A redirect not followed (a loop, out of scope, met already) is no page.
+            self.result.pages += page.exchange.location is None
             self._pages[id(seed.scope)] += 1
             try:
                 self._parse(page, response_id)
@@ -524,6 +525,8 @@ class _Crawler:
         nothing usable came back (then the reason is logged and counted). With
         ``must``, failing to fetch at all is :class:`BadInput`.
         """
+        asked = url
+        chain = [url]  # this fetch's hops, to tell a loop from a page met elsewhere
         for _hop in range(MAX_REDIRECTS + 1):
             if not self._robots_allow(url):
                 self.result.robots_refusals += 1
@@ -552,14 +555,24 @@ class _Crawler:
                 next_url, key = _canonical(urljoin(url, target))
             except PreserveError:
                 return fetched, response_id  # a redirect to ftp: or mailto: ends here
-            if key in self.seen or not follow(next_url):
+            if next_url in chain:
+                self._error(f"{asked}: redirect loop ({' -> '.join([*chain, next_url])})")
+                self.result.start_pages_failed += must
+                return fetched, response_id
+            if key in self.seen:  # fetched, or waiting in the frontier: not twice
+                return fetched, response_id
+            if not follow(next_url):
+                if key not in self.queued_outside:
+                    self.queued_outside.add(key)
+                    self.result.out_of_scope += 1
                 return fetched, response_id
             self.seen.add(key)
             exchange.close()
             url = next_url
+            chain.append(url)
         if must:
-            raise BadInput(f"{url}: more than {MAX_REDIRECTS} redirects")
-        self._error(f"{url}: more than {MAX_REDIRECTS} redirects")
+            raise BadInput(f"{asked}: more than {MAX_REDIRECTS} redirects (the last to {url})")
+        self._error(f"{asked}: more than {MAX_REDIRECTS} redirects (the last to {url})")
         return None
 
     def _attempts(self, url: str, truncate: bool) -> Exchange:
