@@ -412,9 +412,10 @@ def _note_left_behind(settings: Settings, importing: Sequence[Path] = ()) -> Non
 
 
 @contextmanager
-def _catalog(settings: Settings) -> Iterator[Engine]:
-    """The catalog engine for one command, closed when the command ends."""
-    engine = open_engine(settings.database_url)
+def _catalog(settings: Settings, existing: bool = False) -> Iterator[Engine]:
+    """The catalog engine for one command, closed when the command ends (``existing``:
+    a command that reads or audits, which a catalog not there yet is bad input for)."""
+    engine = open_engine(settings.database_url, existing=existing)
     try:
         yield engine
     finally:
@@ -474,7 +475,7 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
     if (args.payload or args.record) and args.output is None and sys.stdout.isatty():
         raise BadInput("get: --payload and --record write bytes; send them to a file "
                        "(-o FILE) or a pipe, not the terminal")
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         snapshot = retrieve.find_snapshot(engine, args.url, args.at)
         summary = not (args.payload or args.record or args.text or args.json)
         # The copies are in the summary; --json has them in the snapshot's detail.
@@ -509,7 +510,7 @@ def _get(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         snapshots = retrieve.list_snapshots(engine, args.url)
     if not snapshots and not args.json:
         print(f"preserve: no capture of {args.url} in the catalog", file=sys.stderr)
@@ -679,7 +680,7 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr, flush=True)
 
     stores = open_stores(settings.locations)
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         if args.collection is not None:
             check_collection_known(engine, args.collection, policy_collections(settings))
         result = run_fixity(engine, stores, progress,
@@ -709,7 +710,7 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fixity_report(args: argparse.Namespace, settings: Settings) -> int:
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         report = fixity_report(engine, since=args.since,
                                every_days=args.every_days or DEFAULT_EVERY_DAYS,
                                every_days_of=None if args.every_days else fixity_days(settings))
@@ -762,7 +763,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
         if show:
             print(f"listing {location}", file=sys.stderr, flush=True)
 
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         result = reconcile(engine, open_stores(settings.locations), repair=args.repair,
                            actor=settings.operator, progress=progress)
     if args.json:
@@ -775,7 +776,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _delete(args: argparse.Namespace, settings: Settings) -> int:
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         tombstone = delete_file(engine, open_stores(settings.locations), args.key,
                                 args.reason, actor=settings.operator)
     if args.json:
@@ -792,7 +793,7 @@ def _yes(value: bool) -> str:
 
 
 def _ledger(args: argparse.Namespace, settings: Settings) -> int:
-    with _catalog(settings) as engine, engine.connect() as connection:
+    with _catalog(settings, existing=True) as engine, engine.connect() as connection:
         check = ledger.verify(connection)
         check.problems.extend(ledger.verify_checkpoints(connection,
                                                         open_stores(settings.locations)))
@@ -809,7 +810,7 @@ def _ledger(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         total, hits = retrieve.search(engine, args.words, SearchFilters(
             collection=args.collection, publisher=args.publisher, start=args.start,
             end=args.end), limit=args.limit)
@@ -840,7 +841,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
                       flush=True)
 
         package = export_bag if args.export_command == "bag" else export_wacz
-        with _catalog(settings) as engine:
+        with _catalog(settings, existing=True) as engine:
             count = package(engine, open_stores(settings.locations), args.collection,
                             args.out, copied)
         if sys.stderr.isatty():
@@ -848,7 +849,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         what = "a bag" if args.export_command == "bag" else "a WACZ"
         print(f"export: {what} of {count} WARC files of {args.collection} at {args.out}")
         return 0
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         count = export_jsonl(engine, None if to_stdout else args.out, args.collection, progress)
     if show:
         print(file=sys.stderr)
@@ -871,7 +872,7 @@ def _policies(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _jobs(args: argparse.Namespace, settings: Settings) -> int:
-    with _catalog(settings) as engine:
+    with _catalog(settings, existing=True) as engine:
         if args.jobs_command == "cancel":
             job = cancel_job(engine, args.job, datetime.now(UTC))
             if args.json:

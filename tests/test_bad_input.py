@@ -123,7 +123,21 @@ def test_a_failing_second_start_page_is_named_and_the_first_is_kept(
     assert run("ledger", "verify").status == 0
 
 
+def test_a_command_that_reads_refuses_a_catalog_that_is_not_there(run: Any,
+                                                                   home: Path) -> None:
+    # A mistyped PRESERVE_HOME (or database path) must not give a new, empty catalog
+    # in which every audit passes.
+    for command in (("get", "http://example.com/never"), ("fixity", "run"),
+                    ("fixity", "report"), ("ledger", "verify"), ("reconcile",),
+                    ("search", "words")):
+        assert_one_line_error(run(*command), f"no catalog at {home / 'catalog.db'}: nothing "
+                                             "has been captured or imported")
+    assert not (home / "catalog.db").exists()
+
+
 def test_get_of_an_unknown_url(run: Any, home: Path) -> None:
+    from preserve.catalog import open_engine
+    open_engine(f"sqlite:///{home / 'catalog.db'}").dispose()  # a catalog, without that URL
     assert_one_line_error(run("get", "http://example.com/never"), "no capture")
     listed = run("list", "http://example.com/never")
     assert listed.status == 0 and listed.out == b"" and "no capture" in listed.err

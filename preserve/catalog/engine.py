@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from preserve.errors import CatalogError, ConfigError
+from preserve.errors import BadInput, CatalogError, ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -26,12 +26,24 @@ SCHEMA_REVISION = "0010"
 MIGRATION_LOCK = 0x70726573  # "pres": the advisory lock key migrations hold on PostgreSQL
 
 
-def open_engine(url: str) -> Engine:
-    """An engine on the catalog database at url, migrated to the newest schema."""
+def open_engine(url: str, existing: bool = False) -> Engine:
+    """An engine on the catalog database at url, migrated to the newest schema.
+
+    With ``existing``, a SQLite catalog that is not there yet is :class:`BadInput`
+    rather than made: a command that only reads or audits, given a mistyped path
+    (or a disk not mounted), would otherwise find a new, empty catalog, and say
+    that all holds.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"database URL {url!r} is not valid") from exc
+    database = parsed.database
+    if (existing and parsed.get_backend_name() == "sqlite" and database
+            and database != ":memory:" and not Path(database).is_file()):
+        raise BadInput(f"no catalog at {database}: nothing has been captured or imported "
+                       "with these settings (is PRESERVE_HOME or PRESERVE_DATABASE_URL "
+                       "right?)")
     try:
         if parsed.get_backend_name() == "sqlite":
             engine = _sqlite_engine(url, parsed.database)
