@@ -597,6 +597,10 @@ class _Crawler:
                 raise FetchError(problem) from exc
             self.log({"url": url, "attempt": attempt, "outcome": exchange.status,
                       "bytes": exchange.response_size, "truncated": exchange.truncated})
+            if exchange.truncated == "disconnect" and attempt <= self.options.retries:
+                exchange.close()  # cut short: asked again; the last attempt's part is kept
+                self.sleep(self._backoff(attempt, None) or 0.0)
+                continue
             if exchange.status in RETRY_STATUSES and attempt <= self.options.retries:
                 asked = exchange.header("Retry-After")
                 wait = self._backoff(attempt, asked)
@@ -666,7 +670,11 @@ class _Crawler:
             self.result.bytes_saved += payload_size
         elif dedupable:
             self.payloads[digest] = Revisit(exchange.url, warc_date(exchange.date), response_id)
-        if exchange.truncated:
+        if exchange.truncated == "disconnect":
+            self._error(f"{exchange.url}: the server closed the connection before the body's "
+                        f"end, {self.options.retries + 1} times; what arrived is kept "
+                        "(WARC-Truncated: disconnect)")
+        elif exchange.truncated:
             self._error(
                 f"{exchange.url}: cut at {self.settings.max_resource_bytes} bytes "
                 "(WARC-Truncated: length)")

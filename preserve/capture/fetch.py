@@ -197,7 +197,8 @@ class Exchange:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes | None = field(default=None, repr=False)
-    truncated: bool = False
+    # Why the body is not whole, as WARC-Truncated says it: "length", "disconnect".
+    truncated: str | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of a response header, case-insensitively."""
@@ -372,7 +373,7 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False,
                 sock.close()
     received.seek(0)
     header_size = http_header_length(received)
-    if truncated:
+    if truncated == "length":
         size = header_size + settings.max_resource_bytes
     else:  # bytes a server sent after the end of the message are not part of the answer
         size = wire.received - len(wire.buffer)
@@ -451,6 +452,10 @@ def _closed_by_server(exc: BaseException, wire: _Wire) -> bool:
 
 class _NotHttp(Exception):
     """The server's answer is not an HTTP/1.x response (the message says why)."""
+
+
+class _CutShort(_NotHttp):
+    """The connection ended before the body did (its declared length, its last chunk)."""
 
 
 class _Wire:
@@ -584,7 +589,7 @@ def _body_chunks(wire: _Wire, head: _Head) -> Iterator[bytes]:
         while True:
             size_line = wire.readline()
             if not size_line:
-                raise _NotHttp("the body ended before its last chunk")
+                raise _CutShort("the body ended before its last chunk")
             try:
                 size = int(size_line.split(b";")[0].strip(), 16)
             except ValueError:
@@ -610,36 +615,42 @@ def _exactly(wire: _Wire, size: int) -> Iterator[bytes]:
     while left > 0:
         chunk = wire.read(min(left, READ_SIZE))
         if not chunk:
-            raise _NotHttp(f"the body ended {left} bytes before its declared length")
+            raise _CutShort(f"the body ended {left} bytes before its declared length")
         left -= len(chunk)
         yield chunk
 
 
 def _read_body(url: str, wire: _Wire, head: _Head, limit: int,
-               truncate: bool, parse: bool = False) -> tuple[bytes | None, bool]:
+               truncate: bool, parse: bool = False) -> tuple[bytes | None, str | None]:
     """Drain the body (the wire keeps the raw bytes); decode HTML and CSS (and with
     ``parse``, whatever it is: robots.txt).
 
     Past ``limit`` bytes the body is cut (``truncate``) or refused (:class:`TooLarge`).
     Returns the decoded body of HTML and CSS (None for other types, or when it is
-    too large to parse) and whether the body was cut.
+    too large to parse, or cut short) and why the body is not whole, as WARC's
+    ``WARC-Truncated`` says it: ``length`` (cut at the limit), ``disconnect`` (the
+    server closed the connection before its end: what arrived is kept, as Heritrix
+    and wget keep it), or None.
     """
     keep = parse or media_type(head.header("Content-Type")) in PARSED_TYPES
     parts: list[bytes] = []
     total = 0
-    for chunk in _body_chunks(wire, head):
-        total += len(chunk)
-        if total > limit:
-            if truncate:
-                return None, True
-            raise TooLarge(f"{url}: body is larger than the limit of {limit} bytes "
-                           "(capture.max_resource_bytes)")
-        if keep:
-            parts.append(chunk)
-            keep = total <= PARSE_LIMIT
+    try:
+        for chunk in _body_chunks(wire, head):
+            total += len(chunk)
+            if total > limit:
+                if truncate:
+                    return None, "length"
+                raise TooLarge(f"{url}: body is larger than the limit of {limit} bytes "
+                               "(capture.max_resource_bytes)")
+            if keep:
+                parts.append(chunk)
+                keep = total <= PARSE_LIMIT
+    except _CutShort:
+        return None, "disconnect"
     if not keep:
-        return None, False
-    return _decode_content(b"".join(parts), head.header("Content-Encoding"), PARSE_LIMIT), False
+        return None, None
+    return _decode_content(b"".join(parts), head.header("Content-Encoding"), PARSE_LIMIT), None
 
 
 def _decode_content(data: bytes, encoding: str | None, limit: int) -> bytes | None:

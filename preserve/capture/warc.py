@@ -182,7 +182,7 @@ class WarcFile:
         if revisit is None:
             headers += [("WARC-Block-Digest", block), ("WARC-Payload-Digest", payload)]
             if exchange.truncated:
-                headers.append(("WARC-Truncated", "length"))
+                headers.append(("WARC-Truncated", exchange.truncated))
             kind, stream, length = "response", exchange.response, exchange.response_size
         else:
             exchange.response.seek(0)
@@ -190,7 +190,7 @@ class WarcFile:
             headers += [("WARC-Block-Digest", warc_digest_label(hashlib.sha1(head))),
                         ("WARC-Payload-Digest", payload)]
             if exchange.truncated:
-                headers.append(("WARC-Truncated", "length"))
+                headers.append(("WARC-Truncated", exchange.truncated))
             headers += [("WARC-Profile", REVISIT_PROFILE),
                         ("WARC-Refers-To-Target-URI", revisit.target_uri),
                         ("WARC-Refers-To-Date", revisit.date)]
