@@ -35,7 +35,7 @@ from preserve.catalog.schema import (
     tombstones,
     warc_files,
 )
-from preserve.errors import BadInput, NotFound, PreserveError
+from preserve.errors import BadInput, NotFound, ObjectMissing, PreserveError
 from preserve.storage import ObjectStore
 
 
@@ -84,6 +84,14 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
         if location not in stores:
             raise BadInput(f"delete: location {location!r} holds a copy of {key} but is "
                            "not configured; nothing deleted")
+    for location in stored.locations:  # every location reachable, before anything goes
+        try:
+            stores[location].open(key).close()
+        except ObjectMissing:
+            continue  # gone already: nothing to delete there
+        except PreserveError as exc:
+            raise _same_kind(exc, f"delete: {key}: {' '.join(str(exc).split())}; nothing "
+                                  "deleted") from exc
     for location in stored.locations:  # a copy held under retention refuses: ask first
         retained = stores[location].retained_until(key)
         if retained is not None and retained > now():
@@ -92,9 +100,10 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
     deleted: list[str] = []
     try:
         for location in stored.locations:
-            store = stores[location]
-            if store.head(key) is not None:
-                store.delete(key)
+            # Asked to delete, not whether it is there: a location out of reach (a disk
+            # not mounted) must refuse, not pass for one whose copy is gone already.
+            with suppress(ObjectMissing):
+                stores[location].delete(key)
             deleted.append(location)
     except PreserveError as exc:
         raise _undone(engine, stores, stored, deleted, actor, now, exc) from exc
@@ -117,6 +126,8 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
         connection.execute(insert(tombstones).values(**asdict(tombstone)))
         ledger.append(connection, time=moment, actor=actor, event="delete", object=key,
                       digest=f"sha256:{stored.sha256}")
+        ledger.append(connection, time=moment, actor=actor, event=ledger.DELETE_REASON,
+                      object=key, digest=ledger.reason_digest(reason))
     ledger.checkpoint(engine, stores)
     return tombstone
 

@@ -441,14 +441,12 @@ def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
             outcome[finding.location] = repair_copy(engine, stores, stored, finding.location,
                                                     actor, now, down)
             source, failure = outcome[finding.location]
-            with write_transaction(engine) as connection:
-                connection.execute(insert(events).values(
-                    event_type="repair", event_date=now(),
-                    outcome="pass" if source else "fail",
-                    detail=(f"written again from {source}, verified" if source
-                            else f"not repaired: {failure}"),
-                    agent=AGENT, object=stored.key, collection=stored.collection,
-                    location=finding.location))
+            if source is None:  # (a repair made is recorded by repair_copy, event and all)
+                with write_transaction(engine) as connection:
+                    connection.execute(insert(events).values(
+                        event_type="repair", event_date=now(), outcome="fail",
+                        detail=f"not repaired: {failure}", agent=AGENT, object=stored.key,
+                        collection=stored.collection, location=finding.location))
         finding.repaired_from, finding.repair_failed = outcome[finding.location]
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, insert, select, text
 
-from preserve.catalog.schema import ledger, warc_files
+from preserve.catalog.schema import ledger, tombstones, warc_files
 from preserve.errors import PreserveError
 from preserve.numbers import is_digits
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 GENESIS_HASH = "0" * 64
 LEDGER = "ledger/"  # in every location: what the ledger keeps there, not WARC files
 CHECKPOINTS = f"{LEDGER}checkpoints/"
+DELETE_REASON = "delete reason"  # the entry after a deletion's: its reason's digest
 TOMBSTONES = f"{LEDGER}tombstones/"  # what deleted files were, for a rebuilt catalog
 CHECKPOINT_ENTRIES = 10_000  # at most this many entries in one checkpoint object
 # A checkpoint holding its entries; one without (from before they were kept) holds the head.
@@ -112,12 +113,18 @@ def verify(connection: Connection) -> LedgerCheck:
     """
     check = LedgerCheck()
     ingested: dict[str, str] = {}
+    deleted: dict[str, LedgerEntry] = {}
+    reasons: dict[str, str] = {}
     prev_hash = GENESIS_HASH
     expected_seq = 1
     for entry in entries(connection):
         check.entries += 1
         if entry.event == "ingest":
             ingested[entry.object] = entry.digest
+        elif entry.event == "delete":
+            deleted[entry.object] = entry
+        elif entry.event == DELETE_REASON:
+            reasons[entry.object] = entry.digest
         if entry.seq != expected_seq:
             check.problems.append(f"entry {expected_seq} is missing (next is {entry.seq})")
         elif entry.prev_hash != prev_hash:
@@ -137,7 +144,36 @@ def verify(connection: Connection) -> LedgerCheck:
         elif recorded != f"sha256:{sha256}":
             check.problems.append(f"catalogued file {key} has sha256:{sha256}, "
                                   f"the ledger recorded {recorded}")
+    check.problems.extend(_tombstone_problems(connection, deleted, reasons))
     return check
+
+
+def reason_digest(reason: str) -> str:
+    """What the ledger keeps of a deletion's reason (its ``delete reason`` entry)."""
+    return f"sha256:{hashlib.sha256(reason.encode('utf-8')).hexdigest()}"
+
+
+def _tombstone_problems(connection: Connection, deleted: Mapping[str, LedgerEntry],
+                        reasons: Mapping[str, str]) -> Iterator[str]:
+    """Each tombstone as its deletion's ledger entries recorded it (digest, who, why), and
+    a tombstone for each deletion: a tombstone edited or removed is named."""
+    stones = {row.key: row for row in connection.execute(select(tombstones))}
+    for key, entry in sorted(deleted.items()):
+        row = stones.get(key)
+        if row is None:
+            yield f"deleted file {key} has no tombstone (the ledger recorded its deletion)"
+            continue
+        if entry.digest != f"sha256:{row.sha256}":
+            yield (f"tombstone of {key} has sha256:{row.sha256}, the ledger recorded "
+                   f"{entry.digest}")
+        if entry.actor != row.actor:
+            yield (f"tombstone of {key} names {row.actor!r} as who deleted it, the ledger "
+                   f"{entry.actor!r}")
+        # (deletions recorded before reasons were chained have no such entry)
+        if key in reasons and reasons[key] != reason_digest(row.reason):
+            yield f"tombstone of {key} gives a reason other than the one recorded"
+    for key in sorted(set(stones) - set(deleted)):
+        yield f"tombstone of {key} has no deletion in the ledger"
 
 
 def head(connection: Connection) -> LedgerEntry | None:

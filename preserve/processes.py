@@ -27,10 +27,10 @@ def _exit_with_parent(parent: int) -> None:
     A pool worker holds both ends of its task pipe, so it would never see the
     parent's end close; it watches its parent's process ID instead.
 
-    Ctrl-C at a terminal goes to every process of the command: the parent stops the
-    pool, and a worker ignores it (each printed a KeyboardInterrupt traceback).
+    Ctrl-C at a terminal goes to every process of the command: a worker leaves at once
+    and quietly (each printed a KeyboardInterrupt traceback), and the parent stops.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, lambda _signal, _frame: os._exit(130))
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1)

@@ -31,9 +31,9 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, update
 
-from preserve import ledger
+from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
-from preserve.catalog.schema import copies, missing_copies
+from preserve.catalog.schema import copies, events, missing_copies
 from preserve.errors import ObjectMissing, PreserveError, StorageError, Unreachable
 from preserve.fingerprint import iter_chunks, sha256_chunks
 from preserve.ledger import LEDGER
@@ -268,4 +268,11 @@ def _record_repair(engine: Engine, stored: StoredFile, location: str, actor: str
                                                      verified_at=moment))
         ledger.append(connection, time=moment, actor=actor, event="repair",
                       object=f"{location}:{stored.key}", digest=f"sha256:{stored.sha256}")
+        # The PREMIS event too, whoever repaired (an audit, reconcile, an undone deletion):
+        # the fixity report closes the copy's failure on it.
+        connection.execute(insert(events).values(
+            event_type="repair", event_date=moment, outcome="pass",
+            detail="written again from a copy with the ingest digest, verified",
+            agent=f"preserve/{__version__}", object=stored.key,
+            collection=stored.collection, location=location))
 

@@ -97,12 +97,12 @@ def sweep(work: Path, now: float | None = None) -> list[LeftWarc]:
     left = []
     try:
         entries = sorted(work.iterdir())
-    except FileNotFoundError:
+    except OSError:  # none yet, or not a folder we can read: the command itself will say
         return []
     for entry in entries:
         try:
             status = entry.lstat()
-        except FileNotFoundError:  # its command finished meanwhile
+        except OSError:  # its command finished meanwhile
             continue
         if now - status.st_mtime < QUIET_SECONDS or _in_use(entry):
             continue
@@ -110,7 +110,7 @@ def sweep(work: Path, now: float | None = None) -> list[LeftWarc]:
             shutil.rmtree(entry, ignore_errors=True)
         elif entry.is_file() and entry.name.endswith(".warc.gz"):
             if status.st_size == 0:
-                with suppress(FileNotFoundError):
+                with suppress(OSError):
                     entry.unlink()
                 continue
             left.append(LeftWarc(entry, status.st_size,

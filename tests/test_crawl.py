@@ -187,6 +187,14 @@ def test_a_start_page_robots_txt_refuses_is_said_and_the_report_has_every_count(
     assert line.endswith(" s")
 
 
+def test_a_robots_txt_that_redirects_to_a_page_leaves_the_page_to_crawl(
+        run: Any, web: LoopbackSite) -> None:
+    # Sites send a missing robots.txt to their home page: that page is still crawled.
+    web.routes["/robots.txt"] = Route(b"", status=301, headers=(("Location", "/a/2"),))
+    report = crawl(run, web, "--scope", "prefix", "--depth", "2")
+    assert pages(report, web) == ["/a/1", "/a/2", "/a/3"]
+
+
 @pytest.mark.parametrize("served", ["gzipped", "redirected", "redirected-too-often"])
 def test_robots_txt_compressed_or_moved_is_still_obeyed(run: Any, web: LoopbackSite,
                                                         served: str) -> None:
@@ -717,6 +725,24 @@ def test_a_crawl_killed_midway_leaves_the_catalog_consistent(web: LoopbackSite,
 def test_ctrl_c_stops_a_crawl_with_one_line(web: LoopbackSite, home: Path) -> None:
     # Ctrl-C reaches the description workers too: none prints a traceback.
     said = killed_midway(web, home, "--warc-size", "2000", interrupt=True)
+    assert said == "preserve: interrupted\n"
+
+
+def test_ctrl_c_does_not_wait_out_a_politeness_delay(web: LoopbackSite, home: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    preserve = Path(sys.executable).parent / "preserve"
+    process = subprocess.Popen(
+        [str(preserve), "capture", web.url("/a/1"), "--collection", "polite", "--scope",
+         "prefix", "--depth", "3", "--delay", "30"],
+        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
+    wait_until(lambda: "/a/1" in web.requests, 20)
+    time.sleep(0.5)  # the next request waits its 30 s turn
+    os.killpg(process.pid, signal.SIGINT)
+    said = process.communicate(timeout=10)[1].decode()  # not the 30 s
     assert said == "preserve: interrupted\n"
 
 

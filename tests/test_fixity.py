@@ -426,6 +426,12 @@ def test_repair_from_the_good_copy_and_nothing_without_one(run: Any, site: Loopb
     # the report agrees: a mended copy fails no more (it did until the next audit)
     mended = run("fixity", "report", "--json")
     assert json.loads(mended.out)["failing"] == [] and mended.status == 0
+    # ... and so when reconcile mends it
+    (mirror / key).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert run("fixity", "run").status == 1
+    (mirror / key).unlink()  # reconcile mends what its listing shows: a copy gone
+    assert run("reconcile", "--repair").status == 0
+    assert json.loads(run("fixity", "report", "--json").out)["failing"] == []
     assert run("fixity", "run").status == 0
 
     (mirror / key).write_bytes(b"\0" * len(good))
@@ -758,6 +764,14 @@ def test_deleting_needs_a_reason_and_leaves_a_tombstone(
         "were written again, verified\n")
     assert (home / "objects" / doomed["key"]).read_bytes() == (mirror / doomed["key"]).read_bytes()
     assert run("fixity", "run").status == 0 and run("ledger", "verify").status == 0
+    # A location out of reach (its disk not mounted) refuses too: nothing is deleted.
+    mirror.rename(mirror.with_name("unmounted"))
+    unmounted = run("delete", doomed["key"], "--reason", "takedown request 42")
+    mirror.with_name("unmounted").rename(mirror)
+    assert unmounted.status == 1 and "is not there (a disk not mounted?" in unmounted.err
+    assert unmounted.err.endswith("; nothing deleted\n")
+    assert (home / "objects" / doomed["key"]).exists() and (mirror / doomed["key"]).exists()
+    assert run("fixity", "run").status == 0
     # A copy under retention (Object Lock) is asked about first: nothing is touched.
     from datetime import UTC, datetime, timedelta
     real_retention = FilesystemStore.retained_until
@@ -784,11 +798,38 @@ def test_deleting_needs_a_reason_and_leaves_a_tombstone(
             "takedown request 42"]
         assert not connection.execute(select(captures).where(
             captures.c.url == site.url("/other"))).all()
-        last = list(ledger.entries(connection))[-1]
-        assert (last.event, last.object, last.digest) == (
+        deletion, why = list(ledger.entries(connection))[-2:]
+        assert (deletion.event, deletion.object, deletion.digest) == (
             "delete", doomed["key"], f"sha256:{doomed['sha256']}")
+        assert (why.event, why.object, why.digest) == (
+            "delete reason", doomed["key"], ledger.reason_digest("takedown request 42"))
     engine.dispose()
     assert run("ledger", "verify").status == 0
+    # The tombstone is held to what the ledger recorded: who, which digest, why.
+    for change, said in (
+            ("reason = 'routine cleanup'", "gives a reason other than the one recorded"),
+            ("sha256 = '" + "1" * 64 + "'", f"has sha256:{'1' * 64}, the ledger recorded"),
+            ("actor = 'someone else'", "names 'someone else' as who deleted it")):
+        engine = open_engine(database_url)
+        with engine.begin() as connection:
+            saved = dict(connection.execute(select(tombstones)).one()._mapping)
+            connection.execute(text(f"UPDATE tombstones SET {change}"))
+        engine.dispose()
+        tampered = run("ledger", "verify", "--json")
+        assert tampered.status == 1
+        assert json.loads(tampered.out)["problems"][0].startswith(
+            f"tombstone of {doomed['key']} "), tampered.out
+        assert said in tampered.out.decode()
+        engine = open_engine(database_url)
+        with engine.begin() as connection:
+            connection.execute(tombstones.update().values(**saved))
+        engine.dispose()
+    engine = open_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(tombstones.delete())
+    engine.dispose()
+    assert json.loads(run("ledger", "verify", "--json").out)["problems"] == [
+        f"deleted file {doomed['key']} has no tombstone (the ledger recorded its deletion)"]
     assert run("fixity", "run").status == 0
     assert run("get", site.url("/other")).status == 2
 

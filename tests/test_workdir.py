@@ -108,3 +108,9 @@ def test_a_folder_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None
             workdir.private_folder(blocked, "preserve-import-", "import: no folder in {work} "
                                    "({problem})"):
         pass
+
+
+def test_a_work_folder_that_is_no_folder_is_left_to_its_command_to_name(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.write_text("a file where the folder should be")
+    assert workdir.sweep(work) == []  # no traceback: the command says it in one line

@@ -305,7 +305,7 @@ class _Crawler:
             future.cancel()
         self.stopping.set()  # fetches still in flight are cut short, not retried
         self.connections.stop()
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
         self.seen.close()
         self.queued_outside.close()
         for future in self.pending.values():
@@ -587,7 +587,7 @@ class _Crawler:
                 self.log({"url": url, "attempt": attempt, "outcome": str(exc)})
                 if attempt > self.options.retries or self.stopping.is_set():
                     raise
-                self.sleep(self._backoff(attempt, None) or 0.0)
+                self._pause(self._backoff(attempt, None) or 0.0)
                 continue
             except PreserveError:
                 raise
@@ -599,7 +599,7 @@ class _Crawler:
                       "bytes": exchange.response_size, "truncated": exchange.truncated})
             if exchange.truncated == "disconnect" and attempt <= self.options.retries:
                 exchange.close()  # cut short: asked again; the last attempt's part is kept
-                self.sleep(self._backoff(attempt, None) or 0.0)
+                self._pause(self._backoff(attempt, None) or 0.0)
                 continue
             if exchange.status in RETRY_STATUSES and attempt <= self.options.retries:
                 asked = exchange.header("Retry-After")
@@ -610,10 +610,19 @@ class _Crawler:
                                                      f"for more than {MAX_RETRY_WAIT_SECONDS:g} s"})
                     return exchange
                 exchange.close()
-                self.sleep(wait)
+                self._pause(wait)
                 continue
             return exchange
         raise AssertionError("unreachable")
+
+    def _pause(self, seconds: float) -> None:
+        """Wait (politeness, backoff), but not past a stop: then FetchError."""
+        if self.sleep is time.sleep:
+            self.stopping.wait(seconds)
+        else:
+            self.sleep(seconds)
+        if self.stopping.is_set():
+            raise FetchError("the crawl is stopping")
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float | None:
         """Seconds to wait before the next attempt; None when ``Retry-After`` asks for
@@ -643,7 +652,7 @@ class _Crawler:
                 start = now if last is None else max(now, last + delay)
                 self.last_request[host] = start
             if start > now:
-                self.sleep(start - now)
+                self._pause(start - now)
             yield
 
     def _host_delay(self, origin: str) -> float:
@@ -718,11 +727,10 @@ class _Crawler:
             try:
                 self._write(exchange, "robots")
                 if exchange.location is not None:
-                    try:
+                    try:  # (where it leads is not marked met: it may be a page to crawl)
                         url = _canonical(urljoin(url, exchange.location))[0]
                     except PreserveError:
                         return None
-                    self.seen.add(surt_key(url))
                     continue
                 if exchange.status >= 500:
                     # The server cannot say what it allows: take it as "nothing" (RFC 9309).

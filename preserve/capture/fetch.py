@@ -121,21 +121,29 @@ class Connections:
         limit = self.idle_seconds if idle_seconds is None else min(idle_seconds,
                                                                     self.idle_seconds)
         with self._lock:
-            kept = self._idle.setdefault(server, [])
-            now = self.clock()
-            kept.append((sock, address, now, now + limit))
-            self._count += 1
-            if len(kept) > self.per_server:
-                closing.append(kept.pop(0)[0])
-                self._count -= 1
-            if self._count > self.total:
-                oldest = min(self._idle, key=lambda name: self._idle[name][0][2])
-                closing.append(self._idle[oldest].pop(0)[0])
-                if not self._idle[oldest]:
-                    del self._idle[oldest]
-                self._count -= 1
+            if self._stopped:  # no more requests to keep it for
+                closing.append(sock)
+            else:
+                self._keep(server, sock, address, limit, closing)
         for old in closing:
             old.close()
+
+    def _keep(self, server: _Server, sock: socket.socket, address: str, limit: float,
+              closing: list[socket.socket]) -> None:
+        """(With the lock held.) Keep the connection; ``closing`` gets those it displaces."""
+        kept = self._idle.setdefault(server, [])
+        now = self.clock()
+        kept.append((sock, address, now, now + limit))
+        self._count += 1
+        if len(kept) > self.per_server:
+            closing.append(kept.pop(0)[0])
+            self._count -= 1
+        if self._count > self.total:
+            oldest = min(self._idle, key=lambda name: self._idle[name][0][2])
+            closing.append(self._idle[oldest].pop(0)[0])
+            if not self._idle[oldest]:
+                del self._idle[oldest]
+            self._count -= 1
 
     def close(self) -> None:
         """Close every idle connection."""
