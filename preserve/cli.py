@@ -56,12 +56,11 @@ from preserve.reconcile import reconcile
 from preserve.schedule import (
     STATES,
     Job,
+    PoliciesAsk,
     Tick,
     cancel_job,
-    copies_asked,
-    fixity_days,
     list_jobs,
-    policy_collections,
+    policies_ask,
     run_due,
 )
 from preserve.storage import open_stores
@@ -680,15 +679,15 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr, flush=True)
 
     stores = open_stores(settings.locations)
+    asks = policies_ask(settings)
     with _catalog(settings, existing=True) as engine:
         if args.collection is not None:
-            check_collection_known(engine, args.collection, policy_collections(settings))
+            check_collection_known(engine, args.collection, asks.collections)
         result = run_fixity(engine, stores, progress,
                             collection=args.collection, location=args.location,
                             deep=args.deep, repair=args.repair, sample=args.sample,
-                            every_days=args.every_days or DEFAULT_EVERY_DAYS,
-                            actor=settings.operator, copies_asked=copies_asked(settings),
-                            every_days_of=None if args.every_days else fixity_days(settings))
+                            actor=settings.operator, copies_asked=asks.copies_of,
+                            **_overdue_days(args, asks))
         newest, checkpointed = ledger.checkpoint(engine, stores, result.out_of_reach)
     if show and result.objects:
         print(file=sys.stderr)
@@ -709,11 +708,18 @@ def _fixity(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.passed else 1
 
 
+def _overdue_days(args: argparse.Namespace, asks: PoliciesAsk) -> dict[str, Any]:
+    """When a copy is overdue: ``--every-days`` for every collection, else each one's
+    policy's ``fixity_every_days`` (and the default for the others)."""
+    if args.every_days:
+        return {"every_days": args.every_days, "every_days_of": None}
+    return {"every_days": DEFAULT_EVERY_DAYS, "every_days_of": asks.every_days}
+
+
 def _fixity_report(args: argparse.Namespace, settings: Settings) -> int:
     with _catalog(settings, existing=True) as engine:
         report = fixity_report(engine, since=args.since,
-                               every_days=args.every_days or DEFAULT_EVERY_DAYS,
-                               every_days_of=None if args.every_days else fixity_days(settings))
+                               **_overdue_days(args, policies_ask(settings)))
     if args.json:
         _print_json(report.as_dict())
     elif args.html:

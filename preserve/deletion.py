@@ -35,7 +35,7 @@ from preserve.catalog.schema import (
     tombstones,
     warc_files,
 )
-from preserve.errors import BadInput, NotFound, ObjectMissing, PreserveError
+from preserve.errors import BadInput, NotFound, ObjectMissing, PreserveError, restated
 from preserve.storage import ObjectStore
 
 
@@ -90,8 +90,8 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
         except ObjectMissing:
             continue  # gone already: nothing to delete there
         except PreserveError as exc:
-            raise _same_kind(exc, f"delete: {key}: {' '.join(str(exc).split())}; nothing "
-                                  "deleted") from exc
+            raise restated(exc, f"delete: {key}: {' '.join(str(exc).split())}; nothing "
+                                "deleted") from exc
     for location in stored.locations:  # a copy held under retention refuses: ask first
         retained = stores[location].retained_until(key)
         if retained is not None and retained > now():
@@ -141,34 +141,26 @@ def _undone(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
     repair would have brought back what a takedown removed). The error to raise."""
     from preserve.reconcile import repair_copy
 
-    said = f"delete: {stored.key}: {' '.join(str(refused).split())}; nothing deleted"
+    said = f"delete: {stored.key}: {' '.join(str(refused).split())}"
     if not deleted:
-        return _same_kind(refused, said)
+        return restated(refused, f"{said}; nothing deleted")
     lost = {}
     for location in deleted:
         source, failure = repair_copy(engine, stores, stored, location, actor, now)
         if source is None:
             lost[location] = failure or "not written again"
     if not lost:
-        return _same_kind(refused, f"{said}: the copies already removed from "
-                                   f"{', '.join(deleted)} were written again, verified")
+        return restated(refused, f"{said}; nothing deleted: the copies already removed from "
+                                 f"{', '.join(deleted)} were written again, verified")
     with write_transaction(engine) as connection:  # the catalog says what is really there
         connection.execute(delete(copies).where(
             copies.c.warc_file_id == stored.id, copies.c.location.in_(sorted(lost))))
         ledger.append(connection, time=now(), actor=actor, event="delete refused midway",
                       object=stored.key, digest=f"sha256:{stored.sha256}")
     ledger.checkpoint(engine, stores)
-    return _same_kind(refused, f"delete: {stored.key}: {' '.join(str(refused).split())}; "
-                               f"the copies removed from {', '.join(sorted(lost))} could not be "
-                               f"written again ({'; '.join(lost.values())}): the file is "
-                               "under-replicated, and the deletion unfinished")
-
-
-def _same_kind(error: PreserveError, message: str) -> PreserveError:
-    """``message`` as an error with ``error``'s exit status."""
-    said = PreserveError(message)
-    said.exit_status = error.exit_status
-    return said
+    return restated(refused, f"{said}; the copies removed from {', '.join(sorted(lost))} "
+                             f"could not be written again ({'; '.join(lost.values())}): the "
+                             "file is under-replicated, and the deletion unfinished")
 
 
 def keep_tombstone(stores: Mapping[str, ObjectStore], tombstone: Tombstone) -> None:

@@ -114,3 +114,11 @@ class CatalogError(PreserveError):
 
 class WarcError(PreserveError):
     """A WARC file or record could not be read."""
+
+
+def restated(error: PreserveError, message: str) -> PreserveError:
+    """The error told again as ``message`` (what it means where it was caught), with its
+    exit status: its own class may want other arguments than a message."""
+    told = PreserveError(message)
+    told.exit_status = error.exit_status
+    return told

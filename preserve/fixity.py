@@ -30,12 +30,13 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, func, insert, select, update
 
-from preserve import __version__, ledger
+from preserve import ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, fixity_runs, tombstones, warc_files
 from preserve.errors import BadInput, StorageError
 from preserve.processes import process_pool
 from preserve.reconcile import (
+    AGENT,
     MISSING,
     SIZE_MISMATCH,
     UNDER_REPLICATED,
@@ -54,7 +55,6 @@ RECORD_DAMAGED = "record digest mismatch"
 # What a copy that no longer holds is found to be (not merely unreadable just now).
 LOST = (MISSING, CORRUPTED, SIZE_MISMATCH, RECORD_DAMAGED)
 REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, RECORD_DAMAGED)
-AGENT = f"preserve/{__version__}"
 DEFAULT_EVERY_DAYS = 90
 # A deep audit of at least this many records runs in worker processes (see run_fixity).
 DEEP_PROCESS_RECORDS = 8_000
@@ -272,13 +272,12 @@ def _finish_file(engine: Engine, stores: Mapping[str, ObjectStore], stored: Stor
         Finding(UNDER_REPLICATED, stored.key, name, "a verified copy (asked for at ingest)",
                 f"none: {problem}")
         for name, problem in stored.missing if location is None or name == location)
-    known = {*stored.locations, *(name for name, _problem in stored.missing)}
     found.extend(
         Finding(UNDER_REPLICATED, stored.key, name, "a verified copy (asked for by the "
                 f"{stored.collection!r} collection's policy or storage.default_copies)",
                 "none: never made here")
         for name in (copies_asked(stored.collection) if copies_asked else ())
-        if name not in known and (location is None or name == location))
+        if name not in stored.places and (location is None or name == location))
     _record_checks(engine, stored, [(name, findings[0] if findings else None, records)
                                     for name, findings, _, records in copies_checked],
                    deep, now(), actor)
@@ -331,11 +330,16 @@ def _choose(files: list[StoredFile], last_whole: Mapping[str, datetime], sample:
     never = moment - timedelta(days=365 * 1000)
     ordered = sorted(files, key=lambda stored: last_whole.get(stored.key, never))
     count = math.ceil(sample * len(ordered))
-    def horizon(collection: str) -> datetime:
-        return moment - timedelta(days=every_days_of.get(collection, every_days))
-
     return [stored for number, stored in enumerate(ordered)
-            if number < count or last_whole.get(stored.key, never) <= horizon(stored.collection)]
+            if number < count or last_whole.get(stored.key, never)
+            <= _overdue_since(moment, stored.collection, every_days, every_days_of)]
+
+
+def _overdue_since(moment: datetime, collection: str, every_days: int,
+                   every_days_of: Mapping[str, int]) -> datetime:
+    """A copy of the collection's not found whole since this is overdue (its policy's
+    ``fixity_every_days``, in ``every_days_of``, else ``every_days``)."""
+    return moment - timedelta(days=every_days_of.get(collection, every_days))
 
 
 def check_collection_known(engine: Engine, collection: str, named: Iterable[str]) -> None:
@@ -456,11 +460,10 @@ def _not_asked(why: str) -> str:
 
 
 def _copies_known(files: list[StoredFile]) -> dict[str, set[str]]:
-    """The keys the catalog knows a copy of (or one that could not be made) in each
-    location."""
+    """The keys the catalog accounts for a copy of (StoredFile.places), by location."""
     known: dict[str, set[str]] = {}
     for stored in files:
-        for name in (*stored.locations, *(name for name, _problem in stored.missing)):
+        for name in stored.places:
             known.setdefault(name, set()).add(stored.key)
     return known
 
@@ -592,11 +595,9 @@ def fixity_report(engine: Engine, since: datetime | None = None,
         rows = [dict(row._mapping) for row in connection.execute(query)]
         files = stored_files(connection)
         catalogued = {stored.key for stored in files}
-        latest = select(func.max(events.c.id)).where(
-            events.c.event_type.in_(("fixity check", "repair"))).group_by(events.c.object,
-                                                                         events.c.location)
         failing = [_event_json(dict(row._mapping)) for row in connection.execute(
-            select(events).where(events.c.id.in_(latest), events.c.outcome == "fail")
+            select(events).where(events.c.id.in_(_latest_checks(with_repairs=True)),
+                                 events.c.outcome == "fail")
             .order_by(events.c.event_date, events.c.id)) if row.object in catalogued]
         last_passed = _whole_copies(connection)
     collections: dict[str, dict[str, int]] = {}
@@ -610,15 +611,12 @@ def fixity_report(engine: Engine, since: datetime | None = None,
             totals["passed" if row["outcome"] == "pass" else "failed"] += 1
     moment = now()
     days = every_days_of or {}
-
-    def horizon(collection: str) -> datetime:
-        return moment - timedelta(days=days.get(collection, every_days))
-
+    never = moment - timedelta(days=365 * 1000)
     overdue = [{"object": stored.key, "location": location, "collection": stored.collection,
                 "last_passed": _iso(last_passed.get((stored.key, location)))}
                for stored in files for location in stored.locations
-               if last_passed.get((stored.key, location), moment - timedelta(days=365_000))
-               <= horizon(stored.collection)]
+               if last_passed.get((stored.key, location), never)
+               <= _overdue_since(moment, stored.collection, every_days, days)]
     return FixityReport(since, every_days, collections, failing, overdue,
                         [_event_json(row) for row in rows], dict(days))
 
@@ -631,11 +629,12 @@ def object_fixity(engine: Engine, key: str) -> list[dict[str, Any]]:
             .order_by(events.c.location))]
 
 
-def _latest_checks(*where: Any) -> Select[Any]:
-    """The IDs of the latest fixity check of each copy (of those ``where`` keeps)."""
+def _latest_checks(*where: Any, with_repairs: bool = False) -> Select[Any]:
+    """The IDs of the latest fixity check of each copy (of those ``where`` keeps); with
+    ``with_repairs``, of its latest check or repair, whichever came last."""
+    kinds = ("fixity check", "repair") if with_repairs else ("fixity check",)
     return select(func.max(events.c.id)).where(
-        events.c.event_type == "fixity check", *where).group_by(events.c.object,
-                                                                 events.c.location)
+        events.c.event_type.in_(kinds), *where).group_by(events.c.object, events.c.location)
 
 
 def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:

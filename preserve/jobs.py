@@ -37,7 +37,7 @@ from preserve.capture.warc import Revisit, WarcFile, warc_date
 from preserve.catalog import PayloadFinder, Snapshot, pages_to_describe
 from preserve.config import CaptureSettings, Settings
 from preserve.describe import EXTRACTOR_VERSION, decode_html
-from preserve.errors import BadInput, ConfigError, PreserveError
+from preserve.errors import BadInput, ConfigError, PreserveError, restated
 from preserve.index import surt_key
 from preserve.ingest import Ingested, ingest
 from preserve.policy import CaptureOptions, Policy, check_collection
@@ -334,11 +334,9 @@ class _WarcSeries:
                 # What it holds was fetched once and may not be there to fetch again: the
                 # sealed file stays in the work folder, for an import once that is mended.
                 path = shlex.quote(str(sealed.path))
-                kept = PreserveError(
-                    f"{exc}; the sealed file is kept: `preserve import {path} --collection "
-                    f"{self.collection}` preserves it once that is mended")
-                kept.exit_status = exc.exit_status
-                raise kept from exc
+                raise restated(exc, f"{exc}; the sealed file is kept: `preserve import {path} "
+                                    f"--collection {self.collection}` preserves it once that "
+                                    "is mended") from exc
         sealed.path.unlink(missing_ok=True)
         self.sealed.append(ingested)
 

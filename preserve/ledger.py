@@ -260,13 +260,12 @@ def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
     hashes = {seq: digest for seq, digest in connection.execute(select(ledger.c.seq,
                                                                        ledger.c.hash))}
     problems: list[str] = []
-    holding: list[str] = []  # the locations that hold a checkpoint
+    holding: set[str] = set()  # the locations that hold a checkpoint
     for name, store in sorted(stores.items()):
         named: set[str] = set()
         try:
             for key, entry in checkpointed_entries(store, problems):
-                if not holding or holding[-1] != name:
-                    holding.append(name)
+                holding.add(name)
                 if key in named:
                     continue
                 if entry.seq not in hashes:
@@ -281,7 +280,7 @@ def verify_checkpoints(connection: Connection, stores: Mapping[str, ObjectStore]
                 named.add(key)
         except PreserveError as exc:
             problems.append(f"checkpoints in {name} cannot be read: {exc}")
-            holding.append(name)  # named already
+            holding.add(name)  # named already
     # Every command that adds to the chain checkpoints it to every location it reaches:
     # a chain with entries and no checkpoint anywhere cannot be proven (a rewritten chain
     # would verify), and a location without one lost them, or was never reached.

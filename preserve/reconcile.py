@@ -40,6 +40,7 @@ from preserve.ledger import LEDGER
 from preserve.storage import ObjectStore
 from preserve.storage.base import INCOMING
 
+AGENT = f"preserve/{__version__}"  # the software that checks and repairs (PREMIS agent)
 MISSING = "missing"
 UNDER_REPLICATED = "under-replicated"
 SIZE_MISMATCH = "size mismatch"
@@ -167,8 +168,7 @@ def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, S
                                   f"never made: {dict(stored.missing)[name]}")
         return
     result.objects += len(listed)
-    here = {stored.key for stored in files
-            if name in stored.locations or name in dict(stored.missing)}
+    here = {stored.key for stored in files if name in stored.places}
     for key in sorted(set(listed) - here):
         yield Discrepancy(UNEXPECTED, name, key, f"{listed[key]} bytes that no catalogued "
                           f"{'copy here' if key in by_key else 'file'} accounts for")
@@ -238,7 +238,7 @@ def _retention_held(stores: Mapping[str, ObjectStore], stored: StoredFile, locat
     """The latest retention date still to come that any copy of the file holds (the
     damaged or deleted one too, in its versions): a repaired copy is given it again.
     Locations out of reach (``down``) are not asked."""
-    names = {location, *stored.locations, *(name for name, _why in stored.missing)}
+    names = {location, *stored.places}
     dates = [stores[name].retained_until(stored.key) for name in sorted(names)
              if name in stores and name not in down]
     latest = max((date for date in dates if date is not None), default=None)
@@ -273,6 +273,6 @@ def _record_repair(engine: Engine, stored: StoredFile, location: str, actor: str
         connection.execute(insert(events).values(
             event_type="repair", event_date=moment, outcome="pass",
             detail="written again from a copy with the ingest digest, verified",
-            agent=f"preserve/{__version__}", object=stored.key,
+            agent=AGENT, object=stored.key,
             collection=stored.collection, location=location))
 

@@ -168,31 +168,38 @@ def read_policies(settings: Settings) -> tuple[list[Policy], list[PolicyProblem]
     return policies, problems
 
 
-def policy_collections(settings: Settings) -> set[str]:
-    """The collections the sound policies fill."""
-    return {policy.collection for policy in read_policies(settings)[0]}
+@dataclass(frozen=True)
+class PoliciesAsk:
+    """What the sound policies ask of their collections' files, read once for a command."""
+
+    default_copies: tuple[str, ...]  # storage.default_copies
+    copies: dict[str, tuple[str, ...]]  # collection -> the locations of its copies
+    every_days: dict[str, int]  # collection -> fixity_every_days (the shortest asked)
+
+    @property
+    def collections(self) -> frozenset[str]:
+        """The collections the policies fill."""
+        return frozenset(self.copies)
+
+    def copies_of(self, collection: str) -> tuple[str, ...]:
+        """The locations a collection's files are to have a copy in now (each of its
+        policies' ``preservation.copies``, else ``storage.default_copies``). Fixity finds
+        a file short of one under-replicated, and a repair makes it (a location added is
+        filled so)."""
+        return self.copies.get(collection, self.default_copies)
 
 
-def fixity_days(settings: Settings) -> dict[str, int]:
-    """Each collection's ``fixity_every_days``, as its policies ask (the shortest)."""
+def policies_ask(settings: Settings) -> PoliciesAsk:
+    """:class:`PoliciesAsk` of the sound policies (``policies check`` names the others)."""
+    copies: dict[str, set[str]] = {}
     days: dict[str, int] = {}
     for policy in read_policies(settings)[0]:
+        copies.setdefault(policy.collection, set()).update(
+            policy.preservation.copies or settings.default_copies)
         asked = policy.preservation.fixity_every_days
         days[policy.collection] = min(asked, days.get(policy.collection, asked))
-    return days
-
-
-def copies_asked(settings: Settings) -> Callable[[str], tuple[str, ...]]:
-    """The locations a collection's files are to have a copy in, as its policies ask now
-    (each policy's ``preservation.copies``, else ``storage.default_copies``); a
-    collection no policy fills: ``storage.default_copies``. Fixity finds the files short
-    of one under-replicated, and a repair makes it (a location added is filled so)."""
-    policies, _problems = read_policies(settings)  # `policies check` names the problems
-    asked: dict[str, set[str]] = {}
-    for policy in policies:
-        asked.setdefault(policy.collection, set()).update(
-            policy.preservation.copies or settings.default_copies)
-    return lambda collection: tuple(sorted(asked.get(collection, settings.default_copies)))
+    return PoliciesAsk(tuple(sorted(settings.default_copies)),
+                       {name: tuple(sorted(names)) for name, names in copies.items()}, days)
 
 
 @dataclass(frozen=True)
@@ -460,7 +467,7 @@ def _do(job: Job, policy: Policy | None, settings: Settings, engine: Engine,
                        sample=policy.preservation.fixity_sample,
                        every_days=policy.preservation.fixity_every_days,
                        actor=f"scheduler ({settings.operator})",
-                       copies_asked=copies_asked(settings))
+                       copies_asked=policies_ask(settings).copies_of)
     newest, checkpointed = ledger.checkpoint(engine, stores, audit.out_of_reach)
     return {"objects": audit.objects, "copies": audit.copies, "bytes": audit.bytes,
             "findings": len(audit.findings), "passed": audit.passed,

@@ -29,7 +29,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 from preserve.errors import PreserveError
 
@@ -40,16 +39,17 @@ QUIET_SECONDS = 60.0
 FOLDER_PREFIXES = ("preserve-import-", "reindex-")
 
 
-def hold(file: IO[bytes]) -> None:
-    """Mark an open file of the work folder as in use for as long as it stays open."""
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+def hold(descriptor: int) -> None:
+    """Mark an open file or folder of the work folder as in use for as long as it stays
+    open (by its descriptor)."""
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 @contextmanager
 def held(path: Path) -> Iterator[None]:
     """Hold a file of the work folder (a sealed WARC being ingested) while the block runs."""
     with path.open("rb") as file:
-        hold(file)
+        hold(file.fileno())
         yield
 
 
@@ -66,7 +66,7 @@ def private_folder(work: Path, prefix: str, refusal: str) -> Iterator[Path]:
         raise PreserveError(refusal.format(work=work, problem=exc.strerror or exc)) from exc
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        hold(descriptor)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -516,7 +516,7 @@ def test_a_policy_s_fixity_every_days_says_when_a_copy_is_overdue(
 
     from preserve.catalog import open_engine
     from preserve.fixity import fixity_report
-    from preserve.schedule import fixity_days
+    from preserve.schedule import policies_ask
 
     # The collection's policy asks for a whole check every 5 days, not the 90 by default.
     policies = home / "policies"
@@ -525,7 +525,7 @@ def test_a_policy_s_fixity_every_days_says_when_a_copy_is_overdue(
                                      "preservation:\n  fixity_every_days: 5\n")
     monkeypatch.setenv("PRESERVE_POLICIES", str(policies))
     from preserve.config import load_settings
-    days = fixity_days(load_settings())
+    days = policies_ask(load_settings()).every_days
     assert days == {"c": 5}
     engine = open_engine(database_url)
     later = datetime.now(UTC) + timedelta(days=10)

@@ -39,6 +39,7 @@ from functools import cached_property, lru_cache
 from typing import IO
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from preserve.capture.scope import DEFAULT_PORTS
 from preserve.config import CaptureSettings
 from preserve.errors import AddressRefused, FetchError, TooLarge, UnsupportedURL
 from preserve.fingerprint import http_digests
@@ -52,7 +53,6 @@ MAX_LINE = 64 * 1024
 MAX_HEADERS = 256
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PARSED_TYPES = (*HTML_TYPES, "text/css")
-DEFAULT_PORTS = {"http": 80, "https": 443}
 ROBOTS_PATH = "/robots.txt"  # its body is kept decoded too, whatever its type
 # Characters a browser leaves as they are in a path or query; everything else,
 # non-ASCII included, is percent-encoded (UTF-8) before it goes on the wire.
@@ -330,8 +330,7 @@ def fetch(url: str, settings: CaptureSettings, truncate: bool = False,
     url = normalize_url(url)
     parts = urlsplit(url)
     scheme, host = parts.scheme, str(parts.hostname)
-    tls = scheme == "https"
-    default_port = 443 if tls else 80
+    default_port = DEFAULT_PORTS[scheme]
     port = parts.port or default_port
     addresses = resolve(url, host, port, settings.allow_private_addresses)
     target = parts.path + (f"?{parts.query}" if parts.query else "")

@@ -22,6 +22,9 @@ from preserve.errors import BadInput
 
 SCOPES = ("page", "prefix", "host", "domain")
 
+# Each scheme's own port: a URL that names it is the same URL as one that does not.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -76,8 +79,7 @@ def _within(mode: str, url: str, seed: str) -> bool:
 def _port(parts: SplitResult) -> int | None:
     """The port a URL names, None for its scheme's own (http://h:80/ is http://h/, and
     both are on the host of https://h/)."""
-    return None if parts.port in (None, {"http": 80, "https": 443}.get(parts.scheme)) else (
-        parts.port)
+    return None if parts.port in (None, DEFAULT_PORTS.get(parts.scheme)) else parts.port
 
 
 def _host(name: str | None) -> str:

@@ -144,7 +144,7 @@ class WarcFile:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("xb")
-            hold(self._file)  # left behind if this process dies: preserve.workdir
+            hold(self._file.fileno())  # left behind if this process dies: preserve.workdir
         except OSError as exc:
             raise WarcError(f"{path}: cannot create the WARC file: {exc.strerror}") from exc
         fields = "".join(f"{name}: {value}\r\n" for name, value in info.items()).encode()

@@ -75,6 +75,12 @@ class StoredFile:
     missing: tuple[tuple[str, str], ...] = ()  # (location, why) of copies never made
     records: int = 0  # WARC records in the file
 
+    @property
+    def places(self) -> frozenset[str]:
+        """The locations the catalog has the file in, or knows its copy there was never
+        made: the copies it accounts for."""
+        return frozenset((*self.locations, *(name for name, _why in self.missing)))
+
 
 def _snapshots() -> Select[Any]:
     return (
