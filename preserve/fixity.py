@@ -20,15 +20,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
 from sqlalchemy import Engine, Select, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from preserve import ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
@@ -58,6 +62,10 @@ REPAIRABLE = (MISSING, CORRUPTED, SIZE_MISMATCH, UNREADABLE, UNDER_REPLICATED, R
 DEFAULT_EVERY_DAYS = 90
 # A deep audit of at least this many records runs in worker processes (see run_fixity).
 DEEP_PROCESS_RECORDS = 8_000
+# A running audit tells the catalog it is alive this often; one not heard from for
+# STALE_RUN has stopped (its machine went down), and the next audit resumes it.
+HEARTBEAT = timedelta(seconds=30)
+STALE_RUN = timedelta(minutes=10)
 
 
 @dataclass
@@ -166,58 +174,66 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
         files = catalogued if sample >= 1 else _choose(
             catalogued, _last_whole(connection), sample, every_days, now(), every_days_of or {})
     run_id, resumed_from = _start_run(engine, scope, now())
-    done = _checked_since(engine, resumed_from) if resumed_from else set()
-    result = FixityResult(objects=len(files), resumed=resumed_from is not None)
-    jobs = [(stored, name) for stored in files for name in stored.locations
-            if (location is None or name == location) and (stored.key, name) not in done]
-    result.skipped = sum(1 for stored in files for name in stored.locations
-                         if (location is None or name == location) and (stored.key, name) in done)
-    by_file: dict[str, list[tuple[str, list[Finding], int, int]]] = {}
-    remaining: dict[str, int] = dict.fromkeys((stored.key for stored in files), 0)
-    for stored, _name in jobs:
-        remaining[stored.key] += 1
-    number = 0
-    threads = workers or os.cpu_count() or 1
-    # Deep checks parse every record in Python, which holds the interpreter lock: an audit
-    # of many records runs in worker processes, one per core. Hashing and inflating let go
-    # of the lock, so fast mode, and a deep audit of few records (large bodies, or too few
-    # to be worth starting processes for), use threads.
-    to_parse = sum(stored.records for stored, _name in jobs)
-    pool: Executor = (process_pool(threads)
-                      if deep and threads > 1 and to_parse >= DEEP_PROCESS_RECORDS
-                      else ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fixity"))
-    down = result.out_of_reach  # locations found out of reach: not asked again
+    beat = _Heartbeat(engine, run_id, now)
     try:
-        # Files with nothing to hash here (every copy elsewhere, or checked by the
-        # interrupted run): only their missing copies are reported.
-        for stored in files:
-            if remaining[stored.key] == 0:
-                number += 1
-                _finish_file(engine, stores, stored, [], location, deep, repair, actor, now,
-                             result, down, copies_asked)
-                if progress is not None:
-                    progress(number, len(files), stored)
-        for stored, name, found, size, records in _checked_copies(
-                pool, threads * 2, jobs, stores, deep, down):
-            result.copies += 1
-            result.bytes += size
-            result.records += records
-            by_file.setdefault(stored.key, []).append((name, found, size, records))
-            remaining[stored.key] -= 1
-            if remaining[stored.key] == 0:
-                number += 1
-                _finish_file(engine, stores, stored, by_file.pop(stored.key), location, deep,
-                             repair, actor, now, result, down, copies_asked)
-                if progress is not None:
-                    progress(number, len(files), stored)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if collection is None:  # then every catalogued copy is known here
-        known = _copies_known(catalogued)
-        for finding in result.findings:  # and those this audit made
-            if finding.repaired_from is not None:
-                known.setdefault(finding.location, set()).add(finding.key)
-        result.findings.extend(_unexpected(known, stores, location, down))
+        done = _checked_since(engine, resumed_from) if resumed_from else set()
+        result = FixityResult(objects=len(files), resumed=resumed_from is not None)
+        jobs = [(stored, name) for stored in files for name in stored.locations
+                if (location is None or name == location) and (stored.key, name) not in done]
+        result.skipped = sum(1 for stored in files for name in stored.locations
+                             if (location is None or name == location)
+                             and (stored.key, name) in done)
+        by_file: dict[str, list[tuple[str, list[Finding], int, int]]] = {}
+        remaining: dict[str, int] = dict.fromkeys((stored.key for stored in files), 0)
+        for stored, _name in jobs:
+            remaining[stored.key] += 1
+        number = 0
+        threads = workers or os.cpu_count() or 1
+        # Deep checks parse every record in Python, which holds the interpreter lock: an
+        # audit of many records runs in worker processes, one per core. Hashing and
+        # inflating let go of the lock, so fast mode, and a deep audit of few records
+        # (large bodies, or too few to be worth starting processes for), use threads.
+        to_parse = sum(stored.records for stored, _name in jobs)
+        pool: Executor = (process_pool(threads)
+                          if deep and threads > 1 and to_parse >= DEEP_PROCESS_RECORDS
+                          else ThreadPoolExecutor(max_workers=threads,
+                                                  thread_name_prefix="fixity"))
+        down = result.out_of_reach  # locations found out of reach: not asked again
+        try:
+            # Files with nothing to hash here (every copy elsewhere, or checked by the
+            # interrupted run): only their missing copies are reported.
+            for stored in files:
+                if remaining[stored.key] == 0:
+                    number += 1
+                    _finish_file(engine, stores, stored, [], location, deep, repair, actor,
+                                 now, result, down, copies_asked)
+                    if progress is not None:
+                        progress(number, len(files), stored)
+            for stored, name, found, size, records in _checked_copies(
+                    pool, threads * 2, jobs, stores, deep, down):
+                result.copies += 1
+                result.bytes += size
+                result.records += records
+                by_file.setdefault(stored.key, []).append((name, found, size, records))
+                remaining[stored.key] -= 1
+                if remaining[stored.key] == 0:
+                    number += 1
+                    _finish_file(engine, stores, stored, by_file.pop(stored.key), location,
+                                 deep, repair, actor, now, result, down, copies_asked)
+                    if progress is not None:
+                        progress(number, len(files), stored)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if collection is None:  # then every catalogued copy is known here
+            known = _copies_known(catalogued)
+            for finding in result.findings:  # and those this audit made
+                if finding.repaired_from is not None:
+                    known.setdefault(finding.location, set()).add(finding.key)
+            result.findings.extend(_unexpected(known, stores, location, down))
+    except BaseException:
+        beat.stopped()  # interrupted: the next run resumes it
+        raise
+    beat.stop()
     _finish_run(engine, run_id, now())
     return result
 
@@ -355,17 +371,83 @@ def check_collection_known(engine: Engine, collection: str, named: Iterable[str]
 
 
 def _start_run(engine: Engine, scope: str, moment: datetime) -> tuple[int, datetime | None]:
-    """This run's ID, and the start of the interrupted run it resumes (None if none)."""
+    """This run's ID, and the start of the interrupted run it resumes (None if none).
+
+    An unfinished run of the same scope that is still running (another audit, started
+    by cron while this one was, or on another machine) is not taken over:
+    :class:`BadInput`, naming it, and nothing is checked.
+    """
     with write_transaction(engine) as connection:
         unfinished = connection.execute(
-            select(fixity_runs.c.id, fixity_runs.c.started_at)
+            select(fixity_runs.c.id, fixity_runs.c.started_at, fixity_runs.c.holder,
+                   fixity_runs.c.alive_at)
             .where(fixity_runs.c.scope == scope, fixity_runs.c.finished_at.is_(None))
             .order_by(fixity_runs.c.id.desc()).limit(1)).first()
+        if unfinished is not None and _running(unfinished.holder, unfinished.alive_at, moment):
+            host, _, pid = unfinished.holder.rpartition(" ")
+            raise BadInput(
+                f"fixity: the same audit is running already (process {pid} on {host}, "
+                f"started {_iso(unfinished.started_at)}, last heard from "
+                f"{_iso(unfinished.alive_at)}); this one checked nothing")
         if unfinished is not None:
+            connection.execute(update(fixity_runs).where(fixity_runs.c.id == unfinished.id)
+                               .values(holder=_holder(), alive_at=moment))
             return int(unfinished.id), unfinished.started_at
         run_id = connection.execute(insert(fixity_runs).values(
-            scope=scope, started_at=moment).returning(fixity_runs.c.id)).scalar_one()
+            scope=scope, started_at=moment, holder=_holder(), alive_at=moment)
+            .returning(fixity_runs.c.id)).scalar_one()
     return int(run_id), None
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def _running(holder: str | None, alive_at: datetime | None, moment: datetime) -> bool:
+    """Is the unfinished run that ``holder`` runs still going? Not if it stopped and said
+    so (no holder), nor if it has not reported for ``STALE_RUN`` (a machine gone down);
+    on this machine, only while its process lives."""
+    if holder is None or alive_at is None or moment - alive_at > STALE_RUN:
+        return False
+    host, _, pid = holder.rpartition(" ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False  # killed: interrupted
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+class _Heartbeat:
+    """Tells the catalog every ``HEARTBEAT``, from a thread of its own (a copy may take
+    longer than that to read), that the run is still going, until it is stopped."""
+
+    def __init__(self, engine: Engine, run_id: int, now: Callable[[], datetime]) -> None:
+        self.engine, self.run_id, self.now = engine, run_id, now
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="fixity-heartbeat",
+                                       daemon=True)
+        self.thread.start()
+
+    def _beat(self) -> None:
+        while not self.done.wait(HEARTBEAT.total_seconds()):
+            with suppress(SQLAlchemyError), write_transaction(self.engine) as connection:
+                connection.execute(update(fixity_runs).where(fixity_runs.c.id == self.run_id)
+                                   .values(alive_at=self.now()))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def stopped(self) -> None:
+        """The run stopped before its end (Ctrl-C, an error): the next one resumes it."""
+        self.stop()
+        with write_transaction(self.engine) as connection:
+            connection.execute(update(fixity_runs).where(fixity_runs.c.id == self.run_id)
+                               .values(holder=None))
 
 
 def _checked_since(engine: Engine, moment: datetime) -> set[tuple[str, str]]:
@@ -381,7 +463,7 @@ def _checked_since(engine: Engine, moment: datetime) -> set[tuple[str, str]]:
 def _finish_run(engine: Engine, run_id: int, moment: datetime) -> None:
     with write_transaction(engine) as connection:
         connection.execute(update(fixity_runs).where(fixity_runs.c.id == run_id)
-                           .values(finished_at=moment))
+                           .values(finished_at=moment, holder=None, alive_at=moment))
 
 
 def copy_findings(stored: StoredFile, location: str, read: CopyRead) -> list[Finding]:
@@ -639,10 +721,14 @@ def _latest_checks(*where: Any, with_repairs: bool = False) -> Select[Any]:
 
 def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
     """The latest audits, newest first: scope (collection, location, deep, sample), start,
-    end (None: unfinished or running)."""
+    end (None: running, or interrupted) and state ("finished", "running" or
+    "interrupted": the next audit of its scope resumes it)."""
+    moment = datetime.now(UTC)
     with engine.connect() as connection:
         return [{"scope": json.loads(row.scope), "started_at": _iso(row.started_at),
-                 "finished_at": _iso(row.finished_at)}
+                 "finished_at": _iso(row.finished_at),
+                 "state": "finished" if row.finished_at is not None else
+                 "running" if _running(row.holder, row.alive_at, moment) else "interrupted"}
                 for row in connection.execute(
                     select(fixity_runs).order_by(fixity_runs.c.id.desc()).limit(limit))]
 

@@ -649,6 +649,73 @@ def test_a_resumed_audit_still_names_what_the_interrupted_one_found(
     assert [(f["kind"], f["key"]) for f in report["findings"]] == [("corrupted", four_files[0])]
 
 
+def test_an_audit_still_running_is_not_taken_over_by_a_second(
+        run: Any, four_files: list[str], database_url: str) -> None:
+    # cron starts the same audit while the first still runs: the second must not take
+    # the first for an interrupted run and resume it (checking the same copies twice).
+    from preserve.catalog import open_engine
+    from preserve.config import load_settings
+    from preserve.fixity import run_fixity
+    from preserve.storage import open_stores
+
+    engine = open_engine(database_url)
+    stores = open_stores(load_settings().locations)
+    second: list[Any] = []
+
+    def another_audit_meanwhile(number: int, total: int, stored: Any) -> None:
+        if number == 2:
+            second.append(run("fixity", "run", "--json"))
+
+    first = run_fixity(engine, stores, another_audit_meanwhile, workers=1)
+    assert first.passed and first.copies == 4 and not first.resumed
+    [refused] = second
+    assert refused.status == 2 and refused.out == b""
+    assert "the same audit is running already (process" in refused.err
+    assert "this one checked nothing" in refused.err
+    assert events_per_object(run) == dict.fromkeys(four_files, 1)  # none checked twice
+    assert [r["state"] for r in fixity.recent_runs(engine)] == ["finished"]
+    assert json.loads(run("fixity", "run", "--json").out)["resumed"] is False
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("holder", "minutes_ago", "resumed"), [
+    ("this host, a process that is gone", 0, True),
+    ("another host", 0, False),
+    ("another host", 11, True),  # not heard from for 10 minutes: its machine went down
+])
+def test_an_unfinished_audit_is_resumed_only_once_it_has_stopped(
+        run: Any, four_files: list[str], database_url: str, holder: str, minutes_ago: int,
+        resumed: bool) -> None:
+    import socket
+    import subprocess
+    from datetime import UTC, datetime, timedelta
+
+    from preserve.catalog import open_engine
+    from preserve.catalog.schema import fixity_runs
+
+    assert run("fixity", "run").status == 0
+    engine = open_engine(database_url)
+    if holder.startswith("this host"):
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        holder = f"{socket.gethostname()} {gone.pid}"
+    else:
+        holder = "archive-2.example.org 4242"
+    with engine.begin() as connection:  # that audit's run, as a killed one leaves it
+        connection.execute(fixity_runs.update().values(
+            finished_at=None, holder=holder,
+            alive_at=datetime.now(UTC) - timedelta(minutes=minutes_ago)))
+    [state] = [r["state"] for r in fixity.recent_runs(engine)]
+    assert state == ("interrupted" if resumed else "running")
+    second = run("fixity", "run", "--json")
+    if resumed:
+        assert second.status == 0 and json.loads(second.out)["resumed"] is True
+    else:
+        assert second.status == 2
+        assert "process 4242 on archive-2.example.org" in second.err
+    engine.dispose()
+
+
 def test_every_check_and_repair_is_in_the_ledger(run: Any, site: LoopbackSite, home: Path,
                                                  database_url: str) -> None:
     from preserve import ledger

@@ -1,0 +1,29 @@
+"""Fixity runs say who runs them and when they last reported, so that a second audit
+of the same scope started while the first still runs does not take it for one that
+was interrupted and resume it.
+
+Runs left unfinished before this revision have neither, and count as interrupted.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("fixity_runs", sa.Column("holder", sa.String(300), nullable=True))
+    op.add_column("fixity_runs", sa.Column("alive_at", sa.DateTime, nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("fixity_runs", "alive_at")
+    op.drop_column("fixity_runs", "holder")
