@@ -18,13 +18,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from preserve import __version__, demo, ledger, retrieve
 from preserve.capture.crawl import Response
@@ -63,7 +64,7 @@ from preserve.schedule import (
     policies_ask,
     run_due,
 )
-from preserve.storage import open_stores
+from preserve.storage import expect_copies, open_stores
 from preserve.workers import Dispatcher
 from preserve.workers.celery import CeleryDispatch, run_worker, send_due
 from preserve.workers.local import LocalWorkers, run_scheduler
@@ -735,7 +736,14 @@ def _fixity_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _storage(args: argparse.Namespace, settings: Settings) -> int:
-    checks = [store.probe() for store in open_stores(settings.locations).values()]
+    stores = open_stores(settings.locations)
+    # A folder the catalog holds copies in must be in place (not an empty mount point);
+    # with no catalog yet (or none reachable), any folder may be a new one.
+    with suppress(PreserveError, SQLAlchemyError):
+        engine = open_engine(settings.database_url, existing=True)
+        expect_copies(engine, stores.values())
+        engine.dispose()
+    checks = [store.probe() for store in stores.values()]
     if args.json:
         _print_json([{**asdict(check), "usable": check.usable, "can_retain": check.can_retain}
                      for check in checks])

@@ -36,7 +36,7 @@ from preserve.catalog.schema import (
     warc_files,
 )
 from preserve.errors import BadInput, NotFound, ObjectMissing, PreserveError, restated
-from preserve.storage import ObjectStore
+from preserve.storage import ObjectStore, expect_copies
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
     reason = " ".join(reason.split())
     if not reason:
         raise BadInput("delete: a reason is required (--reason)")
+    expect_copies(engine, stores.values())
     with engine.connect() as connection:
         found = stored_files(connection, key=key)
         if not found:

@@ -49,7 +49,7 @@ from preserve.reconcile import (
     repair_copy,
     with_repair,
 )
-from preserve.storage import ObjectStore
+from preserve.storage import ObjectStore, expect_copies
 from preserve.warc_digests import CopyRead, read_copy
 
 CORRUPTED = "corrupted"
@@ -168,6 +168,7 @@ def run_fixity(engine: Engine, stores: Mapping[str, ObjectStore],
         raise BadInput(f"fixity: --sample must be above 0 and at most 1, not {sample:g}")
     scope = json.dumps({"collection": collection, "location": location, "deep": deep,
                         "sample": sample}, sort_keys=True)
+    expect_copies(engine, stores.values())
     with engine.connect() as connection:
         catalogued = stored_files(connection, collection=collection)
         # Only a sample needs to know when each file was last found whole.

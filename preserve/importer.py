@@ -112,7 +112,7 @@ def import_files(paths: Sequence[Path], *, settings: Settings, engine: Engine, c
         if not path.is_file():
             raise BadInput(f"import: {path}: no such file")
     moment = now()
-    stores = stores_for(settings, ())
+    stores = stores_for(settings, (), engine)
     copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-copy")
     early: dict[str, Future[Copies]] = {}  # key -> its copies, being made
 

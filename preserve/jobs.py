@@ -42,7 +42,7 @@ from preserve.index import surt_key
 from preserve.ingest import Ingested, ingest
 from preserve.policy import CaptureOptions, Policy, check_collection
 from preserve.processes import process_pool
-from preserve.storage import ObjectStore, open_stores
+from preserve.storage import ObjectStore, expect_copies, open_stores
 from preserve.workdir import held
 
 WARC_1_1 = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
@@ -107,15 +107,18 @@ def warc_key(collection: str, job: str, moment: datetime, serial: int = 1) -> st
             f"{collection}-{stamp}-{job[:8]}-{serial:05d}.warc.gz")
 
 
-def stores_for(settings: Settings, names: Sequence[str]) -> list[ObjectStore]:
-    """The object stores of the named locations (the settings' defaults when none are named)."""
+def stores_for(settings: Settings, names: Sequence[str], engine: Engine) -> list[ObjectStore]:
+    """The object stores of the named locations (the settings' defaults when none are
+    named), to write to: each that the catalog holds copies in must be found in place."""
     wanted = list(names) or list(settings.default_copies)
     for name in wanted:
         if name not in settings.locations:
             raise ConfigError(f"storage location {name!r} is not configured "
                               f"(configured: {', '.join(sorted(settings.locations))})")
     stores = open_stores(settings.locations)
-    return [stores[name] for name in wanted]
+    chosen = [stores[name] for name in wanted]
+    expect_copies(engine, chosen)
+    return chosen
 
 
 def capture_settings(settings: Settings, policy: Policy | None, *,
@@ -188,7 +191,7 @@ def run_capture(urls: Sequence[str], *, settings: Settings, engine: Engine,
     # The frontier's file beside the open WARC, not in a /tmp that may be memory.
     options = replace(crawl_options(settings.capture, policy, overrides),
                       frontier_dir=settings.work_dir)
-    stores = stores_for(settings, policy.preservation.copies if policy else ())
+    stores = stores_for(settings, policy.preservation.copies if policy else (), engine)
     job = uuid.uuid4().hex
     started = time.monotonic()
     log_path = settings.home / "logs" / f"{job}.jsonl"
@@ -371,7 +374,7 @@ def run_redescribe(*, settings: Settings, engine: Engine, collection: str | None
                                   warc_key, current_version=EXTRACTOR_VERSION, every=every)
     job = uuid.uuid4().hex
     stores = open_stores(settings.locations)
-    copies = stores_for(settings, ())
+    copies = stores_for(settings, (), engine)
     errors: list[str] = []
     series: dict[str, _WarcSeries] = {}
     described = 0

@@ -193,6 +193,9 @@ def checkpoint(engine: Engine, stores: Mapping[str, ObjectStore],
     the caller hears which did; so is one the caller found ``out_of_reach`` already
     (not asked, which would cost the client's retries and timeouts once more).
     """
+    from preserve.storage import expect_copies
+
+    expect_copies(engine, stores.values())  # a folder not in place is not made anew
     with engine.connect() as connection:
         newest = head(connection)
         if newest is None:

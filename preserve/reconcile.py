@@ -37,7 +37,7 @@ from preserve.catalog.schema import copies, events, missing_copies
 from preserve.errors import ObjectMissing, PreserveError, StorageError, Unreachable
 from preserve.fingerprint import iter_chunks, sha256_chunks
 from preserve.ledger import LEDGER
-from preserve.storage import ObjectStore
+from preserve.storage import ObjectStore, expect_copies
 from preserve.storage.base import INCOMING
 
 AGENT = f"preserve/{__version__}"  # the software that checks and repairs (PREMIS agent)
@@ -134,6 +134,7 @@ def reconcile(engine: Engine, stores: Mapping[str, ObjectStore], *, repair: bool
               actor: str = "preserve", now: Callable[[], datetime] = lambda: datetime.now(UTC),
               progress: Callable[[str], None] | None = None) -> ReconcileResult:
     """Compare every location with the catalog; with ``repair``, fix what can be fixed."""
+    expect_copies(engine, stores.values())
     with engine.connect() as connection:
         files = stored_files(connection)
     by_key = {stored.key: stored for stored in files}

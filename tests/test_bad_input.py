@@ -11,11 +11,13 @@ from sqlalchemy import create_engine, func, select
 
 from preserve.catalog.schema import captures, ledger, warc_files
 from preserve.demo import REFERENCE_PATH, LoopbackSite
+from preserve.storage.filesystem import MARKER
 
 
 def assert_nothing_written(home: Path) -> None:
     objects = home / "objects"
-    stored = [p for p in objects.rglob("*") if p.is_file()] if objects.exists() else []
+    stored = ([p for p in objects.rglob("*") if p.is_file() and p.name != MARKER]
+              if objects.exists() else [])
     assert stored == [], f"objects were stored: {stored}"
     work = home / "work"
     assert not work.exists() or list(work.iterdir()) == [], "an unfinished WARC was left"

@@ -343,6 +343,67 @@ def test_a_location_whose_folder_is_gone_is_out_of_reach_not_emptied(
     assert run("fixity", "run").status == 0  # back, and whole
 
 
+def test_a_capture_does_not_make_anew_the_folder_of_a_location_not_in_place(
+        run: Any, site: LoopbackSite, home: Path) -> None:
+    # The disk of a location that holds copies is not mounted, while a capture runs: its
+    # folder is not made again (on the disk beneath, where the copy would be hidden once
+    # the disk is back): the copy there is missing, the file under-replicated, and a
+    # repair makes it once the disk is back.
+    mirror = two_locations(home)
+    assert run("capture", site.url(REFERENCE_PATH), "--collection", "c").status == 0
+    assert (mirror / ".preserve-location").is_file()
+    mirror.rename(mirror.with_name("unmounted"))
+    report = run("capture", site.url("/gone"), "--collection", "c", "--json")
+    [warc] = json.loads(report.out)["warcs"]
+    assert warc["locations"] == ["local"]
+    assert "is not there (a disk not mounted?" in warc["missing"]["mirror"]
+    assert not mirror.exists()  # neither the copy nor the ledger's checkpoint made it
+    mirror.with_name("unmounted").rename(mirror)
+    repaired = run("fixity", "run", "--repair")
+    assert repaired.status == 0 and b"1 repaired" in repaired.out  # the copy under-replicated
+    assert run("fixity", "run").status == 0
+    assert (mirror / warc["key"]).is_file()
+
+
+def test_an_empty_mount_point_is_out_of_reach_not_a_location_that_lost_everything(
+        run: Any, site: LoopbackSite, home: Path) -> None:
+    # The location's folder is the mount point itself: with its disk not mounted it is
+    # there, and empty. Its copies are out of reach, not each "missing"; nothing is
+    # repaired, checkpointed or captured into it.
+    mirror = two_locations(home)
+    assert run("capture", site.url(REFERENCE_PATH), "--collection", "c").status == 0
+    mirror.rename(mirror.with_name("unmounted"))
+    mirror.mkdir()  # the empty mount point
+    for command in (("fixity", "run", "--repair", "--json"), ("reconcile", "--repair", "--json")):
+        audit = run(*command)
+        assert audit.status == 1, command
+        found = json.loads(audit.out)
+        kinds = {item["kind"] for item in found.get("findings", found.get("discrepancies", []))}
+        assert "missing" not in kinds and kinds, (command, kinds)
+    assert "is empty, though the catalog holds copies there (a disk not mounted?)" in (
+        json.loads(run("fixity", "run", "--json").out)["out_of_reach"]["mirror"])
+    capture = json.loads(run("capture", site.url("/gone"), "--collection", "c", "--json").out)
+    assert "mirror" in capture["warcs"][0]["missing"]
+    assert run("storage", "check").status != 0
+    assert list(mirror.iterdir()) == []  # nothing written into it
+    mirror.rmdir()
+    mirror.with_name("unmounted").rename(mirror)
+    repaired = run("fixity", "run", "--repair")  # the second capture's copy made
+    assert repaired.status == 0 and b"1 repaired" in repaired.out
+    assert run("fixity", "run").status == 0
+
+
+def test_a_folder_location_from_before_its_marker_is_marked_on_its_next_write(
+        run: Any, site: LoopbackSite, home: Path) -> None:
+    mirror = two_locations(home)
+    assert run("capture", site.url(REFERENCE_PATH), "--collection", "c").status == 0
+    (mirror / ".preserve-location").unlink()  # as folders written before there was one
+    assert run("fixity", "run").status == 0  # not empty: in place, and no object unexpected
+    assert run("capture", site.url("/gone"), "--collection", "c").status == 0
+    assert (mirror / ".preserve-location").is_file()
+    assert run("fixity", "run").status == 0
+
+
 def test_copies_the_policy_asks_for_are_counted_and_made(run: Any, site: LoopbackSite,
                                                          home: Path) -> None:
     # Under-replicated is measured against what is asked for now, not only against the

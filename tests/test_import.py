@@ -25,6 +25,7 @@ from preserve.catalog.schema import captures, other_records, warc_files
 from preserve.errors import BadInput
 from preserve.fingerprint import iter_chunks
 from preserve.index import KeptIndexer, index_warc
+from preserve.storage.filesystem import MARKER
 from preserve.warc_digests import member_starts, verify_records
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
@@ -63,7 +64,9 @@ def catalogued(home: Path) -> tuple[int, int]:
 
 
 def stored_objects(home: Path) -> list[Path]:
-    return sorted(path for path in (home / "objects").rglob("*") if path.is_file()) \
+    """The objects in the default location (its marker, which names the folder, is none)."""
+    return sorted(path for path in (home / "objects").rglob("*")
+                  if path.is_file() and path.name != MARKER) \
         if (home / "objects").exists() else []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -539,3 +539,9 @@ def related_records(connection: Connection, record_id: str) -> list[dict[str, An
                              if row.record_time else None),
              "warc": {"key": row.key, "offset": row.offset, "length": row.length}}
             for row in rows]
+
+
+def locations_holding_copies(connection: Connection, names: Iterable[str]) -> set[str]:
+    """Those of the named locations that the catalog holds at least one copy in."""
+    return {name for name in names if connection.execute(
+        select(copies.c.id).where(copies.c.location == name).limit(1)).first() is not None}

@@ -63,6 +63,7 @@ copies = Table(
     Column("location", String(100), nullable=False),
     Column("verified_at", UTCDateTime, nullable=False),
     UniqueConstraint("warc_file_id", "location", name="uq_copies_file_location"),
+    Index("ix_copies_location", "location"),
 )
 
 # A copy the policy asked for that could not be written and verified (after

@@ -38,6 +38,10 @@ from preserve.errors import (
 from preserve.fingerprint import sha256_file
 from preserve.storage.base import INCOMING, LocationCheck, ObjectInfo, key_parts
 
+# Written in a location's folder with its first object: a folder that the catalog holds
+# copies in but that is empty (no marker, no objects) is a mount point whose disk is
+# not mounted, not a new location.
+MARKER = ".preserve-location"
 DIRECT_BUFFER = 8 * 1024 * 1024  # bytes moved at a time past the page cache
 BLOCK = 4096  # what O_DIRECT writes come in multiples of (any disk's logical block divides it)
 
@@ -50,6 +54,9 @@ class FilesystemStore:
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
+        # The catalog holds copies here (see :func:`preserve.storage.expect_copies`): then
+        # a folder that is not there, or empty, is out of reach, never made anew.
+        self.holds_copies = False
 
     def put(self, key: str, stream: BinaryIO, sha256: str,
             retain_until: datetime | None = None) -> ObjectInfo:
@@ -57,9 +64,11 @@ class FilesystemStore:
         final = self._path(key)
         if final.exists() or final.is_symlink():
             return self._same_or_refuse(key, final, sha256)
+        self._in_place(writing=True)
         temp = self.root / INCOMING / f"{uuid.uuid4().hex}.part"
         try:
             try:
+                self._mark()
                 temp.parent.mkdir(parents=True, exist_ok=True)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 _write(stream, temp)
@@ -94,7 +103,7 @@ class FilesystemStore:
     def open(self, key: str) -> BinaryIO:
         """The whole object as a binary stream."""
         path = self._path(key)
-        self._reachable()
+        self._in_place()
         try:
             return path.open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
@@ -126,7 +135,8 @@ class FilesystemStore:
             return
         for path in sorted(self.root.rglob("*")):
             key = path.relative_to(self.root).as_posix()
-            if path.is_file() and not key.startswith(INCOMING + "/") and key.startswith(prefix):
+            if (path.is_file() and not key.startswith(INCOMING + "/") and key != MARKER
+                    and key.startswith(prefix)):
                 yield ObjectInfo(key, path.stat().st_size)
 
     def retained_until(self, key: str) -> datetime | None:
@@ -136,7 +146,7 @@ class FilesystemStore:
     def delete(self, key: str) -> None:
         """Remove the object under key."""
         path = self._path(key)
-        self._reachable()
+        self._in_place()
         if not path.is_file():
             raise ObjectMissing(self.name, key)
         try:
@@ -151,6 +161,8 @@ class FilesystemStore:
                               conditional_writes="hard links, which never replace a file")
         probe = self.root / INCOMING / f"probe-{uuid.uuid4().hex}"
         try:
+            self._in_place(writing=True)
+            self._mark()
             probe.parent.mkdir(parents=True, exist_ok=True)
             check.reachable = True
             with probe.open("xb") as out:
@@ -166,6 +178,8 @@ class FilesystemStore:
                                if past_cache else
                                "read back through the page cache (this file system takes no "
                                "O_DIRECT) and hashed here after every write")
+        except Unreachable as exc:
+            check.problems.append(str(exc))
         except OSError as exc:
             check.problems.append(f"cannot write in {self.root}: {exc.strerror or exc}")
         finally:
@@ -181,6 +195,31 @@ class FilesystemStore:
             raise Unreachable(f"location {self.name!r}: its folder {self.root} is "
                               f"{'not a folder' if self.root.exists() else 'not there'} "
                               "(a disk not mounted? a folder moved?)")
+
+    def _in_place(self, writing: bool = False) -> None:
+        """:class:`Unreachable` when the folder is not there (a new location's first write
+        makes it) or, where the catalog holds copies, when it is empty (no marker, no
+        object): the mount point of a disk that is not mounted. What was written there
+        would land on the disk beneath, hidden once the disk is mounted again; what was
+        read would all be "missing"."""
+        if not self.holds_copies:
+            if not writing:
+                self._reachable()
+            return
+        self._reachable()
+        if not (self.root / MARKER).is_file() and next(self.root.iterdir(), None) is None:
+            raise Unreachable(f"location {self.name!r}: its folder {self.root} is empty, "
+                              "though the catalog holds copies there (a disk not mounted?)")
+
+    def _mark(self) -> None:
+        """Make the folder if need be, and mark it as this location's (once)."""
+        marker = self.root / MARKER
+        if marker.is_file():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError), marker.open("x") as out:
+            out.write(f"preserve storage location {self.name!r}: objects are kept "
+                      "under this folder; do not remove this file\n")
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key_parts(self.name, key))

@@ -1,6 +1,8 @@
 """Fixity runs say who runs them and when they last reported, so that a second audit
 of the same scope started while the first still runs does not take it for one that
-was interrupted and resume it.
+was interrupted and resume it. Copies are indexed by location: whether the catalog
+holds any copy in a location is asked before each write there (a folder location
+that does must be in place, not an empty mount point).
 
 Runs left unfinished before this revision have neither, and count as interrupted.
 
@@ -22,8 +24,10 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("fixity_runs", sa.Column("holder", sa.String(300), nullable=True))
     op.add_column("fixity_runs", sa.Column("alive_at", sa.DateTime, nullable=True))
+    op.create_index("ix_copies_location", "copies", ["location"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_copies_location", "copies")
     op.drop_column("fixity_runs", "alive_at")
     op.drop_column("fixity_runs", "holder")
