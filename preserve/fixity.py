@@ -3,7 +3,8 @@
 Results are data, not exceptions: a :class:`FixityResult` lists typed
 findings (each naming object and location; in deep mode the record too), and
 the command turns them into an exit status. Every copy checked, and every
-repair, is recorded as a PREMIS 3 event (``fixity check`` or ``repair``, date,
+repair, is recorded as a PREMIS 3 event (``fixity check``, or ``replication`` for a
+repair, date,
 outcome, detail, agent, object, location) in the catalog's ``events`` table.
 
 Fast mode re-hashes whole objects (SHA-256) against the digest taken at
@@ -41,7 +42,9 @@ from preserve.errors import BadInput, StorageError
 from preserve.processes import process_pool
 from preserve.reconcile import (
     AGENT,
+    FIXITY_CHECK,
     MISSING,
+    REPAIR_EVENT,
     SIZE_MISMATCH,
     UNDER_REPLICATED,
     UNEXPECTED,
@@ -326,7 +329,7 @@ def _whole_copies(connection: Any) -> dict[tuple[str, str], datetime]:
             .join(warc_files, warc_files.c.id == copies.c.warc_file_id))}
     for key, location, moment in connection.execute(
             select(events.c.object, events.c.location, func.max(events.c.event_date))
-            .where(events.c.event_type == "fixity check", events.c.outcome == "pass")
+            .where(events.c.event_type == FIXITY_CHECK, events.c.outcome == "pass")
             .group_by(events.c.object, events.c.location)):
         moment = _utc(moment)
         if (key, location) not in moments or moment > moments[(key, location)]:
@@ -457,7 +460,7 @@ def _checked_since(engine: Engine, moment: datetime) -> set[tuple[str, str]]:
     with engine.connect() as connection:
         return {(key, location) for key, location in connection.execute(
             select(events.c.object, events.c.location).where(
-                events.c.event_type == "fixity check", events.c.outcome == "pass",
+                events.c.event_type == FIXITY_CHECK, events.c.outcome == "pass",
                 events.c.event_date >= moment))}
 
 
@@ -498,7 +501,7 @@ def _record_checks(engine: Engine, stored: StoredFile,
     """One PREMIS ``fixity check`` event per copy checked, and one ledger entry."""
     if not checked:
         return
-    rows = [{"event_type": "fixity check", "event_date": moment,
+    rows = [{"event_type": FIXITY_CHECK, "event_date": moment,
              "outcome": "pass" if finding is None else "fail",
              "detail": (str(finding) if finding is not None else
                         f"sha256:{stored.sha256} matches the ingest digest"
@@ -531,8 +534,8 @@ def _repair(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
             if source is None:  # (a repair made is recorded by repair_copy, event and all)
                 with write_transaction(engine) as connection:
                     connection.execute(insert(events).values(
-                        event_type="repair", event_date=now(), outcome="fail",
-                        detail=f"not repaired: {failure}", agent=AGENT, object=stored.key,
+                        event_type=REPAIR_EVENT, event_date=now(), outcome="fail",
+                        detail=f"repair: not repaired: {failure}", agent=AGENT, object=stored.key,
                         collection=stored.collection, location=finding.location))
         finding.repaired_from, finding.repair_failed = outcome[finding.location]
 
@@ -687,7 +690,7 @@ def fixity_report(engine: Engine, since: datetime | None = None,
     for row in rows:
         totals = collections.setdefault(row["collection"] or "(uncatalogued)",
                                         {"checks": 0, "passed": 0, "failed": 0, "repairs": 0})
-        if row["event_type"] == "repair":
+        if row["event_type"] == REPAIR_EVENT:
             totals["repairs"] += row["outcome"] == "pass"
         else:
             totals["checks"] += 1
@@ -715,7 +718,7 @@ def object_fixity(engine: Engine, key: str) -> list[dict[str, Any]]:
 def _latest_checks(*where: Any, with_repairs: bool = False) -> Select[Any]:
     """The IDs of the latest fixity check of each copy (of those ``where`` keeps); with
     ``with_repairs``, of its latest check or repair, whichever came last."""
-    kinds = ("fixity check", "repair") if with_repairs else ("fixity check",)
+    kinds = (FIXITY_CHECK, REPAIR_EVENT) if with_repairs else (FIXITY_CHECK,)
     return select(func.max(events.c.id)).where(
         events.c.event_type.in_(kinds), *where).group_by(events.c.object, events.c.location)
 

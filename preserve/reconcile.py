@@ -17,7 +17,8 @@ Listing and metadata are cheap; contents are not re-hashed (that is
 ``preserve fixity run``). With ``repair``, every copy found missing, damaged or
 never made is written again from another location whose bytes hash to the
 digest recorded at ingest (re-hashed before they are used), verified where it
-lands, recorded in the catalog and in the ledger (event ``repair``). With no
+lands, recorded in the catalog (PREMIS event ``replication``) and in the ledger
+(event ``repair``). With no
 good copy anywhere, nothing is touched and the finding stays.
 """
 
@@ -41,6 +42,10 @@ from preserve.storage import ObjectStore, expect_copies
 from preserve.storage.base import INCOMING
 
 AGENT = f"preserve/{__version__}"  # the software that checks and repairs (PREMIS agent)
+# PREMIS 3 event types (id.loc.gov/vocabulary/preservation/eventType): a check, and a
+# repair, which makes a copy bit for bit identical to the ingested file ("replication").
+FIXITY_CHECK = "fixity check"
+REPAIR_EVENT = "replication"
 MISSING = "missing"
 UNDER_REPLICATED = "under-replicated"
 SIZE_MISMATCH = "size mismatch"
@@ -272,8 +277,8 @@ def _record_repair(engine: Engine, stored: StoredFile, location: str, actor: str
         # The PREMIS event too, whoever repaired (an audit, reconcile, an undone deletion):
         # the fixity report closes the copy's failure on it.
         connection.execute(insert(events).values(
-            event_type="repair", event_date=moment, outcome="pass",
-            detail="written again from a copy with the ingest digest, verified",
+            event_type=REPAIR_EVENT, event_date=moment, outcome="pass",
+            detail="repair: written again from a copy with the ingest digest, verified",
             agent=AGENT, object=stored.key,
             collection=stored.collection, location=location))
 

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, text, update
 
 from preserve import ledger
 from preserve.capture.warc import WarcFile
@@ -23,7 +23,7 @@ from preserve.catalog import (
     record_warc_file,
     stored_files,
 )
-from preserve.catalog.engine import MIGRATIONS, SCHEMA_REVISION
+from preserve.catalog.engine import MIGRATIONS, SCHEMA_REVISION, migrate
 from preserve.catalog.schema import (
     captures,
     copies,
@@ -59,6 +59,39 @@ def test_the_known_schema_revision_is_alembics_head() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
+def test_0011_makes_the_repairs_recorded_before_it_premis_replication_events(
+        tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0010")
+        connection.execute(text(
+            "INSERT INTO events (event_type, event_date, outcome, detail, agent, object, "
+            "collection, location) VALUES ('repair', '2026-01-02 03:04:05', 'pass', "
+            "'written again from a copy with the ingest digest, verified', 'preserve/0.1', "
+            "'warcs/c/a.warc.gz', 'c', 'mirror'), ('fixity check', '2026-01-02 03:04:05', "
+            "'pass', 'sha256 as at ingest', 'preserve/0.1', 'warcs/c/a.warc.gz', 'c', 'local')"))
+    migrate(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT event_type, detail FROM events ORDER BY id")).all()
+    assert [tuple(row) for row in rows] == [
+        ("replication", "repair: written again from a copy with the ingest digest, verified"),
+        ("fixity check", "sha256 as at ingest")]
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0010")
+        assert connection.execute(text("SELECT event_type, detail FROM events ORDER BY id")
+                                  ).first() == ("repair", "written again from a copy with the "
+                                                "ingest digest, verified")
+    engine.dispose()
 
 
 def test_migrating_twice_is_harmless(database_url: str, engine: Engine) -> None:

@@ -796,6 +796,26 @@ def test_every_check_and_repair_is_in_the_ledger(run: Any, site: LoopbackSite, h
                        ("fixity check", f"mirror:{key}"), ("repair", f"mirror:{key}")]
 
 
+def test_a_repair_is_a_premis_replication_event(run: Any, site: LoopbackSite,
+                                               home: Path) -> None:
+    # PREMIS 3's event types have no "repair": the copy made again, bit for bit the
+    # ingested file, is a "replication", its detail saying it was a repair.
+    import csv
+    import io
+    mirror = two_locations(home)
+    key = json.loads(run("capture", site.url(REFERENCE_PATH), "--collection", "c",
+                         "--json").out)["warcs"][0]["key"]
+    (mirror / key).unlink()
+    assert run("fixity", "run", "--repair").status == 0
+    rows = list(csv.DictReader(io.StringIO(run("fixity", "report", "--csv").text)))
+    [made] = [row for row in rows if row["event_type"] != "fixity check"]
+    assert (made["event_type"], made["outcome"], made["location"], made["object"]) == (
+        "replication", "pass", "mirror", key)
+    assert made["detail"].startswith("repair: written again from a copy with the ingest")
+    report = json.loads(run("fixity", "report", "--json").out)
+    assert report["collections"]["c"]["repairs"] == 1 and not report["failing"]
+
+
 def test_a_whole_rewritten_chain_is_caught_by_the_checkpoint_in_storage(
         run: Any, stored: list[Path], home: Path, database_url: str) -> None:
     from sqlalchemy import delete, insert, select

@@ -144,7 +144,7 @@ descriptions = Table(
 events = Table(
     "events", metadata,
     Column("id", Integer, primary_key=True),
-    Column("event_type", String(40), nullable=False),  # "fixity check", "repair"
+    Column("event_type", String(40), nullable=False),  # "fixity check", "replication"
     Column("event_date", UTCDateTime, nullable=False),
     Column("outcome", String(10), nullable=False),  # "pass" or "fail"
     Column("detail", Text, nullable=False),
