@@ -3,9 +3,9 @@
 Results are data, not exceptions: a :class:`FixityResult` lists typed
 findings (each naming object and location; in deep mode the record too), and
 the command turns them into an exit status. Every copy checked, and every
-repair, is recorded as a PREMIS 3 event (``fixity check``, or ``replication`` for a
-repair, date,
-outcome, detail, agent, object, location) in the catalog's ``events`` table.
+repair, is recorded as a PREMIS 3 event (``fixity check``, or ``replication``
+for a repair; date, outcome, detail, agent, object, location) in the catalog's
+``events`` table.
 
 Fast mode re-hashes whole objects (SHA-256) against the digest taken at
 ingest, which an audit never overwrites. Deep mode also re-verifies every WARC
@@ -82,6 +82,7 @@ class Finding:
     found: str
     record: str | None = None  # deep mode: the record's target URI
     offset: int | None = None  # deep mode: where its gzip member starts
+    digest: str | None = None  # deep mode: WARC-Block-Digest or WARC-Payload-Digest
     repaired_from: str | None = None
     repair_failed: str | None = None
     # No copy of the file holds any more (every one damaged or gone; none out of reach):
@@ -93,7 +94,8 @@ class Finding:
         return self.repaired_from is None
 
     def __str__(self) -> str:
-        where = f" record {self.record} at offset {self.offset}" if self.offset is not None else ""
+        where = (f" record {self.record} at offset {self.offset}" if self.offset is not None
+                 else "") + (f", its {self.digest}" if self.digest else "")
         alarm = "CRITICAL, no good copy left: " if self.critical else ""
         return with_repair(f"{alarm}{self.kind}: {self.key} in {self.location}{where} "
                            f"(expected {self.expected}, found {self.found})",
@@ -482,7 +484,8 @@ def copy_findings(stored: StoredFile, location: str, read: CopyRead) -> list[Fin
     if read.error is not None:
         return [finding(UNREADABLE, f"sha256:{stored.sha256}", read.error)]
     damaged = [Finding(RECORD_DAMAGED, stored.key, location, problem.expected, problem.found,
-                       record=problem.uri, offset=problem.offset) for problem in read.problems]
+                       record=problem.uri, offset=problem.offset, digest=problem.digest)
+               for problem in read.problems]
     if read.size != stored.size:
         return [finding(SIZE_MISMATCH, f"{stored.size} bytes",
                         f"{read.size} bytes, sha256:{read.sha256}"), *damaged]

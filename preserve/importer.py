@@ -312,8 +312,7 @@ def read_through(path: Path, place: Callable[[str], str], lenient: bool,
     if unreadable is not None and not any(p.offset == unreadable.offset for p in problems):
         problems.append(unreadable)
     problems.sort(key=lambda problem: problem.offset)
-    described = [f"offset {p.offset} ({p.uri}): expected {p.expected}, found {p.found}"
-                 for p in problems]
+    described = [str(problem) for problem in problems]
     if problems and not lenient:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise BadInput(f"import: {path}: {described[0]}{more}; nothing imported "

@@ -59,6 +59,12 @@ class RecordProblem:
     offset: int
     expected: str
     found: str
+    digest: str | None = None  # the header whose digest does not hold (None: unreadable)
+
+    def __str__(self) -> str:
+        return (f"offset {self.offset} ({self.uri}): "
+                f"{self.digest + ' ' if self.digest else ''}expected {self.expected}, "
+                f"found {self.found}")
 
 
 @dataclass
@@ -266,7 +272,7 @@ def verify_wacz_records(chunks: Iterable[bytes], counter: RecordCheck | None = N
         check = RecordCheck()
         for problem in verify_records(source.exactly(size), check):
             yield RecordProblem(problem.uri, problem.offset + data, problem.expected,
-                                problem.found)
+                                problem.found, problem.digest)
         source.skip(data + size - source.position)  # what a stop part-way left of it
         records += check.records
         if counter is not None:
@@ -584,11 +590,12 @@ class _Records:
             self.keeping = []
         self.last_uri = self.uri
         self.last_offset = self.offset
-        for declared, hasher in ((self.block_digest, self.block),
-                                 (self.payload_digest, self.payload)):
+        for header, declared, hasher in (
+                ("WARC-Block-Digest", self.block_digest, self.block),
+                ("WARC-Payload-Digest", self.payload_digest, self.payload)):
             if declared and hasher is not None and not _same(declared, hasher.digest()):
                 self.problems.append(RecordProblem(self.uri, self.offset, declared,
-                                                   _label(declared, hasher)))
+                                                   _label(declared, hasher), header))
 
 
 class _Same:
@@ -661,7 +668,6 @@ class RecordCheck:
 def check_record_digests(stream: IO[bytes], name: str) -> RecordCheck:
     """Every record re-read and its digests checked (revisits too, unlike ``warcio check``)."""
     check = RecordCheck()
-    check.problems = [f"{name} offset {problem.offset} ({problem.uri}): expected "
-                      f"{problem.expected}, found {problem.found}"
+    check.problems = [f"{name} {problem}"
                       for problem in verify_records(iter_chunks(stream), check)]
     return check

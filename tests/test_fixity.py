@@ -282,7 +282,10 @@ def test_deep_mode_names_the_damaged_record(run: Any, stored: list[Path], home: 
     record = [f for f in findings if f["kind"] == "record digest mismatch"]
     assert {(f["record"], f["offset"]) for f in record} == {(uri, offset)}
     assert {f["expected"].split(":")[0] for f in record} == {"sha1"}
-    assert f"record {uri} at offset {offset}" in run("fixity", "run", "--deep").text
+    # A payload byte changed: both digests fail, and each finding says which it is.
+    assert sorted(f["digest"] for f in record) == ["WARC-Block-Digest", "WARC-Payload-Digest"]
+    text = run("fixity", "run", "--deep").text
+    assert f"record {uri} at offset {offset}, its WARC-Payload-Digest (expected sha1:" in text
     in_processes = "processes" in request.node.callspec.id
     assert deep_workers == ([2, 2, 2] if in_processes else [])
 
@@ -313,8 +316,9 @@ def test_deep_mode_checks_revisit_records_too(run: Any, site: LoopbackSite, home
         out.write(bytes(member))
     path.write_bytes(data[:revisit_offset] + rewritten.getvalue() + data[end:])
     findings = json.loads(run("fixity", "run", "--deep", "--json").out)["findings"]
-    assert revisit_offset in {f["offset"] for f in findings
-                              if f["kind"] == "record digest mismatch"}
+    # A revisit's block is its HTTP headers: the block digest fails, and only it.
+    assert {(f["offset"], f["digest"]) for f in findings
+            if f["kind"] == "record digest mismatch"} == {(revisit_offset, "WARC-Block-Digest")}
 
 
 def test_a_location_whose_folder_is_gone_is_out_of_reach_not_emptied(

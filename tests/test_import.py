@@ -46,10 +46,12 @@ REFUSED = {
         "offset 4061 (http://example.com?example=1): expected the next record right after "
         "Content-Length bytes",
     "webrecorder__warcio__example-bad-non-chunked.warc.gz":
-        "offset 0 (http://example.com/): expected sha1:DVRKRZEWKT4QEWGQOSFOA5KY5VDIWJLW, "
+        "offset 0 (http://example.com/): WARC-Block-Digest expected "
+        "sha1:DVRKRZEWKT4QEWGQOSFOA5KY5VDIWJLW, "
         "found sha1:W5NMHSQVKVJVH3GFFGY7J7SJNY7GMGGO",
     "webrecorder__warcio__example-digest.warc":
-        "offset 0 (http://example.com/): expected sha1:1112H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ, "
+        "offset 0 (http://example.com/): WARC-Payload-Digest expected "
+        "sha1:1112H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ, "
         "found sha1:3I42H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ (and 1 more)",
 }
 
