@@ -25,7 +25,7 @@ from preserve.catalog.schema import captures, other_records, warc_files
 from preserve.errors import BadInput
 from preserve.fingerprint import iter_chunks
 from preserve.index import KeptIndexer, index_warc
-from preserve.storage.filesystem import MARKER
+from preserve.storage.filesystem import INCOMING, MARKER
 from preserve.warc_digests import member_starts, verify_records
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
@@ -174,6 +174,9 @@ def test_a_strict_refusal_writes_nothing_and_checks_every_file_first(run: Any,
                           "imported (--lenient keeps the file and catalogues its sound "
                           "records)\n")
     assert catalogued(home) == (0, 0) and stored_objects(home) == []
+    # nor the folders of the copy made early and removed (imports/corpus/YYYY/MM)
+    assert [path for path in (home / "objects").rglob("*")
+            if path.is_dir() and INCOMING not in path.parts] == []
 
 
 SEVERAL = [CORPUS / name for name in ("webrecorder__pywb__example.warc.gz",

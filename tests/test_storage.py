@@ -996,3 +996,33 @@ def test_a_folder_location_whose_folder_is_gone_is_unreachable(tmp_path: Path) -
     root.write_text("a file where the folder was")
     with pytest.raises(Unreachable, match="is not a folder"):
         store.open("a/b.warc.gz")
+
+
+def test_a_deletion_removes_the_folders_it_empties_and_no_more(fs_store: FilesystemStore
+                                                               ) -> None:
+    put(fs_store, "imports/c/2026/11/a.warc.gz", DATA)
+    put(fs_store, "imports/c/2026/10/b.warc.gz", DATA + b"b")
+    fs_store.delete("imports/c/2026/11/a.warc.gz")
+    assert not (fs_store.root / "imports" / "c" / "2026" / "11").exists()
+    assert (fs_store.root / "imports" / "c" / "2026" / "10" / "b.warc.gz").is_file()
+    fs_store.delete("imports/c/2026/10/b.warc.gz")
+    assert not (fs_store.root / "imports").exists() and fs_store.root.is_dir()
+    put(fs_store, "imports/c/2026/11/a.warc.gz", DATA)  # its folders made again
+    assert fs_store.open("imports/c/2026/11/a.warc.gz").read() == DATA
+
+
+def test_a_copy_is_linked_even_if_a_deletion_empties_its_folder_meanwhile(
+        fs_store: FilesystemStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    real_link = os.link
+    removed: list[Path] = []
+
+    def link_after_a_deletion(source: Path, target: Path) -> None:
+        if not removed:  # another command's deletion prunes the folder just made
+            removed.append(Path(target).parent)
+            Path(target).parent.rmdir()
+        real_link(source, target)
+
+    monkeypatch.setattr(os, "link", link_after_a_deletion)
+    put(fs_store, "warcs/c/a.warc.gz", DATA)
+    assert removed and fs_store.open("warcs/c/a.warc.gz").read() == DATA

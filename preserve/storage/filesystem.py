@@ -84,7 +84,7 @@ class FilesystemStore:
             if on_disk != sha256:
                 raise DigestMismatch(self.name, key, sha256, on_disk)
             try:
-                os.link(temp, final)
+                self._link(temp, final)
             except FileExistsError:
                 return self._same_or_refuse(key, final, sha256)
             except OSError as exc:
@@ -153,6 +153,14 @@ class FilesystemStore:
             path.unlink()
         except OSError as exc:
             raise StorageError(f"location {self.name!r}: cannot delete {key!r}: {exc}") from exc
+        # Folders it leaves empty go too (a refused import's ``imports/C/YYYY/MM``).
+        folder = path.parent
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or in use): what is above it is not either
+                break
+            folder = folder.parent
 
     def probe(self) -> LocationCheck:
         """Create the folder if need be, write a small file, fsync it, find out whether it
@@ -220,6 +228,19 @@ class FilesystemStore:
         with suppress(FileExistsError), marker.open("x") as out:
             out.write(f"preserve storage location {self.name!r}: objects are kept "
                       "under this folder; do not remove this file\n")
+
+    @staticmethod
+    def _link(temp: Path, final: Path) -> None:
+        """Link the verified copy to its key; its folder made again if a deletion has
+        just removed it as empty."""
+        for attempt in range(3):
+            try:
+                os.link(temp, final)
+                return
+            except FileNotFoundError:
+                if attempt == 2 or not temp.exists():
+                    raise
+                final.parent.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*key_parts(self.name, key))
