@@ -81,11 +81,14 @@ class LeftWarc:
     size: int
     modified: datetime
     collection: str | None  # from its warcinfo record, when that can be read
+    policy: str | None = None  # the same ("redescribe" for a redescribe's descriptions)
 
     def note(self) -> str:
         collection = self.collection or "COLLECTION"
+        made_by = ("a redescribe (descriptions only; running it again makes them anew)"
+                   if self.policy == "redescribe" else "a capture")
         return (f"{self.path} ({self.size:,} bytes, last written "
-                f"{self.modified:%Y-%m-%d %H:%M} UTC) was left by a capture that did not "
+                f"{self.modified:%Y-%m-%d %H:%M} UTC) was left by {made_by} that did not "
                 f"finish: `preserve import --lenient {shlex.quote(str(self.path))} --collection "
                 f"{collection}` "
                 "keeps its whole records; delete it then, or if it is not wanted")
@@ -113,9 +116,10 @@ def sweep(work: Path, now: float | None = None) -> list[LeftWarc]:
                 with suppress(OSError):
                     entry.unlink()
                 continue
+            info = _warcinfo(entry)
             left.append(LeftWarc(entry, status.st_size,
                                  datetime.fromtimestamp(status.st_mtime, UTC),
-                                 _collection(entry)))
+                                 info.get("isPartOf"), info.get("policy")))
     return left
 
 
@@ -134,18 +138,20 @@ def _in_use(path: Path) -> bool:
     return False
 
 
-def _collection(path: Path) -> str | None:
-    """The collection a WARC file's warcinfo record names (``isPartOf``), if it can be read."""
+def _warcinfo(path: Path) -> dict[str, str]:
+    """The fields of a WARC file's warcinfo record (``isPartOf``: its collection), as far
+    as they can be read."""
     try:
         with path.open("rb") as stream:
             first = zlib.decompressobj(31).decompress(stream.read(64 * 1024), 64 * 1024)
     except (OSError, zlib.error):
-        return None
+        return {}
     head, _, block = first.partition(b"\r\n\r\n")
     if b"WARC-Type: warcinfo" not in head:
-        return None
-    for line in block.decode("utf-8", errors="replace").splitlines():
+        return {}
+    fields: dict[str, str] = {}
+    for line in block.partition(b"\r\n\r\n")[0].decode("utf-8", errors="replace").splitlines():
         name, _, value = line.partition(":")
-        if name.strip() == "isPartOf" and value.strip():
-            return value.strip()
-    return None
+        if name.strip() and value.strip():
+            fields.setdefault(name.strip(), value.strip())
+    return fields

@@ -81,6 +81,19 @@ def test_a_warc_being_written_is_not_named_and_one_left_is_named_with_its_collec
     assert writing.path.exists()  # records fetched once are never removed by a sweep
 
 
+def test_a_warc_a_redescribe_left_is_named_as_such(tmp_path: Path) -> None:
+    for name, policy in (("captured.warc.gz", "news-daily"), ("described.warc.gz",
+                                                              "redescribe")):
+        warc = WarcFile(tmp_path / name, {**INFO, "policy": policy})
+        warc._file.close()
+        aged(warc.path)
+    captured, described = workdir.sweep(tmp_path)
+    assert "was left by a capture that did not finish" in captured.note()
+    assert ("was left by a redescribe (descriptions only; running it again makes them "
+            "anew) that did not finish") in described.note()
+    assert described.collection == "news" and described.policy == "redescribe"
+
+
 def test_an_empty_warc_left_is_removed_and_other_files_are_left_alone(tmp_path: Path) -> None:
     empty = tmp_path / "empty.warc.gz"
     empty.touch()
