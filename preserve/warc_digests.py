@@ -44,6 +44,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 BAD_GZIP = cast("type[Exception]", isal_zlib.error)
 PAYLOAD_TYPES = (b"response", b"request", b"resource")
 _FOLDED = re.compile(rb"\r\n[ \t]+")  # a header continued on the next line
+# The end of a message's HTTP headers, past its status line: the first line that is
+# empty once stripped (warcio's rule).
+_HTTP_END = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
 _CONSTRUCTORS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5,
                  "sha512": hashlib.sha512}
 # RFC 4648's base32 alphabet, A-Z then 2-7, as the digits int() reads in base 32.
@@ -570,15 +573,17 @@ class _Records:
         status line, that is empty once stripped (warcio's rule, so our payload
         digests match ``warcio check``'s). Lines already read are not read again."""
         data = self.http_head
-        while True:
-            end = data.find(b"\n", self.http_line)
+        if not self.http_status_read:
+            end = data.find(b"\n")
             if end < 0:
                 return None
-            line = data[self.http_line:end + 1]
-            self.http_line = end + 1
-            if self.http_status_read and not line.strip():
-                return self.http_line
             self.http_status_read = True
+            self.http_line = end  # the line break before the next line
+        found = _HTTP_END.search(data, self.http_line)
+        if found is not None:
+            return found.end()
+        self.http_line = data.rfind(b"\n")  # a blank line may start there, and go on
+        return None
 
     def _end(self) -> None:
         self.remaining = -1
@@ -626,6 +631,11 @@ def _same(declared: str, digest: bytes) -> bool:
     """Whether a digest header's value (base32, hex or base64) is this digest."""
     value = declared.partition(":")[2].strip()
     size = len(digest)
+    if size == 20 and len(value) == 32:  # SHA-1 in base32, as nearly every WARC writes it
+        try:
+            return _b32decode(value, size) == digest
+        except ValueError:
+            return False
     bare = value.rstrip("=")
     decoders: list[Callable[[], bytes]] = []
     if len(value) == 2 * size:

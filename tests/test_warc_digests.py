@@ -210,3 +210,36 @@ def test_memory_stays_flat_for_a_huge_compressible_record() -> None:
         tracemalloc.stop()
     assert (problems, records) == ([], 1)
     assert peak < 16 << 20, f"peak {peak >> 20} MiB inflating a 256 MiB record"
+
+
+def raw_response(http_message: bytes, payload_digest: bytes) -> bytes:
+    """One response record whose HTTP message is given byte for byte (no writer tidies it)."""
+    def label(digest: bytes) -> str:
+        return "sha1:" + base64.b32encode(digest).decode()
+    head = (f"WARC/1.1\r\nWARC-Type: response\r\nWARC-Target-URI: http://example.test/odd\r\n"
+            f"WARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-000000000001>\r\n"
+            f"WARC-Block-Digest: {label(hashlib.sha1(http_message).digest())}\r\n"
+            f"WARC-Payload-Digest: {label(payload_digest)}\r\n"
+            f"Content-Type: application/http; msgtype=response\r\n"
+            f"Content-Length: {len(http_message)}\r\n\r\n").encode()
+    return head + http_message + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(("headers", "blank"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", b"\r\n"),
+    (b"HTTP/1.1 200 OK\nContent-Type: text/plain\n", b"\n"),  # bare line feeds
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", b" \t\r\n"),  # blank once stripped
+    (b"HTTP/1.1 200 OK\r\nSet-Cookie: " + b"x" * 20_000 + b"\r\n", b"\r\n"),  # many windows
+    (b"HTTP/1.1 200 OK\r\n", b"\r\n"),  # no header at all
+])
+@pytest.mark.parametrize("chunk", [7, 4096])
+def test_the_payload_starts_after_the_first_blank_line_past_the_status_line(
+        headers: bytes, blank: bytes, chunk: int) -> None:
+    # warcio's rule, which our payload digests follow so that `warcio check` agrees: the
+    # first line after the status line that is empty once stripped ends the headers.
+    payload = b"\r\nthe payload, which may start with a line break\n\n and hold blank lines\n"
+    data = raw_response(headers + blank + payload, hashlib.sha1(payload).digest())
+    assert check(data, chunk) == ([], 1)
+    wrong = raw_response(headers + blank + payload, hashlib.sha1(blank + payload).digest())
+    [problem] = check(wrong, chunk)[0]
+    assert problem.digest == "WARC-Payload-Digest"
