@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from preserve.config import Location
 from preserve.errors import ConfigError
 from preserve.storage.base import ObjectInfo, ObjectStore
 from preserve.storage.filesystem import FilesystemStore
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    # Deep audits' worker processes unpickle stores, importing this package: the
+    # settings' module (and YAML) stays out of them.
+    from preserve.config import Location
 
 __all__ = ["FilesystemStore", "ObjectInfo", "ObjectStore", "expect_copies", "open_store",
            "open_stores"]
