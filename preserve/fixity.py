@@ -18,11 +18,13 @@ ingest digest (see :func:`preserve.reconcile.repair_copy`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import socket
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -32,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, insert, select, update
+from sqlalchemy import Engine, Select, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from preserve import ledger
@@ -384,13 +386,19 @@ def _start_run(engine: Engine, scope: str, moment: datetime) -> tuple[int, datet
     :class:`BadInput`, naming it, and nothing is checked.
     """
     with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            # Two audits starting together take turns here, as SQLite's BEGIN IMMEDIATE
+            # makes them: neither may find no run (or the same stopped one) and go on.
+            key = int.from_bytes(hashlib.sha256(scope.encode()).digest()[:8], "big", signed=True)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         unfinished = connection.execute(
             select(fixity_runs.c.id, fixity_runs.c.started_at, fixity_runs.c.holder,
                    fixity_runs.c.alive_at)
             .where(fixity_runs.c.scope == scope, fixity_runs.c.finished_at.is_(None))
             .order_by(fixity_runs.c.id.desc()).limit(1)).first()
-        if unfinished is not None and _running(unfinished.holder, unfinished.alive_at, moment):
-            host, _, pid = unfinished.holder.rpartition(" ")
+        if unfinished is not None and _running(unfinished.id, unfinished.holder,
+                                               unfinished.alive_at, moment):
+            host, pid, _process = _holder_parts(unfinished.holder)
             raise BadInput(
                 f"fixity: the same audit is running already (process {pid} on {host}, "
                 f"started {_iso(unfinished.started_at)}, last heard from "
@@ -398,26 +406,56 @@ def _start_run(engine: Engine, scope: str, moment: datetime) -> tuple[int, datet
         if unfinished is not None:
             connection.execute(update(fixity_runs).where(fixity_runs.c.id == unfinished.id)
                                .values(holder=_holder(), alive_at=moment))
+            _LIVE_RUNS.add(int(unfinished.id))  # before another start can look
             return int(unfinished.id), unfinished.started_at
         run_id = connection.execute(insert(fixity_runs).values(
             scope=scope, started_at=moment, holder=_holder(), alive_at=moment)
             .returning(fixity_runs.c.id)).scalar_one()
+        _LIVE_RUNS.add(int(run_id))
     return int(run_id), None
 
 
+def _pid_space() -> str:
+    """The process ID namespace this process sees (containers on one host each have one)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+# This process, told apart from an earlier one that had its host name and process ID (a
+# container restarted, its worker PID 1 again): its PID namespace and a random part.
+_PROCESS = f"{_pid_space()}:{uuid.uuid4().hex[:12]}"
+_LIVE_RUNS: set[int] = set()  # the runs this process is running now
+
+
 def _holder() -> str:
-    return f"{socket.gethostname()} {os.getpid()}"
+    return f"{socket.gethostname()} {os.getpid()} {_PROCESS}"
 
 
-def _running(holder: str | None, alive_at: datetime | None, moment: datetime) -> bool:
+def _holder_parts(holder: str) -> tuple[str, str, str]:
+    """Host name, process ID and process of a run's holder."""
+    host, pid, process = ([*holder.split(" "), "", ""])[:3]
+    return host, pid, process
+
+
+def _running(run_id: int, holder: str | None, alive_at: datetime | None,
+             moment: datetime) -> bool:
     """Is the unfinished run that ``holder`` runs still going? Not if it stopped and said
     so (no holder), nor if it has not reported for ``STALE_RUN`` (a machine gone down);
-    on this machine, only while its process lives."""
+    in this process, only while it runs it; elsewhere on this machine (in the same PID
+    namespace), only while its process lives."""
     if holder is None or alive_at is None or moment - alive_at > STALE_RUN:
         return False
-    host, _, pid = holder.rpartition(" ")
-    if host != socket.gethostname() or not pid.isdigit():
+    host, pid, process = _holder_parts(holder)
+    if host != socket.gethostname():
         return True
+    if process == _PROCESS:
+        return run_id in _LIVE_RUNS
+    if process.partition(":")[0] != _PROCESS.partition(":")[0] or not pid.isdigit():
+        return True  # another PID namespace (a container): only its reports tell
+    if int(pid) == os.getpid():
+        return False  # an earlier process that had this one's ID: gone
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -447,11 +485,14 @@ class _Heartbeat:
     def stop(self) -> None:
         self.done.set()
         self.thread.join()
+        _LIVE_RUNS.discard(self.run_id)
 
     def stopped(self) -> None:
-        """The run stopped before its end (Ctrl-C, an error): the next one resumes it."""
+        """The run stopped before its end (Ctrl-C, an error): the next one resumes it. (If
+        the catalog cannot be told, the error that stopped the run is the one to report;
+        the run's process is gone soon, or its reports stop.)"""
         self.stop()
-        with write_transaction(self.engine) as connection:
+        with suppress(SQLAlchemyError), write_transaction(self.engine) as connection:
             connection.execute(update(fixity_runs).where(fixity_runs.c.id == self.run_id)
                                .values(holder=None))
 
@@ -735,7 +776,8 @@ def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
         return [{"scope": json.loads(row.scope), "started_at": _iso(row.started_at),
                  "finished_at": _iso(row.finished_at),
                  "state": "finished" if row.finished_at is not None else
-                 "running" if _running(row.holder, row.alive_at, moment) else "interrupted"}
+                 "running" if _running(row.id, row.holder, row.alive_at, moment)
+                 else "interrupted"}
                 for row in connection.execute(
                     select(fixity_runs).order_by(fixity_runs.c.id.desc()).limit(limit))]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -743,8 +744,51 @@ def test_an_audit_still_running_is_not_taken_over_by_a_second(
     engine.dispose()
 
 
+def test_two_audits_starting_at_once_do_not_both_run(
+        four_files: list[str], database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each start looks for an unfinished run, then makes its own: on PostgreSQL too (no
+    # BEGIN IMMEDIATE there) the two starts take turns, so the second sees the first.
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from preserve.catalog import open_engine
+    from preserve.errors import BadInput
+
+    engine = open_engine(database_url)
+    holder = fixity._holder
+
+    def slow_holder() -> str:  # between the look and the insert: the window widened
+        time.sleep(0.3)
+        return holder()
+
+    monkeypatch.setattr(fixity, "_holder", slow_holder)
+    outcomes: list[object] = []
+
+    def start() -> None:
+        try:
+            outcomes.append(fixity._start_run(engine, '{"scope": "x"}', datetime.now(UTC)))
+        except BadInput as exc:
+            outcomes.append(exc)
+
+    starts = [threading.Thread(target=start) for _ in range(2)]
+    for thread in starts:
+        thread.start()
+    for thread in starts:
+        thread.join()
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["BadInput", "tuple"]
+    [(run_id, resumed_from)] = [o for o in outcomes if isinstance(o, tuple)]
+    assert resumed_from is None
+    fixity._LIVE_RUNS.discard(run_id)
+    engine.dispose()
+
+
 @pytest.mark.parametrize(("holder", "minutes_ago", "resumed"), [
     ("this host, a process that is gone", 0, True),
+    ("this host, an earlier process with this one's ID", 0, True),  # a worker restarted
+    ("this host, a process that lives", 0, False),
+    ("this host, another container", 0, False),  # its processes cannot be seen from here
+    ("this host, another container", 11, True),
     ("another host", 0, False),
     ("another host", 11, True),  # not heard from for 10 minutes: its machine went down
 ])
@@ -760,12 +804,18 @@ def test_an_unfinished_audit_is_resumed_only_once_it_has_stopped(
 
     assert run("fixity", "run").status == 0
     engine = open_engine(database_url)
-    if holder.startswith("this host"):
-        gone = subprocess.Popen(["true"])
-        gone.wait()
-        holder = f"{socket.gethostname()} {gone.pid}"
-    else:
-        holder = "archive-2.example.org 4242"
+    here, space = socket.gethostname(), fixity._pid_space()
+    lives = subprocess.Popen(["sleep", "60"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    holder = {
+        "this host, a process that is gone": f"{here} {gone.pid} {space}:0123456789ab",
+        "this host, an earlier process with this one's ID":
+            f"{here} {os.getpid()} {space}:0123456789ab",
+        "this host, a process that lives": f"{here} {lives.pid} {space}:0123456789ab",
+        "this host, another container": f"{here} 4242 4026531836000:0123456789ab",
+        "another host": "archive-2.example.org 4242 4026531836:0123456789ab",
+    }[holder]
     with engine.begin() as connection:  # that audit's run, as a killed one leaves it
         connection.execute(fixity_runs.update().values(
             finished_at=None, holder=holder,
@@ -777,7 +827,9 @@ def test_an_unfinished_audit_is_resumed_only_once_it_has_stopped(
         assert second.status == 0 and json.loads(second.out)["resumed"] is True
     else:
         assert second.status == 2
-        assert "process 4242 on archive-2.example.org" in second.err
+        assert f"(process {holder.split()[1]} on {holder.split()[0]}, started" in second.err
+    lives.kill()
+    lives.wait()
     engine.dispose()
 
 

@@ -797,7 +797,7 @@ def test_storage_check_says_whether_a_folder_verifies_copies_from_the_disk(
     monkeypatch.setattr(filesystem, "_direct_flag", lambda: 0)  # as on macOS
     check = fs_store.probe()
     assert check.usable and check.checksums.startswith("read back through the page cache")
-    assert not any((fs_store.root / INCOMING).iterdir())
+    assert list(fs_store.root.iterdir()) == []  # nothing left: not even its .incoming
 
 
 def test_a_stream_that_can_only_be_read_is_stored(fs_store: FilesystemStore,
@@ -1026,3 +1026,15 @@ def test_a_copy_is_linked_even_if_a_deletion_empties_its_folder_meanwhile(
     monkeypatch.setattr(os, "link", link_after_a_deletion)
     put(fs_store, "warcs/c/a.warc.gz", DATA)
     assert removed and fs_store.open("warcs/c/a.warc.gz").read() == DATA
+
+
+def test_a_storage_check_leaves_a_folder_as_it_found_it(tmp_path: Path) -> None:
+    # An empty folder may be the mount point of a disk that is not mounted: a check run
+    # without the catalog (which would say the location holds copies) must not write
+    # there, or the folder would look like a location in place from then on.
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    check = FilesystemStore("disk", mount_point).probe()
+    assert check.usable and list(mount_point.iterdir()) == []
+    new = tmp_path / "new" / "objects"
+    assert FilesystemStore("new", new).probe().usable and not new.exists()

@@ -243,3 +243,14 @@ def test_the_payload_starts_after_the_first_blank_line_past_the_status_line(
     wrong = raw_response(headers + blank + payload, hashlib.sha1(blank + payload).digest())
     [problem] = check(wrong, chunk)[0]
     assert problem.digest == "WARC-Payload-Digest"
+
+
+@pytest.mark.parametrize("declared", ["-" + "A" * 31, "+" + "A" * 31, "A" * 15 + "_" + "A" * 16,
+                                      " " + "A" * 31])
+def test_a_digest_garbled_into_what_int_would_read_is_a_mismatch_not_a_crash(
+        declared: str) -> None:
+    payload = b"hello"
+    data = raw_response(b"HTTP/1.1 200 OK\r\n\r\n" + payload, hashlib.sha1(payload).digest())
+    data = data.replace(base64.b32encode(hashlib.sha1(payload).digest()), declared.encode())
+    [problem] = check(data)[0]
+    assert problem.digest == "WARC-Payload-Digest" and problem.expected == f"sha1:{declared}"

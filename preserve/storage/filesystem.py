@@ -163,14 +163,16 @@ class FilesystemStore:
             folder = folder.parent
 
     def probe(self) -> LocationCheck:
-        """Create the folder if need be, write a small file, fsync it, find out whether it
-        can be read back past the page cache, and remove it."""
+        """Write a small file, fsync it, find out whether it can be read back past the page
+        cache, and remove it: the folder is left as it was found (not marked, nor made:
+        an empty folder may be a mount point whose disk is not mounted, and a check run
+        without the catalog cannot tell; the first copy stored marks it)."""
         check = LocationCheck(self.name, "filesystem", str(self.root),
                               conditional_writes="hard links, which never replace a file")
         probe = self.root / INCOMING / f"probe-{uuid.uuid4().hex}"
+        made = [folder for folder in (self.root, self.root / INCOMING) if not folder.exists()]
         try:
             self._in_place(writing=True)
-            self._mark()
             probe.parent.mkdir(parents=True, exist_ok=True)
             check.reachable = True
             with probe.open("xb") as out:
@@ -193,6 +195,9 @@ class FilesystemStore:
         finally:
             with suppress(OSError):
                 probe.unlink()
+            for folder in reversed(made):
+                with suppress(OSError):
+                    folder.rmdir()
         return check
 
     def _reachable(self) -> None:
