@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from preserve.demo import LoopbackSite, Route
 
@@ -91,20 +92,28 @@ def build_site(articles: int, delay: float, bodies: list[bytes] | None = None) -
     return routes
 
 
-def timed(command: list[str], env: dict[str, str], scratch: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command, measured by GNU time.
+class Run(NamedTuple):
+    seconds: float  # wall
+    peak_mb: float  # peak RSS
+    cpu: float  # user and system seconds of the command (its worker processes included)
+    server_cpu: float  # of the loopback site's server, in this process, meanwhile
+
+
+def timed(command: list[str], env: dict[str, str], scratch: str) -> Run:
+    """Wall seconds, peak RSS (MB) and CPU seconds of one command, measured by GNU time.
 
     GNU time forks from a small process: measuring from Python would count the
     Python parent's pages, copied into the child until it execs.
     """
     report = f"{scratch}/time.out"
-    started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report, *command], env=env,
+    started, server = time.perf_counter(), time.process_time()
+    done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", report, *command], env=env,
                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - started
+    elapsed, server = time.perf_counter() - started, time.process_time() - server
     if done.returncode not in (0, 8):  # wget exits 8 when some answer was an error
         raise SystemExit(f"{command[0]} failed with exit status {done.returncode}")
-    return elapsed, int(Path(report).read_text().split()[-1]) / 1024
+    user, system, peak = Path(report).read_text().split()[-3:]
+    return Run(elapsed, int(peak) / 1024, float(user) + float(system), server)
 
 
 def single_core_describe_rate(routes: dict[str, Route], sample: int = 200) -> float:
@@ -143,8 +152,8 @@ def main() -> None:
     routes = build_site(args.articles, args.delay_ms / 1000, bodies)
     pages = sum(1 for path in routes if path.endswith(".html"))
     preserve = str(Path(sys.executable).parent / "preserve")
-    ours_runs: list[tuple[float, float]] = []
-    theirs_runs: list[tuple[float, float]] = []
+    ours_runs: list[Run] = []
+    theirs_runs: list[Run] = []
     with (LoopbackSite(routes, keep_alive=True) as site,
           tempfile.TemporaryDirectory(dir=args.scratch) as scratch):
         start = site.url("/index.html")
@@ -152,7 +161,7 @@ def main() -> None:
         # Real pages name other hosts: nothing but this loopback site is ever fetched.
         loopback_only = ["--exclude", r"^https?://(?!127\.0\.0\.1[:/])"]
 
-        def ours(home: str, *more: str) -> tuple[float, float]:
+        def ours(home: str, *more: str) -> Run:
             env["PRESERVE_HOME"] = f"{scratch}/{home}"
             # The catalog is made before the clock starts, as it is for anyone who
             # crawls more than once (its first creation costs half a second).
@@ -167,7 +176,7 @@ def main() -> None:
             finally:
                 shutil.rmtree(f"{scratch}/{home}", ignore_errors=True)
 
-        def theirs(name: str) -> tuple[float, float]:
+        def theirs(name: str) -> Run:
             # wget stays on the start host unless told to span hosts (-H): loopback only.
             try:
                 return timed(["wget", "--recursive", "--level=3", "--page-requisites",
@@ -188,22 +197,29 @@ def main() -> None:
                     theirs_runs.append(theirs(f"wget-{round_}"))
                     theirs_requests = f"{len(site.requests)} requests on {site.connections}"
         described = ours("home-described") if args.describe else None
-    ours_s, theirs_s = (statistics.median(t for t, _ in runs) for runs in (ours_runs, theirs_runs))
-    ours_mb, theirs_mb = (max(mb for _, mb in runs) for runs in (ours_runs, theirs_runs))
+    ours_s, theirs_s = (statistics.median(run.seconds for run in runs)
+                        for runs in (ours_runs, theirs_runs))
+    ours_mb, theirs_mb = (max(run.peak_mb for run in runs) for runs in (ours_runs, theirs_runs))
+    ours_cpu, theirs_cpu, ours_server, theirs_server = (
+        statistics.median(getattr(run, what) for run in runs)
+        for what in ("cpu", "server_cpu") for runs in (ours_runs, theirs_runs))
     delay = f", {args.delay_ms:g} ms per response" if args.delay_ms else ""
     kind = f"real pages from {args.corpus.name}" if bodies else "generated"
     print(f"crawl: {pages} pages ({args.articles} articles, {kind}){delay}, "
           f"median of {args.rounds} runs each, written to {args.scratch or 'the temp dir'}")
     print(f"  preserve capture  {ours_s:7.2f} s  {pages / ours_s:7.0f} pages/s  "
-          f"{ours_requests} connections  peak {ours_mb:.0f} MB")
+          f"{ours_requests} connections  peak {ours_mb:.0f} MB  "
+          f"CPU {ours_cpu:.2f} s (the site's server {ours_server:.2f} s)")
     print(f"  wget --recursive  {theirs_s:7.2f} s  {pages / theirs_s:7.0f} pages/s  "
-          f"{theirs_requests} connections  peak {theirs_mb:.0f} MB")
-    print(f"  ratio (our pages/s / wget's): {theirs_s / ours_s:.2f}x")
+          f"{theirs_requests} connections  peak {theirs_mb:.0f} MB  "
+          f"CPU {theirs_cpu:.2f} s (the site's server {theirs_server:.2f} s)")
+    print(f"  ratio (our pages/s / wget's): {theirs_s / ours_s:.2f}x; "
+          f"CPU per page, ours / wget's: {ours_cpu / theirs_cpu:.2f}x")
     if described is not None:
         single = single_core_describe_rate(routes)
-        print(f"  with description: {pages / described[0]:7.0f} pages/s described  "
-              f"peak {described[1]:.0f} MB; one core describes {single:.0f} pages/s; "
-              f"ratio {pages / described[0] / single:.2f}x")
+        print(f"  with description: {pages / described.seconds:7.0f} pages/s described  "
+              f"peak {described.peak_mb:.0f} MB; one core describes {single:.0f} pages/s; "
+              f"ratio {pages / described.seconds / single:.2f}x")
 
 
 if __name__ == "__main__":
