@@ -50,9 +50,8 @@ _HTTP_END = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
 _CONSTRUCTORS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5,
                  "sha512": hashlib.sha512}
 # RFC 4648's base32 alphabet, A-Z then 2-7, as the digits int() reads in base 32.
-_BASE32 = re.compile(r"[A-Z2-7]+")
-_B32_TO_INT = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
-                            "0123456789abcdefghijklmnopqrstuv")
+_B32_TO_INT = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcdefghijklmnopqrstuvwxyz",
+                            "0123456789abcdefghijklmnopqrstuv0123456789abcdefghijklmnop")
 
 
 @dataclass(frozen=True)
@@ -656,11 +655,10 @@ def _same(declared: str, digest: bytes) -> bool:
 
 def _b32decode(text: str, size: int) -> bytes:
     """Base32 (RFC 4648, unpadded) decoded by int(): base64.b32decode is Python, and slow.
-    ValueError for anything but base32's letters (int() would take a sign, spaces, "_")."""
-    upper = text.upper()
-    if not _BASE32.fullmatch(upper):
+    ValueError for what is not letters and digits (int() would take a sign, spaces, "_")."""
+    if not text.isalnum():
         raise ValueError(f"not base32: {text[:40]!r}")
-    value = int(upper.translate(_B32_TO_INT), 32)
+    value = int(text.translate(_B32_TO_INT), 32)
     return (value >> (5 * len(text) - 8 * size)).to_bytes(size, "big")
 
 
