@@ -13,6 +13,7 @@ wrong and where (file, key, URL, object), and an exit status for the CLI::
     │   ├── TooLarge                 a body over max_resource_bytes
     │   └── NotFound                 no capture / object matches the request
     ├── StorageError                 an object store could not do what was asked
+    │   ├── Unreachable              the whole location (NotInPlace: a folder's disk)
     │   ├── ObjectMissing            no object under that key
     │   ├── DigestMismatch           bytes written or read do not match the digest
     │   └── ObjectExists             a different object already has that key
@@ -72,6 +73,11 @@ class StorageError(PreserveError):
 
 class Unreachable(StorageError):
     """The location's endpoint cannot be reached at all: not one object's failure."""
+
+
+class NotInPlace(Unreachable):
+    """A folder location whose folder is not there, or is empty where the catalog holds
+    copies (a disk not mounted): trying again in a second or two cannot help."""
 
 
 class ObjectMissing(StorageError):

@@ -30,7 +30,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from preserve import ledger
 from preserve.capture.warc import SealedWarc
 from preserve.catalog import catalog_reason, record_warc_file, write_transaction
-from preserve.errors import CatalogError, ObjectExists, PreserveError, StorageError
+from preserve.errors import (
+    CatalogError,
+    NotInPlace,
+    ObjectExists,
+    PreserveError,
+    StorageError,
+)
 from preserve.index import index_warc
 from preserve.storage import ObjectInfo, ObjectStore
 
@@ -168,6 +174,8 @@ def _copy(path: Path, sha256: str, key: str, store: ObjectStore, attempts: int,
             with path.open("rb") as stream:
                 return store.put(key, stream, sha256, retain_until=retain_until)
         except ObjectExists as exc:  # other bytes under our key: trying again cannot help
+            return exc
+        except NotInPlace as exc:  # a folder whose disk is not mounted: not in seconds
             return exc
         except StorageError as exc:
             failure = exc

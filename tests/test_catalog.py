@@ -441,3 +441,24 @@ def test_surt_keys_told_without_the_surt_package_are_the_packages() -> None:
         assert surt_key(url) == expected, url
     assert fast > 500  # the fast way was taken, on made and on real URLs alike
     assert sum(1 for url in _corpus_urls() if _plain_surt(url) is not None) > 20
+
+
+def test_a_folder_location_not_in_place_is_not_asked_again_for_the_file(engine: Engine,
+                                                                  tmp_path: Path) -> None:
+    from preserve.errors import NotInPlace
+
+    class Unmounted(FilesystemStore):
+        puts = 0
+
+        def put(self, key: str, stream: Any, sha256: str, retain_until: Any = None) -> Any:
+            self.puts += 1
+            raise NotInPlace("location 'mirror': its folder is not there")
+
+    warc = WarcFile(tmp_path / "x.warc.gz", {"software": "test"})
+    mirror = Unmounted("mirror", tmp_path / "mirror")
+    waits: list[float] = []
+    done = ingest(warc.seal(), key="k/x.warc.gz", collection="c", source="test",
+                  engine=engine, stores=[FilesystemStore("local", tmp_path / "local"), mirror],
+                  actor="test", sleep=waits.append)
+    assert mirror.puts == 1 and waits == []
+    assert "its folder is not there" in done.missing["mirror"]

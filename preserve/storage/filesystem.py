@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from preserve.errors import (
     DigestMismatch,
+    NotInPlace,
     ObjectExists,
     ObjectMissing,
     StorageError,
@@ -205,7 +206,7 @@ class FilesystemStore:
         mounted, a folder moved away. Its objects are then out of reach, not each missing
         (nor is a new folder made in its place to repair them into)."""
         if not self.root.is_dir():
-            raise Unreachable(f"location {self.name!r}: its folder {self.root} is "
+            raise NotInPlace(f"location {self.name!r}: its folder {self.root} is "
                               f"{'not a folder' if self.root.exists() else 'not there'} "
                               "(a disk not mounted? a folder moved?)")
 
@@ -221,7 +222,7 @@ class FilesystemStore:
             return
         self._reachable()
         if not (self.root / MARKER).is_file() and next(self.root.iterdir(), None) is None:
-            raise Unreachable(f"location {self.name!r}: its folder {self.root} is empty, "
+            raise NotInPlace(f"location {self.name!r}: its folder {self.root} is empty, "
                               "though the catalog holds copies there (a disk not mounted?)")
 
     def _mark(self) -> None:
