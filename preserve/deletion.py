@@ -91,8 +91,7 @@ def delete_file(engine: Engine, stores: Mapping[str, ObjectStore], key: str, rea
         except ObjectMissing:
             continue  # gone already: nothing to delete there
         except PreserveError as exc:
-            raise restated(exc, f"delete: {key}: {' '.join(str(exc).split())}; nothing "
-                                "deleted") from exc
+            raise restated(exc, f"{_refused(key, exc)}; nothing deleted") from exc
     for location in stored.locations:  # a copy held under retention refuses: ask first
         retained = stores[location].retained_until(key)
         if retained is not None and retained > now():
@@ -142,7 +141,7 @@ def _undone(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
     repair would have brought back what a takedown removed). The error to raise."""
     from preserve.reconcile import repair_copy
 
-    said = f"delete: {stored.key}: {' '.join(str(refused).split())}"
+    said = _refused(stored.key, refused)
     if not deleted:
         return restated(refused, f"{said}; nothing deleted")
     lost = {}
@@ -162,6 +161,11 @@ def _undone(engine: Engine, stores: Mapping[str, ObjectStore], stored: StoredFil
     return restated(refused, f"{said}; the copies removed from {', '.join(sorted(lost))} "
                              f"could not be written again ({'; '.join(lost.values())}): the "
                              "file is under-replicated, and the deletion unfinished")
+
+
+def _refused(key: str, error: PreserveError) -> str:
+    """What a location's refusal says, on one line, for the file being deleted."""
+    return f"delete: {key}: {' '.join(str(error).split())}"
 
 
 def keep_tombstone(stores: Mapping[str, ObjectStore], tombstone: Tombstone) -> None:

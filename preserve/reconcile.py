@@ -18,14 +18,13 @@ Listing and metadata are cheap; contents are not re-hashed (that is
 never made is written again from another location whose bytes hash to the
 digest recorded at ingest (re-hashed before they are used), verified where it
 lands, recorded in the catalog (PREMIS event ``replication``) and in the ledger
-(event ``repair``). With no
-good copy anywhere, nothing is touched and the finding stays.
+(event ``repair``). With no good copy anywhere, nothing is touched and the finding
+stays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +34,7 @@ from sqlalchemy import Engine, delete, insert, update
 from preserve import __version__, ledger
 from preserve.catalog import StoredFile, stored_files, write_transaction
 from preserve.catalog.schema import copies, events, missing_copies
-from preserve.errors import ObjectMissing, PreserveError, StorageError, Unreachable
+from preserve.errors import PreserveError, StorageError, Unreachable
 from preserve.fingerprint import iter_chunks, sha256_chunks
 from preserve.ledger import LEDGER
 from preserve.storage import ObjectStore, expect_copies
@@ -92,17 +91,6 @@ def held_objects(store: ObjectStore) -> dict[str, int]:
     """
     return {info.key: info.size for info in store.list()
             if not info.key.startswith((INCOMING + "/", LEDGER))}
-
-
-def _listed(store: ObjectStore, expected: list[str]) -> dict[str, int]:
-    """:func:`held_objects`; a location that lists nothing where the catalog expects
-    copies is asked for one of them, so that one out of reach (a folder whose disk is
-    not mounted) says so rather than seeming to have lost everything."""
-    listed = held_objects(store)
-    if not listed and expected:
-        with suppress(ObjectMissing):  # Unreachable (or another StorageError) if it is so
-            store.open(expected[0]).close()
-    return listed
 
 
 @dataclass
@@ -163,7 +151,8 @@ def _compare(store: ObjectStore, files: list[StoredFile], by_key: Mapping[str, S
              result: ReconcileResult, out_of_reach: dict[str, str]) -> Iterator[Discrepancy]:
     name = store.name
     try:
-        listed = _listed(store, [stored.key for stored in files if name in stored.locations])
+        # (A folder whose disk is not mounted says so: expect_copies told it to.)
+        listed = held_objects(store)
     except StorageError as exc:  # the others are still compared
         if isinstance(exc, Unreachable):  # not merely unlistable: no copy is written there
             out_of_reach[name] = str(exc)

@@ -49,7 +49,8 @@ _FOLDED = re.compile(rb"\r\n[ \t]+")  # a header continued on the next line
 _HTTP_END = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
 _CONSTRUCTORS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5,
                  "sha512": hashlib.sha512}
-# RFC 4648's base32 alphabet, A-Z then 2-7, as the digits int() reads in base 32.
+# RFC 4648's base32 alphabet, A-Z then 2-7 (and a-z as A-Z), as the digits int() reads
+# in base 32.
 _B32_TO_INT = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcdefghijklmnopqrstuvwxyz",
                             "0123456789abcdefghijklmnopqrstuv0123456789abcdefghijklmnop")
 

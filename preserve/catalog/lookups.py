@@ -375,18 +375,16 @@ class Original:
     record_id: str
 
 
-_FIRST_CAPTURE_OF_PAYLOAD = (
-    "SELECT url, capture_time, record_id FROM captures WHERE payload_digest = {}"
+_FIRST_CAPTURE = (
+    "SELECT url, capture_time, record_id FROM captures WHERE payload_digest = {{0}}{within}"
     " AND record_type = 'response' AND status = 200 ORDER BY capture_time, id LIMIT 1")
+_FIRST_CAPTURE_OF_PAYLOAD = _FIRST_CAPTURE.format(within="")
 _FIRST_CAPTURE_STATEMENT = text(_FIRST_CAPTURE_OF_PAYLOAD.format(":digest")).columns(
     url=Text, capture_time=UTCDateTime, record_id=String)
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 # The same within one collection: a crawl deduplicates against its own collection only,
 # so that each collection holds (and exports, and deletes) the bytes of its revisits.
-_FIRST_IN_COLLECTION = (
-    "SELECT url, capture_time, record_id FROM captures WHERE payload_digest = {0}"
-    " AND collection = {1} AND record_type = 'response' AND status = 200"
-    " ORDER BY capture_time, id LIMIT 1")
+_FIRST_IN_COLLECTION = _FIRST_CAPTURE.format(within=" AND collection = {1}")
 _FIRST_IN_COLLECTION_STATEMENT = text(
     _FIRST_IN_COLLECTION.format(":digest", ":collection")).columns(
     url=Text, capture_time=UTCDateTime, record_id=String)

@@ -163,8 +163,8 @@ fixity_runs = Table(
     Column("scope", Text, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
-    # "host pid" of the process running it, and when it last said it was (None once it
-    # stopped without finishing, or for runs made before revision 0011).
+    # "HOST PID PROCESS" of the process running it, and when it last said it was (None
+    # once it has stopped, or for runs made before revision 0011).
     Column("holder", String(300), nullable=True),
     Column("alive_at", UTCDateTime, nullable=True),
 )

@@ -131,7 +131,10 @@ class FilesystemStore:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every stored object whose key starts with prefix, in key order (none when the
-        folder is not there: it may never have been written to)."""
+        folder is not there: it may never have been written to; :class:`NotInPlace` if the
+        catalog holds copies here)."""
+        if self.holds_copies:
+            self._in_place()
         if not self.root.is_dir():
             return
         for path in sorted(self.root.rglob("*")):
@@ -202,7 +205,7 @@ class FilesystemStore:
         return check
 
     def _reachable(self) -> None:
-        """:class:`Unreachable` when the location's folder is not there: a disk that is not
+        """:class:`NotInPlace` when the location's folder is not there: a disk that is not
         mounted, a folder moved away. Its objects are then out of reach, not each missing
         (nor is a new folder made in its place to repair them into)."""
         if not self.root.is_dir():
@@ -211,7 +214,7 @@ class FilesystemStore:
                               "(a disk not mounted? a folder moved?)")
 
     def _in_place(self, writing: bool = False) -> None:
-        """:class:`Unreachable` when the folder is not there (a new location's first write
+        """:class:`NotInPlace` when the folder is not there (a new location's first write
         makes it) or, where the catalog holds copies, when it is empty (no marker, no
         object): the mount point of a disk that is not mounted. What was written there
         would land on the disk beneath, hidden once the disk is mounted again; what was
@@ -221,7 +224,7 @@ class FilesystemStore:
                 self._reachable()
             return
         self._reachable()
-        if not (self.root / MARKER).is_file() and next(self.root.iterdir(), None) is None:
+        if next(self.root.iterdir(), None) is None:  # not even the marker
             raise NotInPlace(f"location {self.name!r}: its folder {self.root} is empty, "
                               "though the catalog holds copies there (a disk not mounted?)")
 
